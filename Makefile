@@ -1,0 +1,33 @@
+# leakwatch — top-level entry points.  See README.md.
+#   make deps   install the Debian packages the build and tests need (if missing)
+#   make build  configure and build (binary: build/leakwatch)
+#   make demo   deps + build + trace the bundled leaky demo program
+#   make test   deps + build + the whole test suite (unit, real-BPF, end-to-end)
+#   make bench  deps + build + benchmarks (results go to bench/results/)
+
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build demo test bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DLEAKWATCH_WERROR=ON >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	@scripts/demo.sh $(BUILD_DIR)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	@bench/run.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR)

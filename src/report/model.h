@@ -1,0 +1,96 @@
+// The report model: plain data produced by the tracker/analysis stages and consumed by the
+// writers (BCC text, JSON, pprof, folded, HTML).  Writers are pure functions of a Report, so
+// every writer is testable without BPF.  Field meanings are documented here once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace leakwatch::report {
+
+// Version of the JSON representation (bump when a field changes meaning).
+inline constexpr int kReportVersion = 1;
+
+struct Frame {
+  uint64_t address = 0;   // absolute address in the traced process (or kernel)
+  std::string function;   // demangled; empty when unknown
+  std::string module;     // basename of the object (e.g. "libc.so.6"), "[kernel]" for kernel
+  std::string module_path;// full path as mapped in the target (may be empty)
+  std::string build_id;   // hex GNU build id of the module when known
+  uint64_t offset = 0;    // address - function start (when function is known)
+  uint64_t module_offset = 0;  // file-relative address inside module (for pprof mappings)
+  std::string file;       // source file from DWARF, empty when unknown
+  int line = 0;           // 0 when unknown
+  bool inlined = false;   // an inlined frame expanded from the same address
+};
+
+// A figure that is either exact or an estimate from sampled data.
+struct Estimate {
+  double sampled = 0;      // the raw (sampled) value as observed
+  double estimate = 0;     // the unbiased estimate of the true value
+  double ci_lo = 0;        // 95% confidence interval; equals estimate when exact
+  double ci_hi = 0;
+};
+
+struct Allocation {        // one outstanding allocation (for -a / show-allocs)
+  uint64_t address = 0;
+  uint64_t size = 0;
+  double age_s = 0;
+};
+
+enum class Verdict { kUnknown, kLeak, kCache, kTransient };
+
+struct StackReport {
+  uint64_t stack_id = 0;            // opaque, stable within one session
+  std::vector<Frame> frames;        // innermost (allocation call site) first
+  bool truncated = false;           // the unwinder could not reach the outermost frame
+  Estimate bytes;                   // outstanding bytes
+  Estimate count;                   // outstanding allocations
+  Estimate alloc_bytes;             // allocated during the session (freed or not)
+  Estimate alloc_count;
+  Verdict verdict = Verdict::kUnknown;
+  double score = 0;                 // confidence in the verdict, [0, 1]
+  std::string reason;               // one line with the numbers behind the verdict
+  double growth_bytes_per_s = 0;    // slope of outstanding bytes over the session
+  double oldest_age_s = 0;          // age of the oldest surviving allocation
+  std::vector<Allocation> allocations;  // filled only when requested (-a)
+};
+
+enum class SamplingMode { kExact, kCalls, kBytes };
+
+struct Sampling {
+  SamplingMode mode = SamplingMode::kExact;
+  uint64_t rate = 1;                // N for kCalls (1 in N calls), R bytes for kBytes
+};
+
+struct Target {
+  int pid = 0;                      // 0 in kernel mode or for a cgroup
+  std::string comm;
+  std::string cgroup;               // when tracing a cgroup
+  bool kernel = false;
+};
+
+struct Report {
+  int version = kReportVersion;
+  Target target;
+  Sampling sampling;
+  double duration_s = 0;            // since attach
+  int64_t timestamp_unix_ms = 0;    // when this report was produced
+  bool final = false;               // the last report of the session
+  std::vector<StackReport> stacks;  // ordered as they should be printed (largest first)
+  // Every loss counter by name (e.g. "allocs_map_full", "stack_lost", "attach_failed"),
+  // always present, zero when nothing was lost.
+  std::map<std::string, uint64_t> lost;
+  // Human-readable notes about the session (attach failures by function, etc.).
+  std::vector<std::string> notes;
+};
+
+const char* to_string(Verdict v);
+const char* to_string(SamplingMode m);
+std::optional<Verdict> verdict_from_string(const std::string& s);
+std::optional<SamplingMode> sampling_mode_from_string(const std::string& s);
+
+}  // namespace leakwatch::report
