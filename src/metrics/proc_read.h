@@ -1,0 +1,20 @@
+// Small-file reads for /proc and cgroupfs.  These files are generated on read, so they are
+// read with one open/read loop into a caller-owned buffer that is reused between samples:
+// no stream objects and no allocation once the buffer has grown.  Thread-safe (no state).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace leakwatch::metrics {
+
+// Reads the whole file at `path` into `buf` and returns a view of it.  On failure the
+// Error carries errno (ENOENT/ESRCH: gone, EACCES/EPERM: not permitted).
+[[nodiscard]] Result<std::string_view> read_proc_file(const std::string& path, std::string& buf);
+
+// True when an error means the process or cgroup no longer exists.
+bool is_gone(const Error& e);
+
+}  // namespace leakwatch::metrics
