@@ -4,17 +4,28 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/memleak_cmd.h"
+
 namespace leakwatch::cli {
 
 int run(int argc, char** argv) {
-  CLI::App app{"leakwatch: find memory leaks in running processes with eBPF"};
+  CLI::App app{
+      "leakwatch: find memory leaks in running processes with eBPF.\n"
+      "  memleak  trace the allocator of a process (BCC memleak compatible)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "leakwatch 0.1.0");
+
+  MemleakOptions memleak;
+  CLI::App* memleak_cmd = add_memleak_subcommand(app, memleak);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
   }
-  return 0;
+  if (memleak_cmd->parsed()) return run_memleak(memleak);
+  return 2;
 }
 
 }  // namespace leakwatch::cli

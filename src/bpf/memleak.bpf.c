@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: GPL-2.0
+/* leakwatch memleak: uprobes on the allocator.
+ *
+ * Allocation functions are traced at entry and (when needed) at return; release functions
+ * at entry only.  One program serves every function: the attach cookie says which one it is
+ * (enum lw_fn_kind).  Two attach styles share the logic below:
+ *   - session (kernel >= 6.13): one uprobe_multi session link; the entry decides whether
+ *     the return run is needed and returns non-zero to skip it (unsampled calls pay only
+ *     the entry trap);
+ *   - classic: a uprobe and a uretprobe per function; the return always runs.
+ *
+ * Nesting: a probed call made inside another probed call (operator new -> malloc,
+ * realloc(NULL) -> malloc, memalign -> malloc, reallocarray -> realloc tail call) is
+ * counted once, for the outermost call.  The outer call leaves per-thread state between its
+ * entry and its return (calls that can nest always run their return, so the state is always
+ * cleared); an entry on the same thread, deeper on the stack, while that state is active is
+ * nested.  mmap/mremap/munmap made by the allocator itself (malloc -> mmap, realloc ->
+ * mremap, free -> munmap) are recognised by their caller: the return address lies in one of
+ * the allocator objects.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "bpf/memleak.h"
+#include "bpf/sampling_table.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define LW_SAMPLE_EXACT 0
+#define LW_SAMPLE_CALLS 1
+#define LW_SAMPLE_BYTES 2
+
+/* A nested call happens while its outer call runs; state older than this is stale (a
+ * return that never came, e.g. operator new left by an exception). */
+#define LW_NEST_WINDOW_NS (100ULL * 1000 * 1000)
+
+const volatile __u64 min_size = 0;
+const volatile __u64 max_size = ~0ULL;
+const volatile __u32 sample_mode = LW_SAMPLE_EXACT;
+const volatile __u64 sample_rate = 1;
+const volatile __u32 exp_table[LW_EXP_TABLE_SIZE] = {};
+const volatile __u32 trace_events = 0;
+const volatile __u32 n_allocator_inodes = 0;
+const volatile __u64 allocator_inodes[LW_MAX_ALLOCATOR_OBJECTS] = {};
+
+extern bool bpf_session_is_return(void) __ksym __weak;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1000000);
+  __type(key, struct lw_alloc_key);
+  __type(value, struct lw_alloc_info);
+} allocs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+  __uint(max_entries, 16384);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, LW_MAX_STACK_DEPTH * sizeof(__u64));
+} stack_traces SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct lw_combined_key);
+  __type(value, struct lw_combined);
+} combined SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, struct lw_thread_state);
+} threads SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, LW_CNT_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} counters SEC(".maps");
+
+/* Per-CPU byte countdown for byte sampling: bytes left until the next sample point. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct lw_byte_sampler);
+} countdown SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 4096);
+} events SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+  __u64 *v = bpf_map_lookup_elem(&counters, &idx);
+  if (v)
+    *v += 1;
+}
+
+/* Calls that can contain another probed call always run their return probe. */
+static __always_inline bool may_nest(__u32 kind, __u64 old_ptr)
+{
+  switch (kind) {
+  case LW_FN_NEW:
+  case LW_FN_REALLOCARRAY:
+  case LW_FN_POSIX_MEMALIGN:
+  case LW_FN_ALIGNED_ALLOC:
+  case LW_FN_VALLOC:
+    return true;
+  case LW_FN_REALLOC:
+    return old_ptr == 0;
+  default:
+    return false;
+  }
+}
+
+static __always_inline bool is_nested(const struct lw_thread_state *st, __u64 sp, __u32 kind,
+                                      __u64 now)
+{
+  if (!st->active || now - st->ts > LW_NEST_WINDOW_NS)
+    return false;
+  if (sp < st->sp)
+    return true;
+  /* Same frame, other function: the outer one tail-called into us. */
+  return sp == st->sp && kind != st->kind;
+}
+
+struct vma_ctx {
+  bool internal;
+};
+
+static long check_vma(struct task_struct *task, struct vm_area_struct *vma, struct vma_ctx *c)
+{
+  struct file *f = BPF_CORE_READ(vma, vm_file);
+  if (!f)
+    return 0;
+  __u64 ino = BPF_CORE_READ(f, f_inode, i_ino);
+  for (__u32 i = 0; i < LW_MAX_ALLOCATOR_OBJECTS; i++) {
+    if (i >= n_allocator_inodes)
+      break;
+    if (allocator_inodes[i] == ino) {
+      c->internal = true;
+      break;
+    }
+  }
+  return 0;
+}
+
+/* Whether the function probed at this entry was called from an allocator object. */
+static __always_inline bool called_by_allocator(struct pt_regs *ctx)
+{
+  __u64 ret_addr = 0;
+  if (n_allocator_inodes == 0)
+    return false;
+  if (bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)PT_REGS_SP(ctx)))
+    return false;
+  struct vma_ctx c = {};
+  bpf_find_vma(bpf_get_current_task_btf(), ret_addr, check_vma, &c, 0);
+  return c.internal;
+}
+
+static __always_inline bool sample_decision(__u64 size)
+{
+  if (size < min_size || size > max_size)
+    return false;
+  if (sample_mode == LW_SAMPLE_EXACT)
+    return true;
+  if (sample_mode == LW_SAMPLE_CALLS)
+    return sample_rate <= 1 || bpf_get_prandom_u32() % sample_rate == 0;
+  /* Bytes: a Poisson process over allocated bytes (see bpf/sampling_table.h). */
+  __u32 zero = 0;
+  struct lw_byte_sampler *st = bpf_map_lookup_elem(&countdown, &zero);
+  if (!st)
+    return false;
+  return lw_sample_bytes(st, size, sample_rate, exp_table, bpf_get_prandom_u32());
+}
+
+static __always_inline void emit(__u32 tgid, __u32 tid, __u64 addr, __u64 size, __u32 kind,
+                                 __u32 type)
+{
+  struct lw_event e = {
+      .ts = bpf_ktime_get_ns(), .addr = addr, .size = size,
+      .tgid = tgid, .tid = tid, .kind = kind, .type = type,
+  };
+  if (bpf_ringbuf_output(&events, &e, sizeof(e), 0))
+    count(LW_CNT_EVENTS_LOST);
+}
+
+static __always_inline void combined_add(__u32 tgid, __s32 stack_id, __s64 size, __s64 n)
+{
+  struct lw_combined_key key = {.tgid = tgid, .stack_id = stack_id};
+  struct lw_combined *c = bpf_map_lookup_elem(&combined, &key);
+  if (!c) {
+    if (n < 0)
+      return;
+    struct lw_combined init = {};
+    /* NOEXIST: another CPU may have inserted it meanwhile; the lookup finds either. */
+    bpf_map_update_elem(&combined, &key, &init, BPF_NOEXIST);
+    c = bpf_map_lookup_elem(&combined, &key);
+    if (!c) {
+      count(LW_CNT_COMBINED_FULL);
+      return;
+    }
+  }
+  __sync_fetch_and_add(&c->total_size, size);
+  __sync_fetch_and_add(&c->number_of_allocs, n);
+}
+
+static __always_inline void release(__u64 addr, __u64 id, __u32 kind)
+{
+  struct lw_alloc_key key = {.addr = addr, .tgid = id >> 32};
+  struct lw_alloc_info *info = bpf_map_lookup_elem(&allocs, &key);
+  if (!info)
+    return;
+  __u64 size = info->size;
+  combined_add(key.tgid, info->stack_id, -(__s64)size, -1);
+  bpf_map_delete_elem(&allocs, &key);
+  count(LW_CNT_FREED);
+  if (trace_events)
+    emit(key.tgid, (__u32)id, addr, size, kind, 1);
+}
+
+static __always_inline void record(struct pt_regs *ctx, __u64 id, __u64 addr, __u64 size,
+                                   __u32 kind)
+{
+  struct lw_alloc_key key = {.addr = addr, .tgid = id >> 32};
+  struct lw_alloc_info info = {
+      .size = size, .timestamp_ns = bpf_ktime_get_ns(), .kind = kind,
+  };
+  info.stack_id = bpf_get_stackid(ctx, &stack_traces, BPF_F_USER_STACK);
+  if (info.stack_id < 0)
+    count(LW_CNT_STACK_LOST);
+
+  /* An address still in the map means its free was not seen: replace it consistently. */
+  struct lw_alloc_info *stale = bpf_map_lookup_elem(&allocs, &key);
+  if (stale)
+    combined_add(key.tgid, stale->stack_id, -(__s64)stale->size, -1);
+  if (bpf_map_update_elem(&allocs, &key, &info, BPF_ANY)) {
+    count(LW_CNT_ALLOCS_FULL);
+    return;
+  }
+  count(LW_CNT_RECORDED);
+  combined_add(key.tgid, info.stack_id, size, 1);
+  if (trace_events)
+    emit(key.tgid, (__u32)id, addr, size, kind, 0);
+}
+
+static __always_inline bool mul_overflows(__u64 a, __u64 b)
+{
+  if (!((a | b) >> 32))
+    return false;
+  __u64 limit = a ? ~0ULL / a : ~0ULL;
+  /* keep clang from turning the division into a 128-bit multiply BPF cannot do */
+  asm volatile("" : "+r"(limit));
+  return a && b > limit;
+}
+
+/* Returns true when the return run is wanted. */
+static __always_inline bool alloc_entry(struct pt_regs *ctx, __u32 kind)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tid = (__u32)id;
+  __u64 now = bpf_ktime_get_ns();
+  __u64 sp = PT_REGS_SP(ctx);
+
+  count(LW_CNT_ALLOC_CALLS);
+  struct lw_thread_state *st = bpf_map_lookup_elem(&threads, &tid);
+  if (st && is_nested(st, sp, kind, now)) {
+    count(LW_CNT_NESTED);
+    return false;
+  }
+
+  __u64 a0 = PT_REGS_PARM1(ctx), a1 = PT_REGS_PARM2(ctx), a2 = PT_REGS_PARM3(ctx);
+  __u64 size = 0, old_ptr = 0, memptr = 0;
+  switch (kind) {
+  case LW_FN_MALLOC:
+  case LW_FN_VALLOC:
+  case LW_FN_NEW:
+    size = a0;
+    break;
+  case LW_FN_CALLOC:
+    if (mul_overflows(a0, a1))
+      return false; /* calloc fails */
+    size = a0 * a1;
+    break;
+  case LW_FN_REALLOC:
+    old_ptr = a0;
+    size = a1;
+    break;
+  case LW_FN_REALLOCARRAY:
+    if (mul_overflows(a1, a2))
+      return false;
+    old_ptr = a0;
+    size = a1 * a2;
+    break;
+  case LW_FN_POSIX_MEMALIGN:
+    memptr = a0;
+    size = a2;
+    break;
+  case LW_FN_ALIGNED_ALLOC:
+    size = a1;
+    break;
+  case LW_FN_MMAP:
+    size = a1;
+    if (called_by_allocator(ctx)) {
+      count(LW_CNT_INTERNAL_MAP);
+      return false;
+    }
+    break;
+  case LW_FN_MREMAP:
+    old_ptr = a0;
+    size = a2;
+    if (called_by_allocator(ctx)) {
+      count(LW_CNT_INTERNAL_MAP);
+      return false;
+    }
+    break;
+  default:
+    return false;
+  }
+
+  bool sampled = sample_decision(size);
+  if (sampled)
+    count(LW_CNT_SAMPLED);
+  bool need_return = sampled || may_nest(kind, old_ptr);
+  if (!need_return && old_ptr) {
+    /* The old block is released only if the call succeeds: only the return knows. */
+    struct lw_alloc_key key = {.addr = old_ptr, .tgid = id >> 32};
+    need_return = bpf_map_lookup_elem(&allocs, &key) != NULL;
+  }
+  if (!need_return)
+    return false;
+
+  struct lw_thread_state ns = {
+      .sp = sp, .ts = now, .size = size, .old_ptr = old_ptr, .memptr = memptr,
+      .kind = kind, .active = 1, .sampled = sampled,
+  };
+  if (bpf_map_update_elem(&threads, &tid, &ns, BPF_ANY)) {
+    count(LW_CNT_STATE_FULL);
+    return false;
+  }
+  return true;
+}
+
+static __always_inline void alloc_return(struct pt_regs *ctx)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tid = (__u32)id;
+
+  count(LW_CNT_RETURN_CALLS);
+  struct lw_thread_state *st = bpf_map_lookup_elem(&threads, &tid);
+  if (!st || !st->active)
+    return;
+  struct lw_thread_state s = *st;
+  st->active = 0;
+
+  __u64 ret = PT_REGS_RC(ctx);
+  __u64 addr = ret;
+  bool ok;
+  switch (s.kind) {
+  case LW_FN_POSIX_MEMALIGN:
+    ok = (int)ret == 0 && s.memptr &&
+         bpf_probe_read_user(&addr, sizeof(addr), (void *)s.memptr) == 0;
+    break;
+  case LW_FN_MMAP:
+  case LW_FN_MREMAP:
+    ok = ret != ~0ULL;
+    break;
+  default:
+    ok = ret != 0;
+    break;
+  }
+
+  if (s.old_ptr) {
+    /* realloc(p, 0) returning NULL has freed p (glibc). */
+    bool released = ok || (s.kind == LW_FN_REALLOC && s.size == 0);
+    if (released)
+      release(s.old_ptr, id, s.kind);
+    if (!ok && released)
+      return;
+  }
+  if (!ok) {
+    count(LW_CNT_FAILED_ALLOCS);
+    return;
+  }
+  if (s.sampled)
+    record(ctx, id, addr, s.size, s.kind);
+}
+
+static __always_inline void free_entry(struct pt_regs *ctx, __u32 kind)
+{
+  count(LW_CNT_FREE_CALLS);
+  __u64 ptr = PT_REGS_PARM1(ctx);
+  if (!ptr)
+    return;
+  release(ptr, bpf_get_current_pid_tgid(), kind);
+}
+
+/* ---- session style: one program, entry and return ---- */
+
+SEC("uprobe")
+int lw_alloc_session(struct pt_regs *ctx)
+{
+  if (bpf_session_is_return()) {
+    alloc_return(ctx);
+    return 0;
+  }
+  return alloc_entry(ctx, (__u32)bpf_get_attach_cookie(ctx)) ? 0 : 1;
+}
+
+/* uprobe_multi (entry only) for release functions */
+SEC("uprobe")
+int lw_free_multi(struct pt_regs *ctx)
+{
+  free_entry(ctx, (__u32)bpf_get_attach_cookie(ctx));
+  return 0;
+}
+
+/* ---- classic style: a uprobe and a uretprobe per function ---- */
+
+SEC("uprobe")
+int lw_alloc_entry(struct pt_regs *ctx)
+{
+  alloc_entry(ctx, (__u32)bpf_get_attach_cookie(ctx));
+  return 0;
+}
+
+SEC("uretprobe")
+int lw_alloc_return(struct pt_regs *ctx)
+{
+  alloc_return(ctx);
+  return 0;
+}
+
+SEC("uprobe")
+int lw_free_entry(struct pt_regs *ctx)
+{
+  free_entry(ctx, (__u32)bpf_get_attach_cookie(ctx));
+  return 0;
+}

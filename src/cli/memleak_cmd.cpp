@@ -1,0 +1,515 @@
+#include "cli/memleak_cmd.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+#include "analysis/sampling.h"
+#include "cli/child_process.h"
+#include "common/atomic_file.h"
+#include "common/fd.h"
+#include "common/log.h"
+#include "common/proc_maps.h"
+#include "common/units.h"
+#include "probe/allocator_plan.h"
+#include "probe/memleak_probe.h"
+#include "report/render.h"
+#include "tracker/frame_resolver.h"
+#include "tracker/tracker.h"
+
+namespace leakwatch::cli {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitTargetGone = 3;
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string local_hhmmss() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm;
+  ::localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return buf;
+}
+
+const char* kind_name(uint32_t kind) {
+  switch (kind) {
+    case LW_FN_MALLOC: return "malloc";
+    case LW_FN_CALLOC: return "calloc";
+    case LW_FN_REALLOC: return "realloc";
+    case LW_FN_REALLOCARRAY: return "reallocarray";
+    case LW_FN_POSIX_MEMALIGN: return "posix_memalign";
+    case LW_FN_ALIGNED_ALLOC: return "aligned_alloc";
+    case LW_FN_VALLOC: return "valloc";
+    case LW_FN_NEW: return "operator new";
+    case LW_FN_MMAP: return "mmap";
+    case LW_FN_MREMAP: return "mremap";
+    case LW_FN_FREE: return "free";
+    case LW_FN_MUNMAP: return "munmap";
+    default: return "?";
+  }
+}
+
+// Everything validated and derived from the flags before anything is attached.
+struct Plan {
+  report::Sampling sampling;
+  probe::SampleMode sample_mode = probe::SampleMode::kExact;
+  uint64_t min_size = 0, max_size = UINT64_MAX;
+  report::Format format = report::Format::kText;
+  probe::AttachMode attach = probe::AttachMode::kAuto;
+  tracker::SortBy sort = tracker::SortBy::kSize;
+  std::optional<report::Verdict> verdicts_only;
+};
+
+Result<Plan> validate(const MemleakOptions& o) {
+  Plan p;
+  if (o.pid == 0 && o.command.empty())
+    return fail("kernel mode (no -p or -c) is not available yet: give -p PID or -c COMMAND");
+  if (o.pid != 0 && !o.command.empty()) return fail("-p and -c cannot be used together");
+  if (o.pid < 0) return fail("-p: not a valid pid: {}", o.pid);
+  if (o.wa_missing_free) return fail("--wa-missing-free applies to kernel mode, which is not available yet");
+  if (o.percpu) return fail("--percpu applies to kernel mode, which is not available yet");
+  if (o.interval_s <= 0) return fail("interval must be positive, got {}", o.interval_s);
+  if (o.count == 0 || o.count < -1) return fail("count must be positive, got {}", o.count);
+  if (o.older_ms < 0) return fail("-o: age must be >= 0 ms, got {}", o.older_ms);
+  if (o.top <= 0) return fail("-T: must be positive, got {}", o.top);
+  if (o.duration_s < 0) return fail("--duration: must be >= 0, got {}", o.duration_s);
+  if (o.sample_rate == 0) return fail("-s: sample rate must be >= 1");
+  if (!o.sample_bytes.empty() && o.sample_rate > 1)
+    return fail("-s and --sample-bytes cannot be used together");
+  if (!o.sample_bytes.empty()) {
+    auto r = parse_size(o.sample_bytes);
+    if (!r) return fail("--sample-bytes: {}", r.error().message);
+    if (*r == 0 || *r > (1ull << 40)) return fail("--sample-bytes: must be between 1 and 1T");
+    p.sampling = {report::SamplingMode::kBytes, *r};
+    p.sample_mode = probe::SampleMode::kBytes;
+  } else if (o.sample_rate > 1) {
+    p.sampling = {report::SamplingMode::kCalls, o.sample_rate};
+    p.sample_mode = probe::SampleMode::kCalls;
+  }
+  if (!o.min_size.empty()) {
+    auto r = parse_size(o.min_size);
+    if (!r) return fail("-z: {}", r.error().message);
+    p.min_size = *r;
+  }
+  if (!o.max_size.empty()) {
+    auto r = parse_size(o.max_size);
+    if (!r) return fail("-Z: {}", r.error().message);
+    p.max_size = *r;
+  }
+  if (p.min_size > p.max_size) return fail("-z {} is larger than -Z {}", p.min_size, p.max_size);
+  auto f = report::parse_format(o.format);
+  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded)", o.format);
+  p.format = *f;
+  if (p.format == report::Format::kPprof && o.output.empty() && ::isatty(STDOUT_FILENO))
+    return fail("--format pprof is binary: give --output FILE");
+  if (o.attach == "session") p.attach = probe::AttachMode::kSession;
+  else if (o.attach == "classic") p.attach = probe::AttachMode::kClassic;
+  else if (o.attach != "auto") return fail("--attach: unknown mode '{}' (auto, session, classic)", o.attach);
+  if (o.sort == "count") p.sort = tracker::SortBy::kCount;
+  else if (o.sort != "size") return fail("--sort: unknown key '{}' (size, count)", o.sort);
+  if (!o.verdicts_only.empty()) {
+    p.verdicts_only = report::verdict_from_string(o.verdicts_only);
+    if (!p.verdicts_only) return fail("--verdicts-only: unknown verdict '{}' (leak, cache, transient, unknown)", o.verdicts_only);
+  }
+  if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
+  return p;
+}
+
+Result<void> check_environment() {
+  if (::geteuid() != 0)
+    return fail("leakwatch memleak needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)");
+  struct stat st;
+  if (::stat("/sys/kernel/btf/vmlinux", &st) != 0)
+    return fail("no kernel BTF at /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y");
+  return {};
+}
+
+class Session {
+ public:
+  Session(const MemleakOptions& o, const Plan& p) : o_(o), p_(p) {}
+  int run();
+
+ private:
+  Result<void> setup();
+  void print_probes() const;
+  report::Report build_report(bool final_report);
+  void emit_interval_report();
+  int finish();
+
+  const MemleakOptions& o_;
+  const Plan& p_;
+  int target_pid_ = 0;
+  std::unique_ptr<ChildProcess> child_;
+  std::unique_ptr<probe::MemleakProbe> probe_;
+  tracker::SymbolizingResolver resolver_;
+  std::unique_ptr<tracker::Tracker> tracker_;
+  UniqueFd signal_fd_;
+  UniqueFd pid_fd_;
+  uint64_t start_ns_ = 0;
+  int64_t reports_ = 0;
+  bool interval_text_ = false;  // print the BCC text report every interval
+};
+
+Result<void> Session::setup() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGPIPE);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  signal_fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd_.valid()) return fail_errno("signalfd");
+
+  probe::PlanRequest req;
+  req.objects = o_.objects;
+  req.symbols_prefix = o_.symbols_prefix;
+  if (o_.pid > 0) {
+    if (!process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
+    target_pid_ = o_.pid;
+    req.pid = o_.pid;
+    pid_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, o_.pid, 0)));
+  } else {
+    auto words = split_command(o_.command);
+    if (!words) return std::unexpected(words.error());
+    auto path = resolve_executable((*words)[0]);
+    if (!path) return std::unexpected(path.error());
+    req.command_path = *path;
+    auto child = ChildProcess::Spawn(*path, *words);
+    if (!child) return std::unexpected(child.error());
+    child_ = std::move(*child);
+    target_pid_ = child_->pid();
+  }
+
+  auto objects = probe::plan_allocator_probes(req);
+  if (!objects) return std::unexpected(objects.error());
+
+  probe::MemleakConfig cfg;
+  cfg.pid = target_pid_;
+  cfg.objects = std::move(*objects);
+  cfg.min_size = p_.min_size;
+  cfg.max_size = p_.max_size;
+  cfg.sample_mode = p_.sample_mode;
+  cfg.sample_rate = p_.sampling.rate;
+  if (p_.sample_mode == probe::SampleMode::kBytes) cfg.exp_table = analysis::exponential_table();
+  cfg.max_allocs = o_.max_allocs;
+  cfg.max_stacks = o_.max_stacks;
+  cfg.trace = o_.trace;
+  cfg.attach_mode = p_.attach;
+  auto probe = probe::MemleakProbe::Create(cfg);
+  if (!probe) {
+    if (o_.pid > 0 && !process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
+    return std::unexpected(probe.error());
+  }
+  probe_ = std::move(*probe);
+
+  tracker::TrackerConfig tc;
+  tc.sampling = p_.sampling;
+  tc.target.pid = target_pid_;
+  tc.target.comm = o_.pid > 0 ? process_comm(o_.pid) : "";
+  tc.min_age_ns = static_cast<uint64_t>(o_.older_ms * 1e6);
+  tc.show_allocs = o_.show_allocs;
+  tc.combined_only = o_.combined_only;
+  tc.sort_by = p_.sort;
+  tracker_ = std::make_unique<tracker::Tracker>(tc, resolver_);
+  return {};
+}
+
+void Session::print_probes() const {
+  log::info("attach mode: {}", probe_->session_mode() ? "uprobe session (unsampled calls skip the return probe)"
+                                                      : "classic uprobe + uretprobe");
+  for (const auto& a : probe_->attach_results()) {
+    if (a.skipped)
+      log::info("  {:<38} {:<28} not probed: {}", a.function, a.object, a.error);
+    else if (a.ok)
+      log::info("  {:<38} {:<28} at 0x{:x}{}", a.function, a.object, a.offset,
+                a.emulated ? " (emulated)" : " (single-stepped)");
+    else
+      log::info("  {:<38} {:<28} FAILED: {}", a.function, a.object, a.error);
+  }
+}
+
+report::Report Session::build_report(bool final_report) {
+  tracker::Snapshot snap;
+  if (o_.combined_only) {
+    auto c = probe_->read_combined();
+    if (c) snap.combined = std::move(*c);
+    else log::warn("{}", c.error().message);
+  } else {
+    auto a = probe_->read_allocs();
+    if (a) snap.allocs = std::move(*a);
+    else log::warn("{}", a.error().message);
+  }
+  snap.counters = probe_->read_counters();
+  snap.failed_attaches = probe_->failed_attaches();
+  snap.read_stack = [this](int32_t id) { return probe_->read_stack(id); };
+  uint64_t now = monotonic_ns();
+  report::Report rep = tracker_->update(snap, now, static_cast<double>(now - start_ns_) / 1e9);
+  rep.final = final_report;
+  if (rep.target.comm.empty()) rep.target.comm = process_comm(target_pid_);
+  for (const auto& a : probe_->attach_results())
+    if (!a.ok && !a.skipped)
+      rep.notes.push_back(fmt::format("attach failed: {} in {}: {}", a.function, a.object, a.error));
+  if (p_.verdicts_only) {
+    std::erase_if(rep.stacks, [&](const report::StackReport& s) { return s.verdict != *p_.verdicts_only; });
+  }
+  if (o_.verbose) {
+    const auto& c = snap.counters;
+    rep.notes.push_back(fmt::format(
+        "probe hits: alloc {} free {} return {}; sampled {} recorded {} freed {} nested {} "
+        "allocator-internal maps {} failed allocations {}",
+        c[LW_CNT_ALLOC_CALLS], c[LW_CNT_FREE_CALLS], c[LW_CNT_RETURN_CALLS], c[LW_CNT_SAMPLED],
+        c[LW_CNT_RECORDED], c[LW_CNT_FREED], c[LW_CNT_NESTED], c[LW_CNT_INTERNAL_MAP],
+        c[LW_CNT_FAILED_ALLOCS]));
+  }
+  return rep;
+}
+
+report::TextOptions text_options(const MemleakOptions& o) {
+  report::TextOptions t;
+  t.top = o.top;
+  t.show_allocs = o.show_allocs;
+  t.time_hhmmss = local_hhmmss();
+  return t;
+}
+
+void Session::emit_interval_report() {
+  report::Report rep = build_report(false);
+  reports_++;
+  if (!interval_text_) return;
+  std::string text = report::write_bcc_text(rep, text_options(o_));
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+int Session::finish() {
+  report::Report rep = build_report(true);
+  auto out = report::render(rep, p_.format, text_options(o_));
+  if (!out) {
+    log::error("{}", out.error().message);
+    return kExitError;
+  }
+  if (!o_.output.empty()) {
+    if (auto w = write_file_atomic(o_.output, *out); !w) {
+      log::error("{}", w.error().message);
+      return kExitError;
+    }
+    log::info("report written to {}", o_.output);
+  } else {
+    std::fwrite(out->data(), 1, out->size(), stdout);
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
+int Session::run() {
+  if (auto r = setup(); !r) {
+    log::error("{}", r.error().message);
+    return kExitError;
+  }
+  if (o_.verbose) print_probes();
+  for (const auto& a : probe_->attach_results())
+    if (!a.ok && !a.skipped) log::warn("could not attach to {} in {}: {}", a.function, a.object, a.error);
+
+  interval_text_ = o_.output.empty() && p_.format == report::Format::kText;
+  if (child_) std::printf("Executing '%s' and tracing the resulting process.\n", o_.command.c_str());
+  std::printf("Attaching to pid %d, Ctrl+C to quit.\n", target_pid_);
+  std::fflush(stdout);
+  start_ns_ = monotonic_ns();
+  if (child_) {
+    if (auto r = child_->release(); !r) {
+      log::error("{}", r.error().message);
+      return kExitError;
+    }
+  }
+
+  const uint64_t interval_ns = static_cast<uint64_t>(o_.interval_s * 1e9);
+  const uint64_t end_ns = o_.duration_s > 0 ? start_ns_ + static_cast<uint64_t>(o_.duration_s * 1e9) : 0;
+  uint64_t next_report = start_ns_ + interval_ns;
+  int exit_code = kExitOk;
+  std::string stop_reason;
+
+  auto print_event = [&](const lw_event& e) {
+    if (e.type == 0)
+      std::printf("[%u/%u] alloc exited, size = %llu, result = %llx (%s)\n", e.tgid, e.tid,
+                  static_cast<unsigned long long>(e.size), static_cast<unsigned long long>(e.addr),
+                  kind_name(e.kind));
+    else
+      std::printf("[%u/%u] free entered, address = %llx, size = %llu\n", e.tgid, e.tid,
+                  static_cast<unsigned long long>(e.addr), static_cast<unsigned long long>(e.size));
+  };
+
+  for (;;) {
+    uint64_t now = monotonic_ns();
+    if (end_ns && now >= end_ns) {
+      stop_reason = "duration reached";
+      break;
+    }
+    if (now >= next_report) {
+      if (o_.count > 0 && reports_ + 1 >= o_.count) {
+        stop_reason = "count reached";
+        break;  // the last report is the final one
+      }
+      emit_interval_report();
+      next_report += interval_ns;
+      if (next_report <= now) next_report = now + interval_ns;
+      continue;
+    }
+    uint64_t wake = next_report;
+    if (end_ns && end_ns < wake) wake = end_ns;
+    int timeout_ms = static_cast<int>((wake - now + 999999) / 1000000);
+    if (o_.trace) timeout_ms = std::min(timeout_ms, 100);
+
+    pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {pid_fd_.get(), POLLIN, 0}};
+    int nfds = pid_fd_.valid() ? 2 : 1;
+    int r = ::poll(fds, static_cast<nfds_t>(nfds), timeout_ms);
+    if (o_.trace) probe_->poll_events(0, print_event);
+    if (r < 0 && errno != EINTR) {
+      log::error("poll: {}", std::strerror(errno));
+      exit_code = kExitError;
+      break;
+    }
+    bool stop = false;
+    if (r > 0 && (fds[0].revents & POLLIN)) {
+      signalfd_siginfo si;
+      while (::read(signal_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
+          stop = true;
+          stop_reason = si.ssi_signo == SIGINT ? "interrupted" : "terminated";
+        }
+      }
+    }
+    if (child_ && child_->poll([&] { resolver_.snapshot(static_cast<uint32_t>(target_pid_)); })) {
+      int st = child_->exit_status();
+      if (WIFSIGNALED(st)) {
+        log::error("the command was killed by signal {} ({})", WTERMSIG(st), strsignal(WTERMSIG(st)));
+        exit_code = kExitTargetGone;
+      } else if (o_.verbose) {
+        log::info("the command exited with status {}", WEXITSTATUS(st));
+      }
+      stop = true;
+      stop_reason = "command exited";
+    }
+    if (nfds == 2 && (fds[1].revents & POLLIN)) {
+      log::error("pid {} exited during tracing; final report follows", target_pid_);
+      exit_code = kExitTargetGone;
+      stop = true;
+      stop_reason = "target exited";
+    }
+    if (stop) break;
+  }
+  if (o_.trace) probe_->poll_events(0, print_event);
+  log::debug("stopping: {}", stop_reason);
+  int rc = finish();
+  return rc != kExitOk ? rc : exit_code;
+}
+
+}  // namespace
+
+CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
+  CLI::App* sub = app.add_subcommand(
+      "memleak",
+      "Trace outstanding allocations of a process (BCC memleak compatible).\n"
+      "Probes malloc/calloc/realloc/free, posix_memalign & co., C++ operator new/delete and\n"
+      "mmap/munmap/mremap called by the program, keeps each outstanding allocation by address\n"
+      "and prints the stacks holding the most memory every INTERVAL seconds.");
+  sub->add_option("interval", o.interval_s, "interval in seconds to print outstanding allocations")
+      ->capture_default_str();
+  sub->add_option("count", o.count, "number of times to print the report before exiting");
+  sub->add_option("-p,--pid", o.pid, "the PID to trace");
+  sub->add_flag("-t,--trace", o.trace, "print trace messages for each alloc/free call");
+  sub->add_flag("-a,--show-allocs", o.show_allocs,
+                "show allocation addresses and sizes as well as call stacks");
+  sub->add_option("-o,--older", o.older_ms,
+                  "prune allocations younger than this age in milliseconds")
+      ->capture_default_str();
+  sub->add_option("-c,--command", o.command,
+                  "execute and trace the specified command (it starts once the probes are "
+                  "attached and is ended when leakwatch ends)");
+  sub->add_flag("--combined-only", o.combined_only,
+                "show combined allocation statistics only (per-stack totals kept in BPF)");
+  sub->add_flag("--wa-missing-free", o.wa_missing_free,
+                "workaround to alleviate misjudgments when free is missing (kernel mode)");
+  sub->add_option("-s,--sample-rate", o.sample_rate,
+                  "sample every N-th allocation (random 1-in-N draw); printed figures stay "
+                  "sampled as in BCC, an estimate line (x N) follows")
+      ->capture_default_str();
+  sub->add_option("--sample-bytes", o.sample_bytes,
+                  "byte sampling: each allocated byte sampled with probability 1/R (e.g. 512K); "
+                  "unbiased estimates with 95% intervals");
+  sub->add_option("-T,--top", o.top, "display only this many top allocating stacks (by size)")
+      ->capture_default_str();
+  sub->add_option("-z,--min-size", o.min_size, "capture only allocations larger than this size");
+  sub->add_option("-Z,--max-size", o.max_size, "capture only allocations smaller than this size");
+  sub->add_option("-O,--obj", o.objects,
+                  "attach to allocator functions in the specified object (repeatable)");
+  sub->add_flag("--percpu", o.percpu, "trace percpu allocations (kernel mode)");
+  sub->add_option("--symbols-prefix", o.symbols_prefix,
+                  "memory allocator symbols prefix (e.g. je_)");
+  sub->add_option("--sort", o.sort, "order stacks by: size or count")->capture_default_str();
+  sub->add_option("--duration", o.duration_s, "stop after this many seconds with a final report");
+  sub->add_flag("-v,--verbose", o.verbose,
+                "explain what is probed where, and print probe activity with each report");
+  sub->add_option("--format", o.format, "final report format: text, json, pprof, folded")
+      ->capture_default_str();
+  sub->add_option("--output", o.output,
+                  "write the final report to FILE (atomically) instead of stdout");
+  sub->add_option("--max-allocs", o.max_allocs,
+                  "capacity of the outstanding-allocations map (entries)")
+      ->capture_default_str();
+  sub->add_option("--max-stacks", o.max_stacks, "capacity of the stack map (distinct stacks)")
+      ->capture_default_str();
+  sub->add_option("--attach", o.attach,
+                  "probe style: auto, session (kernel 6.13+) or classic uprobe+uretprobe")
+      ->capture_default_str();
+  sub->add_option("--verdicts-only", o.verdicts_only,
+                  "report only stacks with this verdict (leak, cache, transient, unknown)");
+  sub->footer(
+      "Exit status: 0 when stopped by Ctrl-C/SIGTERM, --duration, count, or when the -c command\n"
+      "exits; 1 on errors; 3 when a -p process exits or the -c command is killed by a signal\n"
+      "(the final report is printed in every case).\n"
+      "Examples:\n"
+      "  leakwatch memleak -p $(pidof myservice) 10          report every 10 s\n"
+      "  leakwatch memleak -c './server --port 8080' -s 1000 sampled, command started traced\n"
+      "  leakwatch memleak -p 1234 --duration 60 --format json --output leaks.json");
+  return sub;
+}
+
+int run_memleak(const MemleakOptions& opts) {
+  auto plan = validate(opts);
+  if (!plan) {
+    log::error("{}", plan.error().message);
+    return kExitError;
+  }
+  if (auto env = check_environment(); !env) {
+    log::error("{}", env.error().message);
+    return kExitError;
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  log::set_level(opts.verbose >= 2 ? log::Level::kDebug
+                 : opts.verbose  ? log::Level::kInfo
+                                 : log::Level::kWarn);
+  Session s(opts, *plan);
+  return s.run();
+}
+
+}  // namespace leakwatch::cli

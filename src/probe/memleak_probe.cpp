@@ -1,0 +1,363 @@
+#include "probe/memleak_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "bpf/sampling_table.h"
+#include "memleak.skel.h"
+
+namespace leakwatch::probe {
+namespace {
+
+// Attach types of uprobe_multi links (include/uapi/linux/bpf.h of kernels >= 6.6/6.13).
+// libbpf 1.1.2 and the distribution's UAPI headers predate them, so they are spelled out
+// here; the values are kernel ABI and never change.
+constexpr uint32_t kAttachUprobeMulti = 48;
+constexpr uint32_t kAttachUprobeSession = 57;
+constexpr uint32_t kUprobeMultiReturn = 1;
+
+// The BPF_LINK_CREATE attribute layout for uprobe_multi (union bpf_attr.link_create).
+struct LinkCreateUprobeMulti {
+  uint32_t prog_fd;
+  uint32_t target_fd;
+  uint32_t attach_type;
+  uint32_t flags;
+  uint64_t path;
+  uint64_t offsets;
+  uint64_t ref_ctr_offsets;
+  uint64_t cookies;
+  uint32_t cnt;
+  uint32_t multi_flags;
+  uint32_t pid;
+  uint32_t pad;
+};
+static_assert(sizeof(LinkCreateUprobeMulti) == 64);
+static_assert(sizeof(lw_alloc_key) == 16);
+static_assert(sizeof(lw_alloc_info) == 24);
+static_assert(sizeof(lw_thread_state) == 56);
+static_assert(sizeof(lw_event) == 40);
+
+constexpr int kBpfLinkCreate = 28;  // enum bpf_cmd BPF_LINK_CREATE
+
+int create_uprobe_multi_link(int prog_fd, uint32_t attach_type, const std::string& path,
+                             const std::vector<uint64_t>& offsets,
+                             const std::vector<uint64_t>& cookies, int pid, bool ret) {
+  LinkCreateUprobeMulti attr;
+  std::memset(&attr, 0, sizeof(attr));
+  attr.prog_fd = static_cast<uint32_t>(prog_fd);
+  attr.attach_type = attach_type;
+  attr.path = reinterpret_cast<uint64_t>(path.c_str());
+  attr.offsets = reinterpret_cast<uint64_t>(offsets.data());
+  attr.cookies = reinterpret_cast<uint64_t>(cookies.data());
+  attr.cnt = static_cast<uint32_t>(offsets.size());
+  attr.multi_flags = ret ? kUprobeMultiReturn : 0;
+  attr.pid = static_cast<uint32_t>(pid > 0 ? pid : 0);
+  long fd = ::syscall(__NR_bpf, kBpfLinkCreate, &attr, sizeof(attr));
+  return fd < 0 ? -errno : static_cast<int>(fd);
+}
+
+bool is_alloc(lw_fn_kind k) { return k >= LW_FN_MALLOC && k <= LW_FN_MREMAP; }
+
+}  // namespace
+
+bool kernel_supports_uprobe_session() {
+  struct btf* btf = btf__load_vmlinux_btf();
+  if (!btf) return false;
+  bool ok = btf__find_by_name_kind(btf, "bpf_session_is_return", BTF_KIND_FUNC) >= 0;
+  btf__free(btf);
+  return ok;
+}
+
+void MemleakProbe::SkelDeleter::operator()(memleak_bpf* s) const { memleak_bpf__destroy(s); }
+
+MemleakProbe::~MemleakProbe() {
+  if (ringbuf_) ring_buffer__free(static_cast<ring_buffer*>(ringbuf_));
+  for (void* l : classic_links_) bpf_link__destroy(static_cast<bpf_link*>(l));
+  for (int fd : link_fds_) ::close(fd);
+}
+
+Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& cfg) {
+  std::unique_ptr<MemleakProbe> p(new MemleakProbe());
+  bool session_ok = kernel_supports_uprobe_session();
+  if (cfg.attach_mode == AttachMode::kSession && !session_ok)
+    return fail("this kernel has no uprobe sessions (needs 6.13+): use --attach classic");
+  p->session_ = cfg.attach_mode == AttachMode::kSession ||
+                (cfg.attach_mode == AttachMode::kAuto && session_ok);
+
+  memleak_bpf* raw = memleak_bpf__open();
+  if (!raw) return fail_errno("cannot open the memleak BPF object");
+  p->skel_.reset(raw);
+  auto* s = p->skel_.get();
+
+  s->rodata->min_size = cfg.min_size;
+  s->rodata->max_size = cfg.max_size;
+  s->rodata->sample_mode = static_cast<uint32_t>(cfg.sample_mode);
+  s->rodata->sample_rate = cfg.sample_rate ? cfg.sample_rate : 1;
+  s->rodata->trace_events = cfg.trace ? 1 : 0;
+  if (cfg.sample_mode == SampleMode::kBytes) {
+    if (cfg.exp_table.size() != LW_EXP_TABLE_SIZE)
+      return fail("internal: byte sampling table has {} entries, want {}", cfg.exp_table.size(),
+                  LW_EXP_TABLE_SIZE);
+    for (size_t i = 0; i < LW_EXP_TABLE_SIZE; i++) s->rodata->exp_table[i] = cfg.exp_table[i];
+  }
+  uint32_t n_inodes = 0;
+  for (const auto& o : cfg.objects)
+    if (o.defines_malloc && o.inode && n_inodes < LW_MAX_ALLOCATOR_OBJECTS)
+      s->rodata->allocator_inodes[n_inodes++] = o.inode;
+  s->rodata->n_allocator_inodes = n_inodes;
+
+  bpf_map__set_max_entries(s->maps.allocs, cfg.max_allocs);
+  bpf_map__set_max_entries(s->maps.stack_traces, cfg.max_stacks);
+  bpf_map__set_max_entries(s->maps.combined, cfg.max_stacks);
+  if (cfg.trace) bpf_map__set_max_entries(s->maps.events, 4u << 20);
+
+  if (p->session_) {
+    bpf_program__set_autoload(s->progs.lw_alloc_entry, false);
+    bpf_program__set_autoload(s->progs.lw_alloc_return, false);
+    bpf_program__set_autoload(s->progs.lw_free_entry, false);
+    bpf_program__set_expected_attach_type(s->progs.lw_alloc_session,
+                                          static_cast<bpf_attach_type>(kAttachUprobeSession));
+    bpf_program__set_expected_attach_type(s->progs.lw_free_multi,
+                                          static_cast<bpf_attach_type>(kAttachUprobeMulti));
+  } else {
+    bpf_program__set_autoload(s->progs.lw_alloc_session, false);
+    bpf_program__set_autoload(s->progs.lw_free_multi, false);
+  }
+
+  if (int err = memleak_bpf__load(s); err)
+    return fail_errno("cannot load the memleak BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
+                      -err);
+
+  for (const auto& obj : cfg.objects) {
+    auto r = p->session_ ? p->attach_session(obj, cfg.pid) : p->attach_classic(obj, cfg.pid);
+    if (!r) return std::unexpected(r.error());
+  }
+  bool any_alloc = false;
+  for (const auto& a : p->attach_results_) any_alloc |= a.ok;
+  if (!any_alloc) {
+    std::string first_error;
+    for (const auto& a : p->attach_results_)
+      if (!a.ok && !a.skipped) {
+        first_error = fmt::format("{} in {}: {}", a.function, a.object, a.error);
+        break;
+      }
+    return fail("no allocator probe could be attached ({})", first_error);
+  }
+
+  if (cfg.trace) {
+    p->ringbuf_ = ring_buffer__new(
+        bpf_map__fd(s->maps.events),
+        [](void* ctx, void* data, size_t len) -> int {
+          auto* self = static_cast<MemleakProbe*>(ctx);
+          if (len >= sizeof(lw_event) && self->event_cb_)
+            self->event_cb_(*static_cast<const lw_event*>(data));
+          return 0;
+        },
+        p.get(), nullptr);
+    if (!p->ringbuf_) return fail_errno("cannot open the trace ring buffer");
+  }
+  return p;
+}
+
+Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid) {
+  struct Group {
+    int prog_fd;
+    uint32_t attach_type;
+    std::vector<const ProbeSite*> sites;
+  };
+  Group allocs{bpf_program__fd(skel_->progs.lw_alloc_session), kAttachUprobeSession, {}};
+  Group frees{bpf_program__fd(skel_->progs.lw_free_multi), kAttachUprobeMulti, {}};
+  for (const auto& site : obj.sites) {
+    if (!site.skipped_reason.empty()) {
+      attach_results_.push_back({obj.display_path, site.function, site.file_offset(), false,
+                                 false, site.skipped_reason, true});
+      continue;
+    }
+    (is_alloc(site.kind) ? allocs : frees).sites.push_back(&site);
+  }
+  for (Group* g : {&allocs, &frees}) {
+    if (g->sites.empty()) continue;
+    std::vector<uint64_t> offsets, cookies;
+    for (const ProbeSite* site : g->sites) {
+      offsets.push_back(site->file_offset());
+      cookies.push_back(site->kind);
+    }
+    int fd = create_uprobe_multi_link(g->prog_fd, g->attach_type, obj.path, offsets, cookies,
+                                      pid, false);
+    if (fd >= 0) {
+      link_fds_.push_back(fd);
+      for (const ProbeSite* site : g->sites)
+        attach_results_.push_back({obj.display_path, site->function, site->file_offset(),
+                                   site->placement.emulated, true, "", false});
+      continue;
+    }
+    if (fd == -ESRCH) return fail("no such process: {}", pid);
+    // The batch failed: attach one by one so each failure is counted against its function.
+    for (const ProbeSite* site : g->sites) {
+      std::vector<uint64_t> one_off{site->file_offset()}, one_cookie{site->kind};
+      int f = create_uprobe_multi_link(g->prog_fd, g->attach_type, obj.path, one_off,
+                                       one_cookie, pid, false);
+      AttachResult ar{obj.display_path, site->function, site->file_offset(),
+                      site->placement.emulated, f >= 0, "", false};
+      if (f >= 0)
+        link_fds_.push_back(f);
+      else
+        ar.error = std::strerror(-f);
+      attach_results_.push_back(std::move(ar));
+    }
+  }
+  return {};
+}
+
+Result<void> MemleakProbe::attach_classic(const ObjectPlan& obj, int pid) {
+  for (const auto& site : obj.sites) {
+    if (!site.skipped_reason.empty()) {
+      attach_results_.push_back({obj.display_path, site.function, site.file_offset(), false,
+                                 false, site.skipped_reason, true});
+      continue;
+    }
+    AttachResult ar{obj.display_path, site.function, site.file_offset(),
+                    site.placement.emulated, true, "", false};
+    auto attach = [&](bpf_program* prog, bool ret) -> bool {
+      LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = site.kind, .retprobe = ret);
+      bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid > 0 ? pid : -1, obj.path.c_str(),
+                                                    site.file_offset(), &opts);
+      if (!l) {
+        ar.error = std::strerror(errno);
+        return false;
+      }
+      classic_links_.push_back(l);
+      return true;
+    };
+    if (is_alloc(site.kind)) {
+      ar.ok = attach(skel_->progs.lw_alloc_entry, false) &&
+              attach(skel_->progs.lw_alloc_return, true);
+    } else {
+      ar.ok = attach(skel_->progs.lw_free_entry, false);
+    }
+    attach_results_.push_back(std::move(ar));
+  }
+  return {};
+}
+
+size_t MemleakProbe::failed_attaches() const {
+  size_t n = 0;
+  for (const auto& a : attach_results_) n += !a.ok && !a.skipped;
+  return n;
+}
+
+Result<std::vector<OutstandingAlloc>> MemleakProbe::read_allocs() const {
+  std::vector<OutstandingAlloc> out;
+  int fd = bpf_map__fd(skel_->maps.allocs);
+  constexpr uint32_t kChunk = 8192;
+  std::vector<lw_alloc_key> keys(kChunk);
+  std::vector<lw_alloc_info> vals(kChunk);
+  lw_alloc_key batch_out{};
+  void* in = nullptr;
+  bool batch_ok = true;
+  for (;;) {
+    uint32_t n = kChunk;
+    int err = bpf_map_lookup_batch(fd, in, &batch_out, keys.data(), vals.data(), &n, nullptr);
+    int e = err ? errno : 0;
+    for (uint32_t i = 0; i < n; i++)
+      out.push_back({keys[i].addr, keys[i].tgid, vals[i].size, vals[i].timestamp_ns,
+                     vals[i].stack_id, vals[i].kind});
+    if (err) {
+      if (e == ENOENT) break;
+      if (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP) {
+        batch_ok = false;
+        break;
+      }
+      return fail_errno("cannot read the allocs map", e);
+    }
+    in = &batch_out;
+  }
+  if (batch_ok) return out;
+  // Kernels without batch ops on hash maps: walk the keys.
+  out.clear();
+  lw_alloc_key key{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    lw_alloc_info v;
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0)
+      out.push_back({next.addr, next.tgid, v.size, v.timestamp_ns, v.stack_id, v.kind});
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
+Result<std::vector<CombinedEntry>> MemleakProbe::read_combined() const {
+  std::vector<CombinedEntry> out;
+  int fd = bpf_map__fd(skel_->maps.combined);
+  lw_combined_key key{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    lw_combined v;
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0 && v.number_of_allocs > 0)
+      out.push_back({next.tgid, next.stack_id, v.total_size, v.number_of_allocs});
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
+std::vector<uint64_t> MemleakProbe::read_stack(int32_t stack_id) const {
+  std::vector<uint64_t> frames;
+  if (stack_id < 0) return frames;
+  uint64_t ips[LW_MAX_STACK_DEPTH] = {};
+  uint32_t id = static_cast<uint32_t>(stack_id);
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stack_traces), &id, ips) != 0) return frames;
+  for (uint64_t ip : ips) {
+    if (ip == 0) break;
+    frames.push_back(ip);
+  }
+  return frames;
+}
+
+Counters MemleakProbe::read_counters() const {
+  Counters out{};
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
+  int fd = bpf_map__fd(skel_->maps.counters);
+  for (uint32_t i = 0; i < LW_CNT_MAX; i++) {
+    if (bpf_map_lookup_elem(fd, &i, vals.data()) != 0) continue;
+    for (uint64_t v : vals) out[i] += v;
+  }
+  return out;
+}
+
+int MemleakProbe::poll_events(int timeout_ms,
+                              const std::function<void(const lw_event&)>& on_event) {
+  if (!ringbuf_) return 0;
+  event_cb_ = on_event;
+  int n = ring_buffer__poll(static_cast<ring_buffer*>(ringbuf_), timeout_ms);
+  event_cb_ = nullptr;
+  return n;
+}
+
+MemleakProbe::RunStats MemleakProbe::run_stats() const {
+  RunStats st;
+  bpf_program* progs[] = {skel_->progs.lw_alloc_session, skel_->progs.lw_free_multi,
+                          skel_->progs.lw_alloc_entry, skel_->progs.lw_alloc_return,
+                          skel_->progs.lw_free_entry};
+  for (bpf_program* prog : progs) {
+    int fd = bpf_program__fd(prog);
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+      st.run_time_ns += info.run_time_ns;
+      st.run_cnt += info.run_cnt;
+    }
+  }
+  return st;
+}
+
+}  // namespace leakwatch::probe

@@ -1,0 +1,108 @@
+// The memleak BPF object: open, size, load, attach (session or classic uprobes), read.
+//
+// Thread-safety: not thread-safe; one owner drives it.  Destroying it detaches everything.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpf/memleak.h"
+#include "common/result.h"
+#include "probe/allocator_plan.h"
+
+struct memleak_bpf;
+
+namespace leakwatch::probe {
+
+enum class AttachMode { kAuto, kSession, kClassic };
+enum class SampleMode : uint32_t { kExact = 0, kCalls = 1, kBytes = 2 };
+
+struct MemleakConfig {
+  int pid = 0;                     // pid filter for the links (the -c child before exec too)
+  std::vector<ObjectPlan> objects; // what to attach (plan_allocator_probes)
+  uint64_t min_size = 0;
+  uint64_t max_size = UINT64_MAX;
+  SampleMode sample_mode = SampleMode::kExact;
+  uint64_t sample_rate = 1;        // N (calls) or R bytes
+  std::vector<uint32_t> exp_table; // byte sampling draws (LW_EXP_TABLE_SIZE entries)
+  uint32_t max_allocs = 1000000;   // allocs map capacity
+  uint32_t max_stacks = 16384;     // stack map capacity (also per-stack totals)
+  bool trace = false;              // -t: stream events through the ring buffer
+  AttachMode attach_mode = AttachMode::kAuto;
+};
+
+struct AttachResult {
+  std::string object;   // display path
+  std::string function;
+  uint64_t offset = 0;  // file offset probed
+  bool emulated = false;
+  bool ok = false;
+  std::string error;    // why it failed or was skipped
+  bool skipped = false;
+};
+
+struct OutstandingAlloc {
+  uint64_t address = 0;
+  uint32_t tgid = 0;
+  uint64_t size = 0;
+  uint64_t timestamp_ns = 0;  // CLOCK_MONOTONIC
+  int32_t stack_id = -1;
+  uint32_t kind = 0;
+};
+
+struct CombinedEntry {
+  uint32_t tgid = 0;
+  int32_t stack_id = -1;
+  uint64_t total_size = 0;
+  uint64_t count = 0;
+};
+
+using Counters = std::array<uint64_t, LW_CNT_MAX>;
+
+class MemleakProbe {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<MemleakProbe>> Create(const MemleakConfig& cfg);
+  ~MemleakProbe();
+  MemleakProbe(const MemleakProbe&) = delete;
+  MemleakProbe& operator=(const MemleakProbe&) = delete;
+
+  bool session_mode() const { return session_; }
+  const std::vector<AttachResult>& attach_results() const { return attach_results_; }
+  size_t failed_attaches() const;
+
+  [[nodiscard]] Result<std::vector<OutstandingAlloc>> read_allocs() const;
+  [[nodiscard]] Result<std::vector<CombinedEntry>> read_combined() const;
+  // Frames of a stack, innermost first; empty when the id is unknown.
+  std::vector<uint64_t> read_stack(int32_t stack_id) const;
+  Counters read_counters() const;
+
+  // -t: calls `on_event` for each traced event; returns after timeout_ms at most.
+  int poll_events(int timeout_ms, const std::function<void(const lw_event&)>& on_event);
+
+  // Summed run time and count of the BPF programs (needs kernel.bpf_stats_enabled=1).
+  struct RunStats { uint64_t run_time_ns = 0, run_cnt = 0; };
+  RunStats run_stats() const;
+
+ private:
+  MemleakProbe() = default;
+  Result<void> attach_session(const ObjectPlan& obj, int pid);
+  Result<void> attach_classic(const ObjectPlan& obj, int pid);
+
+  struct SkelDeleter { void operator()(memleak_bpf* s) const; };
+  std::unique_ptr<memleak_bpf, SkelDeleter> skel_;
+  std::vector<int> link_fds_;        // raw BPF links (session / uprobe_multi)
+  std::vector<void*> classic_links_; // struct bpf_link*
+  void* ringbuf_ = nullptr;          // struct ring_buffer*
+  std::function<void(const lw_event&)> event_cb_;
+  std::vector<AttachResult> attach_results_;
+  bool session_ = false;
+};
+
+// Whether this kernel supports uprobe sessions (bpf_session_is_return in its BTF).
+bool kernel_supports_uprobe_session();
+
+}  // namespace leakwatch::probe

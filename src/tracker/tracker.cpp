@@ -1,0 +1,117 @@
+#include "tracker/tracker.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "analysis/sampling.h"
+
+namespace leakwatch::tracker {
+
+std::map<std::string, uint64_t> loss_counters(const probe::Counters& c, size_t failed_attaches) {
+  return {
+      {"allocs_map_full", c[LW_CNT_ALLOCS_FULL]},
+      {"stack_lost", c[LW_CNT_STACK_LOST]},
+      {"combined_map_full", c[LW_CNT_COMBINED_FULL]},
+      {"thread_state_full", c[LW_CNT_STATE_FULL]},
+      {"trace_events_lost", c[LW_CNT_EVENTS_LOST]},
+      {"attach_failed", failed_attaches},
+  };
+}
+
+Tracker::Tracker(TrackerConfig cfg, FrameResolver& resolver)
+    : cfg_(std::move(cfg)), resolver_(resolver) {}
+
+const std::vector<report::Frame>& Tracker::frames_for(const StackKey& key, const Snapshot& snap) {
+  StackState& st = stacks_[key];
+  if (!st.resolved) {
+    st.resolved = true;
+    if (key.stack_id < 0) {
+      report::Frame f;
+      f.function = "[lost stack]";
+      st.frames.push_back(f);
+    } else if (snap.read_stack) {
+      st.frames = resolver_.resolve(key.tgid, snap.read_stack(key.stack_id));
+    }
+  }
+  return st.frames;
+}
+
+report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double session_s) {
+  struct Group {
+    analysis::EstimateAccumulator acc;
+    double oldest_age_s = 0;
+    std::vector<report::Allocation> allocations;
+  };
+  std::map<StackKey, Group> groups;
+
+  if (cfg_.combined_only) {
+    // Per-stack totals kept in BPF: no ages, no per-allocation sizes.  For byte sampling
+    // the inclusion probability is taken at the stack's mean size (stated in the notes).
+    for (const auto& c : snap.combined) {
+      Group& g = groups[{c.tgid, c.stack_id}];
+      double mean = c.count ? static_cast<double>(c.total_size) / static_cast<double>(c.count) : 0;
+      double p = analysis::inclusion_probability(cfg_.sampling, static_cast<uint64_t>(mean));
+      for (uint64_t i = 0; i < c.count; i++) g.acc.add(mean, p);
+    }
+  } else {
+    for (const auto& a : snap.allocs) {
+      uint64_t age_ns = now_ns > a.timestamp_ns ? now_ns - a.timestamp_ns : 0;
+      if (age_ns < cfg_.min_age_ns) continue;
+      Group& g = groups[{a.tgid, a.stack_id}];
+      g.acc.add(static_cast<double>(a.size),
+                analysis::inclusion_probability(cfg_.sampling, a.size));
+      double age_s = static_cast<double>(age_ns) / 1e9;
+      g.oldest_age_s = std::max(g.oldest_age_s, age_s);
+      if (cfg_.show_allocs) g.allocations.push_back({a.address, a.size, age_s});
+    }
+  }
+
+  report::Report rep;
+  rep.target = cfg_.target;
+  rep.sampling = cfg_.sampling;
+  rep.duration_s = session_s;
+  rep.timestamp_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  rep.lost = loss_counters(snap.counters, snap.failed_attaches);
+
+  // Every stack seen so far gets a point, zero when nothing of it is outstanding now.
+  for (auto& [key, g] : groups) stacks_[key];
+  for (auto& [key, st] : stacks_) {
+    auto it = groups.find(key);
+    if (it == groups.end()) {
+      st.history.add_point(session_s, 0, 0);
+      continue;
+    }
+    Group& g = it->second;
+    report::StackReport sr;
+    sr.stack_id = (static_cast<uint64_t>(key.tgid) << 32) | static_cast<uint32_t>(key.stack_id);
+    sr.bytes = g.acc.bytes();
+    sr.count = g.acc.count();
+    sr.oldest_age_s = g.oldest_age_s;
+    std::sort(g.allocations.begin(), g.allocations.end(),
+              [](const auto& a, const auto& b) { return a.size > b.size; });
+    sr.allocations = std::move(g.allocations);
+    st.history.add_point(session_s, sr.bytes.estimate, sr.count.estimate);
+    sr.frames = frames_for(key, snap);
+    rep.stacks.push_back(std::move(sr));
+  }
+
+  auto by_size = [](const report::StackReport& a, const report::StackReport& b) {
+    if (a.bytes.estimate != b.bytes.estimate) return a.bytes.estimate > b.bytes.estimate;
+    return a.stack_id < b.stack_id;
+  };
+  auto by_count = [](const report::StackReport& a, const report::StackReport& b) {
+    if (a.count.estimate != b.count.estimate) return a.count.estimate > b.count.estimate;
+    return a.stack_id < b.stack_id;
+  };
+  if (cfg_.sort_by == SortBy::kCount)
+    std::sort(rep.stacks.begin(), rep.stacks.end(), by_count);
+  else
+    std::sort(rep.stacks.begin(), rep.stacks.end(), by_size);
+  if (cfg_.combined_only && cfg_.sampling.mode == report::SamplingMode::kBytes)
+    rep.notes.push_back("--combined-only with byte sampling: estimates use each stack's mean size");
+  return rep;
+}
+
+}  // namespace leakwatch::tracker

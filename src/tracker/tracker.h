@@ -1,0 +1,80 @@
+// Tracker: turns snapshots of the memleak BPF maps into Reports.
+//
+//   snapshot (outstanding allocations by address, per-stack totals, counters)
+//     -> group by (process, stack id), age filter (-o), size estimates per sampling mode
+//     -> per-stack time series (one point per report) -> verdicts
+//     -> frames resolved once per stack (FrameResolver) -> report::Report
+//
+// Thread-safety: not thread-safe; one owner calls update().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "analysis/history.h"
+#include "probe/memleak_probe.h"
+#include "report/model.h"
+
+namespace leakwatch::tracker {
+
+// Resolves the raw instruction pointers of a stack (innermost first) into frames.
+class FrameResolver {
+ public:
+  virtual ~FrameResolver() = default;
+  virtual std::vector<report::Frame> resolve(uint32_t tgid, const std::vector<uint64_t>& ips) = 0;
+};
+
+enum class SortBy { kSize, kCount };
+
+struct TrackerConfig {
+  report::Sampling sampling;
+  report::Target target;
+  uint64_t min_age_ns = 0;     // -o: allocations younger than this are not reported
+  bool show_allocs = false;    // -a: list the outstanding allocations per stack
+  bool combined_only = false;  // --combined-only: per-stack totals kept by BPF
+  SortBy sort_by = SortBy::kSize;
+};
+
+struct Snapshot {
+  std::vector<probe::OutstandingAlloc> allocs;
+  std::vector<probe::CombinedEntry> combined;
+  probe::Counters counters{};
+  size_t failed_attaches = 0;
+  std::function<std::vector<uint64_t>(int32_t)> read_stack;
+};
+
+class Tracker {
+ public:
+  Tracker(TrackerConfig cfg, FrameResolver& resolver);
+
+  // `now_ns` is CLOCK_MONOTONIC (the clock of the BPF timestamps); `session_s` the time
+  // since attach.  Each call adds one point to every stack's history.
+  report::Report update(const Snapshot& snap, uint64_t now_ns, double session_s);
+
+ private:
+  struct StackKey {
+    uint32_t tgid;
+    int32_t stack_id;
+    auto operator<=>(const StackKey&) const = default;
+  };
+  struct StackState {
+    analysis::StackHistory history;
+    std::vector<report::Frame> frames;
+    bool resolved = false;
+  };
+
+  const std::vector<report::Frame>& frames_for(const StackKey& key, const Snapshot& snap);
+
+  TrackerConfig cfg_;
+  FrameResolver& resolver_;
+  std::map<StackKey, StackState> stacks_;
+};
+
+// Loss counters as the report names them (always all present).
+std::map<std::string, uint64_t> loss_counters(const probe::Counters& c, size_t failed_attaches);
+
+}  // namespace leakwatch::tracker
