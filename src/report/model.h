@@ -11,6 +11,9 @@
 
 namespace leakwatch::report {
 
+// Every struct compares field by field (defaulted operator==) so that readers can be tested
+// for exact round trips.
+
 // Version of the JSON representation (bump when a field changes meaning).
 inline constexpr int kReportVersion = 1;
 
@@ -25,6 +28,8 @@ struct Frame {
   std::string file;       // source file from DWARF, empty when unknown
   int line = 0;           // 0 when unknown
   bool inlined = false;   // an inlined frame expanded from the same address
+
+  bool operator==(const Frame&) const = default;
 };
 
 // A figure that is either exact or an estimate from sampled data.
@@ -33,12 +38,16 @@ struct Estimate {
   double estimate = 0;     // the unbiased estimate of the true value
   double ci_lo = 0;        // 95% confidence interval; equals estimate when exact
   double ci_hi = 0;
+
+  bool operator==(const Estimate&) const = default;
 };
 
 struct Allocation {        // one outstanding allocation (for -a / show-allocs)
   uint64_t address = 0;
   uint64_t size = 0;
   double age_s = 0;
+
+  bool operator==(const Allocation&) const = default;
 };
 
 enum class Verdict { kUnknown, kLeak, kCache, kTransient };
@@ -57,6 +66,8 @@ struct StackReport {
   double growth_bytes_per_s = 0;    // slope of outstanding bytes over the session
   double oldest_age_s = 0;          // age of the oldest surviving allocation
   std::vector<Allocation> allocations;  // filled only when requested (-a)
+
+  bool operator==(const StackReport&) const = default;
 };
 
 enum class SamplingMode { kExact, kCalls, kBytes };
@@ -64,6 +75,8 @@ enum class SamplingMode { kExact, kCalls, kBytes };
 struct Sampling {
   SamplingMode mode = SamplingMode::kExact;
   uint64_t rate = 1;                // N for kCalls (1 in N calls), R bytes for kBytes
+
+  bool operator==(const Sampling&) const = default;
 };
 
 struct Target {
@@ -71,6 +84,8 @@ struct Target {
   std::string comm;
   std::string cgroup;               // when tracing a cgroup
   bool kernel = false;
+
+  bool operator==(const Target&) const = default;
 };
 
 struct Report {
@@ -86,6 +101,8 @@ struct Report {
   std::map<std::string, uint64_t> lost;
   // Human-readable notes about the session (attach failures by function, etc.).
   std::vector<std::string> notes;
+
+  bool operator==(const Report&) const = default;
 };
 
 const char* to_string(Verdict v);

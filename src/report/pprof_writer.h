@@ -1,0 +1,31 @@
+// pprof output: a gzipped perftools.profiles.Profile (profile.proto in this folder) that
+// `go tool pprof`, Pyroscope, Parca and other pprof stores open.
+//
+// Sample types, in this order:
+//   alloc_objects/count, alloc_space/bytes  allocations made during the session (estimates;
+//                                           the in-use figures when the producer left them 0)
+//   inuse_objects/count, inuse_space/bytes  outstanding at the end (Estimate.estimate)
+// default_sample_type is inuse_space; period_type space/bytes.  One Location per frame
+// address (inlined frames at the same address become extra Lines of one Location), one
+// Mapping per module with its path and build id, Functions with name and source file.
+// The sampling mode and loss counters are written as profile comments (`pprof -comments`).
+#pragma once
+
+#include <string>
+
+#include "common/result.h"
+#include "report/model.h"
+
+namespace leakwatch::report {
+
+// The serialized, gzip-compressed profile.  Fails only if serialization or compression
+// fails.  Pure function; thread-safe.
+[[nodiscard]] Result<std::string> write_pprof(const Report& report);
+
+// The same profile serialized but not compressed (tests decode it directly).
+[[nodiscard]] Result<std::string> write_pprof_uncompressed(const Report& report);
+
+// gzip (RFC 1952) of `data`, via zlib.
+[[nodiscard]] Result<std::string> gzip_compress(const std::string& data);
+
+}  // namespace leakwatch::report
