@@ -105,11 +105,11 @@ Result<ObjectPlan> plan_object(const std::string& open_path, const std::string& 
       plan.sites.push_back(std::move(site));
       return;
     }
-    auto code = elf->read_code(sym->value, sym->size ? sym->size : 64);
-    if (code) {
-      site.placement = plan_probe(*code, sym->value);
+    auto placement = plan_symbol_probe(*elf, *sym);
+    if (placement) {
+      site.placement = *placement;
     } else {
-      site.placement.reason = "code not readable: probe at entry";
+      site.placement.reason = "code not readable: probe at entry (" + placement.error().message + ")";
     }
     plan.sites.push_back(std::move(site));
   };

@@ -1,0 +1,58 @@
+#include "support/memleak_run.h"
+
+#include <fmt/format.h>
+
+#include "common/atomic_file.h"
+#include "report/json_writer.h"
+
+namespace leakwatch::testing {
+
+MemleakRun memleak_command(const std::string& command, const std::vector<std::string>& extra) {
+  std::string out = temp_path("report.json");
+  std::vector<std::string> argv{leakwatch(), "memleak", "-c", command, "-o", "0"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.insert(argv.end(), {"--format", "json", "--output", out});
+  MemleakRun run;
+  run.result = run_argv(argv);
+  auto text = read_file(out);
+  if (!text) return run;
+  auto rep = report::read_json(*text);
+  if (!rep) return run;
+  run.report = std::move(*rep);
+  run.parsed = true;
+  return run;
+}
+
+std::vector<const report::StackReport*> stacks_in(const report::Report& r, const std::string& function) {
+  std::vector<const report::StackReport*> out;
+  for (const auto& s : r.stacks)
+    if (!s.frames.empty() && s.frames[0].function.rfind(function, 0) == 0) out.push_back(&s);
+  return out;
+}
+
+Totals totals_in(const report::Report& r, const std::string& function) {
+  Totals t;
+  for (const auto* s : stacks_in(r, function)) {
+    t.bytes += s->bytes.sampled;
+    t.count += s->count.sampled;
+    t.est_bytes += s->bytes.estimate;
+    t.est_count += s->count.estimate;
+    t.ci_lo += s->bytes.ci_lo;
+    t.ci_hi += s->bytes.ci_hi;
+  }
+  return t;
+}
+
+std::string describe(const report::Report& r) {
+  std::string s;
+  for (const auto& st : r.stacks) {
+    s += fmt::format("  {} bytes in {} allocations:", st.bytes.sampled, st.count.sampled);
+    for (size_t i = 0; i < st.frames.size() && i < 4; i++)
+      s += fmt::format(" {} [{}] <-", st.frames[i].function, st.frames[i].module);
+    s += "\n";
+  }
+  for (const auto& [k, v] : r.lost) s += fmt::format("  lost {}={}\n", k, v);
+  return s;
+}
+
+}  // namespace leakwatch::testing
