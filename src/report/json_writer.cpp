@@ -66,6 +66,7 @@ Json stack_json(const StackReport& s) {
 //
 // nlohmann's typed getters throw on a type mismatch; the reader checks every type itself so
 // that a bad file yields an Error naming the field ("stacks[2].bytes.ci95: ...") instead.
+// One Reader per read_json call; not thread-safe (it holds the first error).
 
 class Reader {
  public:

@@ -40,6 +40,8 @@ std::string module_key(const Frame& f) {
 
 constexpr uint64_t kPage = 4096;
 
+// Fills one Profile, interning strings, functions, locations and mappings as it goes.
+// One builder per write_pprof call; not thread-safe.
 class ProfileBuilder {
  public:
   explicit ProfileBuilder(pb::Profile& profile) : p_(profile) { intern(""); }

@@ -18,6 +18,16 @@ TEST(ReportJson, SampledMatchesGolden) {
   expect_golden("report_sampled.json", write_json(sampled_report()));
 }
 
+// The checked-in files stay readable: a reader change that breaks old reports fails here.
+TEST(ReportJson, GoldenFilesReadBack) {
+  auto exact = read_json(read_text_file(golden_path("report_exact.json")));
+  ASSERT_TRUE(exact) << exact.error().message;
+  EXPECT_EQ(*exact, exact_report());
+  auto sampled = read_json(read_text_file(golden_path("report_sampled.json")));
+  ASSERT_TRUE(sampled) << sampled.error().message;
+  EXPECT_EQ(*sampled, sampled_report());
+}
+
 TEST(ReportJson, RoundTripIsExact) {
   Report odd = sampled_report();
   odd.target.cgroup = "/sys/fs/cgroup/app.slice";
