@@ -389,6 +389,7 @@ Symbol DwflProcessSymbolizer::resolve(uint64_t address, size_t index) const {
     s.function = demangle(strip_symbol_version(name));
     s.offset = offset;
   }
+  if (!options_.source_lines) return s;
   if (Dwfl_Line* line = dwfl_module_getsrc(rec->module, address); line != nullptr) {
     int lineno = 0;
     const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);

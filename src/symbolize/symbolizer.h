@@ -6,7 +6,10 @@
 //     (dwfl_report_elf at the object's load bias, file opened through /proc/PID/root)
 //   address --binary search over mappings--> module --libdwfl--> symbol, file:line
 // Objects are parsed lazily by libdwfl and kept across refresh() while they stay mapped;
-// symbolized addresses are cached.  Kernel addresses are not handled here.
+// symbolized addresses are cached.  Kernel addresses are not handled here; [vdso] and
+// anonymous executable memory (JIT) get a module name ("[vdso]", "[anon]") but no symbol.
+// Each object keeps its file descriptor open (two with a separate debug file) until it is
+// unmapped or the symbolizer is destroyed: size RLIMIT_NOFILE for the processes traced.
 //
 // Thread-safety: a ProcessSymbolizer is not thread-safe (libdwfl handles are not, and
 // symbolize() mutates caches); use one per thread or lock.
@@ -50,6 +53,9 @@ struct SymbolizerOptions {
   // this interval after the first such refresh, so a stream of unknown addresses (JIT
   // code, a stale stack) does not re-read the maps on every call.
   std::chrono::milliseconds min_auto_refresh_interval{500};
+  // File:line from DWARF.  Off saves decompressing an object's DWARF on its first lookup
+  // (about 260 ms for Debian's libc debug file); names come from the symbol tables.
+  bool source_lines = true;
 };
 
 // Counters that show what the caches save; cumulative since Create().

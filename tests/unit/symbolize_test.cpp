@@ -42,7 +42,8 @@ const std::string kPluginSource =
 class Child {
  public:
   // `in_child` runs in the child after the pipes are set up, before exec.
-  explicit Child(const std::string& program, const std::function<void()>& in_child = {}) {
+  explicit Child(const std::string& program, const std::string& plugin = kPlugin,
+                 const std::function<void()>& in_child = {}) {
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
     pid_ = ::fork();
@@ -50,7 +51,7 @@ class Child {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
       if (in_child) in_child();
-      ::execl(program.c_str(), program.c_str(), kPlugin.c_str(), nullptr);
+      ::execl(program.c_str(), program.c_str(), plugin.c_str(), nullptr);
       ::_exit(127);
     }
     ::close(in[0]);
@@ -169,7 +170,7 @@ std::unique_ptr<ProcessSymbolizer> create(int pid, SymbolizerOptions options = {
   return s ? std::move(*s) : nullptr;
 }
 
-TEST(Demangle, ItaniumNamesComeOutReadable) {
+TEST(SymbolizeDemangle, ItaniumNamesComeOutReadable) {
   EXPECT_EQ(demangle("_ZN4shop13parse_requestEi"), "shop::parse_request(int)");
   EXPECT_EQ(demangle("_ZN4Cart8add_itemEi"), "Cart::add_item(int)");
   EXPECT_EQ(demangle("_Z5applyIiET_S0_"), "int apply<int>(int)");
@@ -177,7 +178,7 @@ TEST(Demangle, ItaniumNamesComeOutReadable) {
   EXPECT_EQ(demangle("_ZN4shop13parse_requestEi.cold"), "shop::parse_request(int) [clone .cold]");
 }
 
-TEST(Demangle, PlainAndInvalidNamesAreReturnedUnchanged) {
+TEST(SymbolizeDemangle, PlainAndInvalidNamesAreReturnedUnchanged) {
   EXPECT_EQ(demangle("malloc"), "malloc");
   EXPECT_EQ(demangle("i"), "i");  // a bare type code, not a symbol: not "int"
   EXPECT_EQ(demangle("_Z"), "_Z");
@@ -185,7 +186,7 @@ TEST(Demangle, PlainAndInvalidNamesAreReturnedUnchanged) {
   EXPECT_EQ(demangle(""), "");
 }
 
-TEST(ProcMaps, ParsesAllKindsOfLines) {
+TEST(SymbolizeProcMaps, ParsesAllKindsOfLines) {
   const char* text =
       "55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 393228    /usr/bin/sym target\n"
       "55d0c0a01000-55d0c0a02000 r-xp 00001000 08:01 393228    /usr/bin/sym target\n"
@@ -217,7 +218,7 @@ TEST(ProcMaps, ParsesAllKindsOfLines) {
   EXPECT_FALSE(parse_proc_maps("55d0c0a00000 r--p 0 08:01 1 /x\n").has_value());
 }
 
-TEST(ProcMaps, ParsesStatWithAwkwardCommand) {
+TEST(SymbolizeProcMaps, ParsesStatWithAwkwardCommand) {
   auto st = parse_proc_stat(
       "4242 (we) ird (name) S 1 4242 4242 0 -1 4194560 120 0 0 0 3 1 0 0 20 0 1 0 987654 "
       "10000 200 18446744073709551615\n");
@@ -292,6 +293,14 @@ TEST(ProcessSymbolizer, SymbolizesFixtureLibraryAndLibcAndSurvivesExit) {
   Symbol nowhere = sym->symbolize(0x10);
   EXPECT_EQ(nowhere.function, "");
   EXPECT_EQ(nowhere.module, "");
+
+  // Special mappings are named but not symbolized.
+  for (const Mapping& m : sym->mappings()) {
+    if (m.path != "[vdso]") continue;
+    Symbol vdso = sym->symbolize(m.start + 16);
+    EXPECT_EQ(vdso.module, "[vdso]");
+    EXPECT_EQ(vdso.function, "");
+  }
 
   // Repeats come from the cache.
   uint64_t hits = sym->stats().cache_hits;
@@ -370,6 +379,85 @@ TEST(ProcessSymbolizer, RateLimitsRefreshesForUnknownAddresses) {
   EXPECT_EQ(sym->stats().maps_reads, reads + 1);
 }
 
+TEST(ProcessSymbolizer, GivesNamesWithoutSourceLinesWhenAsked) {
+  Child child(kTarget);
+  ASSERT_GT(child.pid(), 0);
+  auto addrs = child.read_until_ready();
+  ASSERT_EQ(addrs.size(), 4u);
+  SymbolizerOptions options;
+  options.source_lines = false;
+  auto sym = create(child.pid(), options);
+  ASSERT_TRUE(sym);
+  Symbol s = sym->symbolize(addrs["parse_request"] + 2);
+  EXPECT_EQ(s.function, "shop::parse_request(int)");
+  EXPECT_EQ(s.offset, 2u);
+  EXPECT_EQ(s.file, "");
+  EXPECT_EQ(s.line, 0);
+  Symbol libc = sym->symbolize(addrs["malloc"]);
+  EXPECT_NE(libc.function.find("malloc"), std::string::npos) << libc.function;
+  EXPECT_EQ(libc.file, "");
+}
+
+TEST(ProcessSymbolizer, UsesZeroBiasForNonPieExecutable) {
+  const std::string nopie = kFixtureDir + "/sym_target_nopie";
+  {
+    UniqueFd fd(::open(nopie.c_str(), O_RDONLY | O_CLOEXEC));
+    elf_version(EV_CURRENT);
+    Elf* elf = elf_begin(fd.get(), ELF_C_READ, nullptr);
+    GElf_Ehdr ehdr;
+    ASSERT_NE(gelf_getehdr(elf, &ehdr), nullptr);
+    ASSERT_EQ(ehdr.e_type, ET_EXEC) << "the fixture is meant to be linked -no-pie";
+    elf_end(elf);
+  }
+  Child child(nopie);
+  ASSERT_GT(child.pid(), 0);
+  auto addrs = child.read_until_ready();
+  ASSERT_EQ(addrs.size(), 4u);
+  auto sym = create(child.pid());
+  ASSERT_TRUE(sym);
+  Symbol s = sym->symbolize(addrs["add_item"] + 3);
+  EXPECT_EQ(s.function, "Cart::add_item(int)");
+  EXPECT_EQ(s.offset, 3u);
+  EXPECT_EQ(s.module, "sym_target_nopie");
+  EXPECT_EQ(s.module_offset, addrs["add_item"] + 3);  // linked where it runs
+  EXPECT_EQ(s.file, kTargetSource);
+}
+
+// A stripped copy of the plugin whose DWARF and symbols live in a separate file found
+// through .gnu_debuglink (in the .debug/ directory next to it): its build id is unknown to
+// /usr/lib/debug, so only the debuglink search can find it.
+TEST(ProcessSymbolizer, ReadsSeparateDebugFileThroughDebuglink) {
+  if (std::system("command -v objcopy >/dev/null 2>&1") != 0) GTEST_SKIP() << "no objcopy";
+  char dir_template[] = "/tmp/lw_sym_dbg_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string stripped = dir + "/libsym_plugin.so";
+  const std::string debug = dir + "/.debug/libsym_plugin.so.debug";
+  ASSERT_EQ(::mkdir((dir + "/.debug").c_str(), 0755), 0);
+  // --add-gnu-debuglink records the basename and the file's CRC.
+  const std::string cmd = "objcopy --only-keep-debug " + kPlugin + " " + debug +
+                          " && cd " + dir + "/.debug && objcopy --strip-all" +
+                          " --add-gnu-debuglink=libsym_plugin.so.debug " + kPlugin + " " +
+                          stripped;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+
+  Child child(kTarget, stripped);
+  ASSERT_GT(child.pid(), 0);
+  child.read_until_ready();
+  auto sym = create(child.pid());
+  ASSERT_TRUE(sym);
+  child.send("dlopen");
+  auto plugin = child.read_until_ready();
+  ASSERT_EQ(plugin.count("plugin_compute"), 1u);
+  Symbol s = sym->symbolize(plugin["plugin_compute"] + 1);
+  EXPECT_EQ(s.function, "plugin_compute");
+  EXPECT_EQ(s.module_path, stripped);
+  EXPECT_EQ(s.file, kPluginSource);
+  EXPECT_EQ(s.line, marked_line(kPluginSource, "plugin_compute"));
+  child.kill_and_reap();
+  EXPECT_EQ(std::system(("rm -rf " + dir).c_str()), 0);
+}
+
 TEST(ProcessSymbolizer, ResolvesDeletedExecutableThroughMapFiles) {
   if (::geteuid() != 0) GTEST_SKIP() << "map_files needs root";
   char dir_template[] = "/tmp/lw_sym_del_XXXXXX";
@@ -405,7 +493,7 @@ TEST(ProcessSymbolizer, ResolvesProcessInAnotherMountNamespace) {
   const std::string inside = dir + "/sym_target_ns";
   // The child mounts a tmpfs over `dir` that only its namespace sees, and runs a copy of
   // the fixture from it: the path in its maps does not exist in ours.
-  Child child(inside, [&] {
+  Child child(inside, kPlugin, [&] {
     if (::unshare(CLONE_NEWNS) != 0 ||
         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
         ::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=64m") != 0) {
