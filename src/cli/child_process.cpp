@@ -105,6 +105,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const std::string& pat
   }
   std::unique_ptr<ChildProcess> cp(new ChildProcess());
   cp->pid_ = pid;
+  cp->path_ = path;
   ::close(go[0]);
   ::close(err[1]);
   cp->go_.reset(go[1]);
@@ -125,7 +126,7 @@ Result<void> ChildProcess::release() {
   error_.reset();
   if (n == static_cast<ssize_t>(sizeof(e))) {
     kill_and_reap();
-    return fail("-c: cannot execute the command: {}", std::strerror(e));
+    return fail("-c: cannot execute {}: {}", path_, std::strerror(e));
   }
   return {};
 }

@@ -45,6 +45,7 @@ class ChildProcess {
  private:
   ChildProcess() = default;
   pid_t pid_ = -1;
+  std::string path_;
   UniqueFd go_;     // write end: the child execs when it reads one byte
   UniqueFd error_;  // read end: the child writes errno here when exec fails
   bool exited_ = false;

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -133,12 +134,16 @@ Result<Plan> validate(const MemleakOptions& o) {
   return p;
 }
 
-Result<void> check_environment() {
+Result<void> check_environment(const MemleakOptions& o) {
   if (::geteuid() != 0)
     return fail("leakwatch memleak needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)");
   struct stat st;
-  if (::stat("/sys/kernel/btf/vmlinux", &st) != 0)
-    return fail("no kernel BTF at /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y");
+  if (!o.btf.empty()) {
+    if (::stat(o.btf.c_str(), &st) != 0) return fail("--btf {}: no such file", o.btf);
+  } else if (::stat("/sys/kernel/btf/vmlinux", &st) != 0) {
+    return fail("no kernel BTF at /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y "
+                "(or give --btf FILE)");
+  }
   return {};
 }
 
@@ -215,6 +220,7 @@ Result<void> Session::setup() {
   cfg.max_stacks = o_.max_stacks;
   cfg.trace = o_.trace;
   cfg.attach_mode = p_.attach;
+  cfg.btf_path = o_.btf;
   auto probe = probe::MemleakProbe::Create(cfg);
   if (!probe) {
     if (o_.pid > 0 && !process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
@@ -481,6 +487,7 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
   sub->add_option("--attach", o.attach,
                   "probe style: auto, session (kernel 6.13+) or classic uprobe+uretprobe")
       ->capture_default_str();
+  sub->add_option("--btf", o.btf, "kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
   sub->add_option("--verdicts-only", o.verdicts_only,
                   "report only stacks with this verdict (leak, cache, transient, unknown)");
   sub->footer(
@@ -500,11 +507,17 @@ int run_memleak(const MemleakOptions& opts) {
     log::error("{}", plan.error().message);
     return kExitError;
   }
-  if (auto env = check_environment(); !env) {
+  if (auto env = check_environment(opts); !env) {
     log::error("{}", env.error().message);
     return kExitError;
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // The symbolizer keeps a descriptor per mapped object of every traced process.
+  rlimit nofile;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   log::set_level(opts.verbose >= 2 ? log::Level::kDebug
                  : opts.verbose  ? log::Level::kInfo
                                  : log::Level::kWarn);

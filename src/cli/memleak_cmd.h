@@ -36,6 +36,7 @@ struct MemleakOptions {
   uint32_t max_stacks = 16384;
   std::string attach = "auto";
   std::string verdicts_only;
+  std::string btf;  // --btf FILE: kernel BTF when /sys/kernel/btf/vmlinux is missing
 };
 
 // Registers the subcommand; `run` is set to the function to call after parsing.

@@ -90,7 +90,9 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
   p->session_ = cfg.attach_mode == AttachMode::kSession ||
                 (cfg.attach_mode == AttachMode::kAuto && session_ok);
 
-  memleak_bpf* raw = memleak_bpf__open();
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!cfg.btf_path.empty()) open_opts.btf_custom_path = cfg.btf_path.c_str();
+  memleak_bpf* raw = memleak_bpf__open_opts(&open_opts);
   if (!raw) return fail_errno("cannot open the memleak BPF object");
   p->skel_.reset(raw);
   auto* s = p->skel_.get();

@@ -33,6 +33,7 @@ struct MemleakConfig {
   uint32_t max_stacks = 16384;     // stack map capacity (also per-stack totals)
   bool trace = false;              // -t: stream events through the ring buffer
   AttachMode attach_mode = AttachMode::kAuto;
+  std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
 };
 
 struct AttachResult {
