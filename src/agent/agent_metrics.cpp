@@ -1,0 +1,261 @@
+// The agent's outward views: Prometheus exposition and the foreground status lines.  Both
+// are rendered from the last Snapshot and the counters, under the agent's mutex only long
+// enough to copy them.
+#include <unistd.h>
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "agent/agent.h"
+#include "agent/exposition.h"
+
+namespace leakwatch::agent {
+namespace {
+
+constexpr const char* kInvestigationOutcomes[] = {
+    "duration", "overhead_budget", "stopped", "target_exited", "failed", "unavailable"};
+
+void add_psi(Exposition& x, const metrics::Psi& psi, const Labels& base) {
+  auto line = [&](const char* kind, const metrics::PsiLine& l) {
+    for (auto [window, v] : {std::pair{"10s", l.avg10}, {"60s", l.avg60}, {"300s", l.avg300}}) {
+      Labels lb = base;
+      lb.emplace_back("kind", kind);
+      lb.emplace_back("window", window);
+      x.gauge("leakwatch_memory_pressure_percent",
+              "Share of time tasks stalled on memory (PSI avg10/avg60/avg300)", lb, v);
+    }
+    Labels lb = base;
+    lb.emplace_back("kind", kind);
+    x.counter("leakwatch_memory_pressure_stall_seconds_total",
+              "Cumulative time tasks stalled on memory (PSI total)", lb,
+              static_cast<double>(l.total_us) / 1e6);
+  };
+  line("some", psi.some);
+  if (psi.full) line("full", *psi.full);
+}
+
+void add_detection(Exposition& x, const Evaluation& e, const LimitContext& lim,
+                   const Labels& lb) {
+  if (e.ready) {
+    x.gauge("leakwatch_growth_rate_bytes_per_second",
+            "Robust (Theil-Sen) growth rate of anonymous memory + swap", lb, e.growth_rate);
+    x.gauge("leakwatch_file_growth_rate_bytes_per_second",
+            "Growth rate of file-backed memory (page cache: not a leak)", lb, e.file_rate);
+    x.gauge("leakwatch_growth_baseline_bytes_per_second",
+            "Baseline growth rate from quiet periods", lb, e.baseline_rate);
+  }
+  x.gauge("leakwatch_growth_sustained_seconds",
+          "How long growth has stayed above baseline + sigma x spread", lb, e.above_for_s);
+  x.gauge("leakwatch_growth_sustained", "1 when growth has been sustained for sustained_for",
+          lb, e.sustained ? 1 : 0);
+  x.gauge("leakwatch_growth_increase_bytes",
+          "Anonymous memory gained since the current growth run began", lb, e.increase_bytes);
+  x.gauge("leakwatch_vsz_rss_divergence",
+          "1 when the address space grows much faster than resident memory", lb,
+          e.vsz_rss_divergence ? 1 : 0);
+  x.gauge("leakwatch_oom_risk", "Risk in [0,1] of reaching the memory limit soon", lb,
+          e.oom_risk);
+  if (lim.limit > 0)
+    x.gauge("leakwatch_memory_limit_bytes",
+            "Effective limit used for OOM risk (cgroup memory.max, else MemTotal)", lb,
+            lim.limit);
+  if (e.time_to_limit_s)
+    x.gauge("leakwatch_time_to_limit_seconds", "Predicted time until the memory limit", lb,
+            *e.time_to_limit_s);
+}
+
+}  // namespace
+
+std::string Agent::metrics_text() const {
+  Snapshot snap;
+  AgentCounters c;
+  size_t running = 0;
+  std::shared_ptr<ReportStore> store;
+  {
+    std::lock_guard lock(mu_);
+    snap = snapshot_;
+    c = counters_;
+    running = running_count_;
+    store = store_;
+  }
+  Exposition x;
+
+  for (const WatchedView& w : snap.watched) {
+    if (w.is_cgroup) {
+      const metrics::CgroupSample& cg = *w.cgroup;
+      Labels lb{{"target", w.target}, {"cgroup", cg.dir}};
+      x.gauge("leakwatch_cgroup_memory_current_bytes", "cgroup memory.current", lb,
+              static_cast<double>(cg.current));
+      x.gauge("leakwatch_cgroup_memory_max_bytes", "cgroup memory.max (+Inf: unlimited)", lb,
+              cg.max ? static_cast<double>(*cg.max) : INFINITY);
+      x.gauge("leakwatch_cgroup_memory_anon_bytes", "cgroup memory.stat anon", lb,
+              static_cast<double>(cg.anon));
+      x.gauge("leakwatch_cgroup_memory_file_bytes", "cgroup memory.stat file", lb,
+              static_cast<double>(cg.file));
+      x.gauge("leakwatch_cgroup_memory_swap_bytes", "cgroup memory.swap.current", lb,
+              static_cast<double>(cg.swap));
+      x.counter("leakwatch_cgroup_oom_events_total", "cgroup memory.events oom", lb,
+                static_cast<double>(cg.events.oom));
+      x.counter("leakwatch_cgroup_oom_kill_events_total", "cgroup memory.events oom_kill", lb,
+                static_cast<double>(cg.events.oom_kill));
+      if (cg.pressure) {
+        Labels pl{{"scope", "cgroup"}, {"cgroup", cg.dir}};
+        add_psi(x, *cg.pressure, pl);
+      }
+      add_detection(x, w.eval, w.limit, lb);
+      continue;
+    }
+    const metrics::ProcessSample& s = w.sample;
+    Labels lb{{"target", w.target}, {"pid", std::to_string(w.pid)}, {"comm", w.comm}};
+    auto bytes = [&](const char* name, const char* help, uint64_t v) {
+      x.gauge(name, help, lb, static_cast<double>(v));
+    };
+    bytes("leakwatch_process_rss_bytes", "Resident set size", s.rss);
+    if (s.detailed) {
+      bytes("leakwatch_process_pss_bytes", "Proportional set size (smaps_rollup)", s.pss);
+      bytes("leakwatch_process_uss_bytes", "Unique set size: Private_Clean + Private_Dirty",
+            s.uss);
+    }
+    bytes("leakwatch_process_anon_bytes", "Anonymous resident memory", s.anon);
+    bytes("leakwatch_process_file_bytes", "File-backed resident memory", s.file);
+    bytes("leakwatch_process_shmem_bytes", "Shared-memory resident memory", s.shmem);
+    bytes("leakwatch_process_swap_bytes", "Swapped-out memory", s.swap);
+    bytes("leakwatch_process_virtual_bytes", "Virtual memory size (VSZ)", s.vsz);
+    x.gauge("leakwatch_process_start_time_seconds", "Process start, Unix time (a new value "
+            "is a restart)", lb, std::round(w.start_time_unix_s));
+    if (w.rates) {
+      x.gauge("leakwatch_process_minor_faults_per_second", "Minor page faults per second", lb,
+              w.rates->minflt_per_s);
+      x.gauge("leakwatch_process_major_faults_per_second", "Major page faults per second", lb,
+              w.rates->majflt_per_s);
+      x.gauge("leakwatch_process_cpu_percent", "CPU use, percent of one CPU", lb,
+              w.rates->cpu_percent);
+    }
+    add_detection(x, w.eval, w.limit, lb);
+  }
+
+  for (const TargetView& t : snap.targets) {
+    Labels lb{{"target", t.target}};
+    x.gauge("leakwatch_target_up", "1 when the target resolves to something to watch", lb,
+            t.problem.empty() ? 1 : 0);
+    x.gauge("leakwatch_target_processes", "Processes watched for the target", lb,
+            static_cast<double>(t.processes));
+    x.gauge("leakwatch_investigation_running", "1 while an investigation of the target runs",
+            lb, t.investigating ? 1 : 0);
+    for (const char* outcome : kInvestigationOutcomes)
+      c.investigations.try_emplace({t.target, outcome}, 0);
+  }
+  for (auto& [key, n] : c.triggers)
+    x.counter("leakwatch_triggers_total", "Trigger conditions that started to hold",
+              {{"target", key.first}, {"reason", key.second}}, static_cast<double>(n));
+  for (auto& [key, n] : c.investigations)
+    x.counter("leakwatch_investigations_total", "Investigations ended, by how they ended",
+              {{"target", key.first}, {"outcome", key.second}}, static_cast<double>(n));
+  x.gauge("leakwatch_investigations_running", "Investigations running now", {},
+          static_cast<double>(running));
+
+  // Loss counters: collection errors, and what investigations reported losing.
+  for (const char* kind : {"permission", "parse", "system", "cgroup"})
+    c.collection_errors.try_emplace(kind, 0);
+  for (auto& [kind, n] : c.collection_errors)
+    x.counter("leakwatch_collection_errors_total", "Layer-1 reads that failed", {{"kind", kind}},
+              static_cast<double>(n));
+  uint64_t lost_sum = 0;
+  for (auto& [name, n] : c.lost) {
+    lost_sum += n;
+    x.counter("leakwatch_investigation_lost_by_counter_total",
+              "Events investigations lost, by the report's loss counter", {{"counter", name}},
+              static_cast<double>(n));
+  }
+  x.counter("leakwatch_investigation_lost_total",
+            "Events lost by investigations (full maps, lost stacks, failed attaches)", {},
+            static_cast<double>(lost_sum));
+  x.counter("leakwatch_reports_written_total", "Investigation reports stored", {},
+            static_cast<double>(c.reports_stored));
+  x.counter("leakwatch_report_errors_total", "Investigation reports that could not be stored",
+            {}, static_cast<double>(c.report_errors));
+  x.counter("leakwatch_reports_pruned_total", "Stored reports removed by retention", {},
+            static_cast<double>(store->pruned_total()));
+  x.gauge("leakwatch_reports_stored", "Reports in reports_dir's index", {},
+          static_cast<double>(store->list().size()));
+
+  if (snap.system) {
+    x.gauge("leakwatch_system_memory_total_bytes", "MemTotal", {},
+            static_cast<double>(snap.system->meminfo.total));
+    x.gauge("leakwatch_system_memory_available_bytes", "MemAvailable", {},
+            static_cast<double>(snap.system->meminfo.available));
+    if (snap.system->pressure) add_psi(x, *snap.system->pressure, {{"scope", "system"}});
+  }
+
+  // The agent's own cost.
+  if (auto self = metrics::self_usage()) {
+    x.counter("leakwatch_agent_cpu_seconds_total", "CPU time used by the agent", {},
+              self->cpu_seconds);
+    x.gauge("leakwatch_agent_resident_memory_bytes", "Resident memory of the agent", {},
+            static_cast<double>(self->rss_bytes));
+  }
+  x.gauge("leakwatch_agent_collection_seconds", "Duration of the last collection round", {},
+          c.last_tick_s);
+  x.counter("leakwatch_agent_collections_total", "Collection rounds", {},
+            static_cast<double>(c.ticks));
+  x.gauge("leakwatch_agent_uptime_seconds", "Seconds since the agent started", {},
+          metrics::monotonic_seconds() - agent_start_s_);
+  x.gauge("leakwatch_agent_info", "Agent configuration", {{"environment", snap.environment}},
+          1);
+  return x.text();
+}
+
+std::vector<std::string> Agent::status_lines() const {
+  Snapshot snap = snapshot();
+  std::vector<std::string> out;
+  for (const TargetView& t : snap.targets) {
+    if (!t.problem.empty() && t.processes == 0)
+      out.push_back(fmt::format("[{}] {}", t.target, t.problem));
+  }
+  for (const WatchedView& w : snap.watched) {
+    std::string head, figures;
+    if (w.is_cgroup) {
+      const metrics::CgroupSample& cg = *w.cgroup;
+      head = fmt::format("[{}] cgroup", w.target);
+      figures = fmt::format("current {}, max {}, anon {}, file {}, oom {}/{} kills",
+                            format_bytes(static_cast<double>(cg.current)),
+                            cg.max ? format_bytes(static_cast<double>(*cg.max)) : "max",
+                            format_bytes(static_cast<double>(cg.anon)),
+                            format_bytes(static_cast<double>(cg.file)), cg.events.oom,
+                            cg.events.oom_kill);
+    } else {
+      const metrics::ProcessSample& s = w.sample;
+      head = fmt::format("[{}] pid {} {}", w.target, w.pid, s.comm);
+      figures = fmt::format("rss {}, anon {}, file {}, swap {}, vsz {}",
+                            format_bytes(static_cast<double>(s.rss)),
+                            format_bytes(static_cast<double>(s.anon)),
+                            format_bytes(static_cast<double>(s.file)),
+                            format_bytes(static_cast<double>(s.swap)),
+                            format_bytes(static_cast<double>(s.vsz)));
+      if (s.detailed)
+        figures += fmt::format(", pss {}, uss {}", format_bytes(static_cast<double>(s.pss)),
+                               format_bytes(static_cast<double>(s.uss)));
+      if (w.rates)
+        figures += fmt::format(", faults {:.0f}/s ({:.0f}/s major)", w.rates->minflt_per_s,
+                               w.rates->majflt_per_s);
+    }
+    std::string growth;
+    const Evaluation& e = w.eval;
+    if (!e.ready) {
+      growth = "growth: collecting";
+    } else {
+      growth = fmt::format("growth {} ({})", format_rate(e.growth_rate), to_string(e.kind));
+      if (e.above) growth += fmt::format(", above baseline for {}", format_duration(e.above_for_s));
+      if (e.sustained) growth += ", SUSTAINED";
+      if (e.vsz_rss_divergence) growth += ", VSZ diverging";
+    }
+    std::string risk = fmt::format("oom risk {:.2f}", e.oom_risk);
+    if (e.time_to_limit_s) risk += fmt::format(" (limit in {})", format_duration(*e.time_to_limit_s));
+    out.push_back(fmt::format("{}: {} | {} | {}{}", head, figures, growth, risk,
+                              w.investigating ? " | investigating" : ""));
+  }
+  return out;
+}
+
+}  // namespace leakwatch::agent
