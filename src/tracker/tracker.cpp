@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "analysis/sampling.h"
+#include "analysis/verdict.h"
 
 namespace leakwatch::tracker {
 
@@ -40,6 +41,7 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
   struct Group {
     analysis::EstimateAccumulator acc;
     double oldest_age_s = 0;
+    std::vector<double> ages_s;
     std::vector<report::Allocation> allocations;
   };
   std::map<StackKey, Group> groups;
@@ -62,6 +64,7 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
                 analysis::inclusion_probability(cfg_.sampling, a.size));
       double age_s = static_cast<double>(age_ns) / 1e9;
       g.oldest_age_s = std::max(g.oldest_age_s, age_s);
+      g.ages_s.push_back(age_s);
       if (cfg_.show_allocs) g.allocations.push_back({a.address, a.size, age_s});
     }
   }
@@ -93,6 +96,12 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
               [](const auto& a, const auto& b) { return a.size > b.size; });
     sr.allocations = std::move(g.allocations);
     st.history.add_point(session_s, sr.bytes.estimate, sr.count.estimate);
+    analysis::VerdictResult v =
+        analysis::classify(st.history, analysis::SurvivorAges::from_ages(g.ages_s), session_s);
+    sr.verdict = v.verdict;
+    sr.score = v.score;
+    sr.reason = v.reason;
+    sr.growth_bytes_per_s = v.growth_bytes_per_s;
     sr.frames = frames_for(key, snap);
     rep.stacks.push_back(std::move(sr));
   }
