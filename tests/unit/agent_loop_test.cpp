@@ -1,0 +1,375 @@
+// The agent loop on real processes (tests/fixtures/agent_grower.c) with time compressed
+// (100 ms samples, 1 s windows) and a fake Investigator in place of BPF memleak.
+#include <gtest/gtest.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/agent.h"
+#include "agent_testing.h"
+#include "common/atomic_file.h"
+#include "report/json_writer.h"
+
+namespace leakwatch::agent {
+namespace {
+namespace fs = std::filesystem;
+using leakwatch::testing::ChildProcess;
+using leakwatch::testing::fixture;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "lw-agent-loop-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Records what it was asked and how many ran at once; returns a report naming
+// "leaky_function" after run_s seconds (or when told to stop).
+struct FakeLog {
+  std::mutex mu;
+  std::vector<InvestigationRequest> requests;
+  int running = 0;
+  int max_running = 0;
+};
+
+class FakeInvestigator : public Investigator {
+ public:
+  FakeInvestigator(FakeLog& log, double run_s) : log_(log), run_s_(run_s) {}
+  Result<InvestigationResult> run(const InvestigationRequest& req,
+                                  const std::atomic<bool>& stop) override {
+    {
+      std::lock_guard lock(log_.mu);
+      log_.requests.push_back(req);
+      log_.max_running = std::max(log_.max_running, ++log_.running);
+    }
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::milliseconds(static_cast<int>(std::min(run_s_, req.duration_s) * 1000));
+    while (!stop && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    InvestigationResult r;
+    r.report.target.pid = req.pid;
+    r.report.target.comm = req.comm;
+    r.report.final = true;
+    report::StackReport s;
+    report::Frame f;
+    f.function = "leaky_function";
+    f.address = 0x1234;
+    s.frames = {f};
+    s.bytes = {100, 100000, 90000, 110000};
+    r.report.stacks.push_back(s);
+    r.report.lost = {{"stack_lost", 1}};
+    r.end = stop ? InvestigationEnd::kStopped : InvestigationEnd::kDuration;
+    {
+      std::lock_guard lock(log_.mu);
+      --log_.running;
+    }
+    return r;
+  }
+
+ private:
+  FakeLog& log_;
+  double run_s_;
+};
+
+AgentConfig fast_config(const std::string& reports_dir) {
+  AgentConfig c;
+  c.listen.clear();
+  c.reports_dir = reports_dir;
+  c.environment = Environment::kCi;
+  c.detection.interval_s = 0.1;
+  c.detection.rate_window_s = 1.0;
+  c.detection.sustained_for_s = 1.0;
+  c.detection.baseline_window_s = 30;
+  c.memleak_sampling.enabled = true;
+  c.memleak_sampling.trigger_conditions.memory_growth_rate =
+      Threshold{Comparison::kGreater, 10e6 / 60};  // 10 MB/min
+  c.memleak_sampling.trigger_conditions.rss_increase_threshold =
+      Threshold{Comparison::kGreater, 100e6};
+  c.memleak_sampling.sampling_config.duration_limit_s = 0.3;
+  c.memleak_sampling.cooldown_s = 60;
+  return c;
+}
+
+// Ticks every 100 ms until `done` or `max_s` elapse; returns whether `done` held.
+template <typename Pred>
+bool tick_until(Agent& a, double max_s, Pred done) {
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(static_cast<int>(max_s * 1000));
+  while (std::chrono::steady_clock::now() < deadline) {
+    a.tick();
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+uint64_t total(const std::map<std::pair<std::string, std::string>, uint64_t>& m) {
+  uint64_t n = 0;
+  for (auto& [k, v] : m) n += v;
+  return n;
+}
+
+// The value of the first sample of `family` whose labels contain `label`.
+std::optional<double> metric(const std::string& text, const std::string& family,
+                             const std::string& label) {
+  std::regex re("^" + family + "\\{([^}]*)\\} (\\S+)$", std::regex::multiline);
+  for (std::sregex_iterator it(text.begin(), text.end(), re), end; it != end; ++it)
+    if ((*it)[1].str().find(label) != std::string::npos) return std::stod((*it)[2].str());
+  return std::nullopt;
+}
+
+TEST(AgentLoop, LeakingProcessIsInvestigatedOnceAndReportStored) {
+  ChildProcess child({fixture("agent_grower"), "leak", "2048"});  // 2 MiB/s
+  ASSERT_EQ(child.read_line(), "ready");
+  TempDir tmp;
+  AgentConfig c = fast_config(tmp.path() + "/reports");
+  c.targets.push_back({TargetSpec::Kind::kPid, "", child.pid(), "", 3});
+  FakeLog log;
+  AgentOptions o;
+  o.investigator = [&] { return std::make_unique<FakeInvestigator>(log, 10); };
+  auto a = Agent::create(c, o);
+  ASSERT_TRUE(a) << a.error().message;
+  Agent& ag = **a;
+
+  ASSERT_TRUE(tick_until(ag, 15, [&] { return ag.counters().reports_stored >= 1; }))
+      << "no investigation within 15 s";
+  // Keep going: the trigger still holds, but the process is in its cooldown.
+  tick_until(ag, 1.0, [] { return false; });
+  ASSERT_TRUE(ag.wait_idle(5));
+  AgentCounters cnt = ag.counters();
+  EXPECT_EQ(cnt.reports_stored, 1u);
+  EXPECT_EQ((cnt.investigations[{"pid:" + std::to_string(child.pid()), "duration"}]), 1u);
+  EXPECT_GE((cnt.triggers[{"pid:" + std::to_string(child.pid()), "memory_growth_rate"}]), 1u);
+  EXPECT_EQ(cnt.lost["stack_lost"], 1u);
+
+  std::lock_guard lock(log.mu);
+  ASSERT_EQ(log.requests.size(), 1u);
+  const InvestigationRequest& req = log.requests[0];
+  EXPECT_EQ(req.pid, child.pid());
+  EXPECT_EQ(req.comm, "agent_grower");
+  EXPECT_EQ(req.sample_rate, 1000u);          // default_sample_rate: no OOM condition
+  EXPECT_DOUBLE_EQ(req.duration_s, 0.3);      // duration_limit under the ci cap
+  EXPECT_DOUBLE_EQ(req.overhead_budget_percent, 10);
+  EXPECT_NE(req.reason.find("memory_growth_rate"), std::string::npos) << req.reason;
+
+  auto index = nlohmann::json::parse(ag.reports_json());
+  ASSERT_EQ(index.size(), 1u);
+  EXPECT_EQ(index[0]["top_function"], "leaky_function");
+  EXPECT_EQ(index[0]["pid"], child.pid());
+  const std::string dir = tmp.path() + "/reports/" + index[0]["id"].get<std::string>();
+  auto rep = report::read_json(read_file(dir + "/report.json").value());
+  ASSERT_TRUE(rep) << rep.error().message;
+  EXPECT_EQ(rep->stacks.at(0).frames.at(0).function, "leaky_function");
+
+  // The exported growth rate is the child's: 2 MiB/s within 30%.
+  std::string text = ag.metrics_text();
+  std::string pid_label = "pid=\"" + std::to_string(child.pid()) + "\"";
+  auto rate = metric(text, "leakwatch_growth_rate_bytes_per_second", pid_label);
+  ASSERT_TRUE(rate) << text;
+  EXPECT_NEAR(*rate, 2 * 1048576.0, 0.3 * 2 * 1048576.0);
+  EXPECT_TRUE(metric(text, "leakwatch_process_rss_bytes", pid_label));
+  EXPECT_TRUE(metric(text, "leakwatch_process_pss_bytes", pid_label));
+  EXPECT_TRUE(metric(text, "leakwatch_process_minor_faults_per_second", pid_label));
+  EXPECT_EQ(metric(text, "leakwatch_investigations_total", "outcome=\"duration\""), 1.0);
+  EXPECT_NE(text.find("leakwatch_agent_cpu_seconds_total "), std::string::npos);
+  EXPECT_NE(text.find("leakwatch_agent_resident_memory_bytes "), std::string::npos);
+  EXPECT_NE(text.find("leakwatch_investigation_lost_total 1"), std::string::npos);
+}
+
+TEST(AgentLoop, WarmUpThatLevelsOffIsNotInvestigated) {
+  ChildProcess child({fixture("agent_grower"), "warmup", "64", "1"});  // 64 MiB in 1 s
+  ASSERT_EQ(child.read_line(), "ready");
+  TempDir tmp;
+  AgentConfig c = fast_config(tmp.path());
+  c.detection.sustained_for_s = 3.0;
+  c.memleak_sampling.trigger_conditions.rss_increase_threshold =
+      Threshold{Comparison::kGreater, 10e6};
+  c.targets.push_back({TargetSpec::Kind::kPid, "", child.pid(), "", 1});
+  FakeLog log;
+  AgentOptions o;
+  o.investigator = [&] { return std::make_unique<FakeInvestigator>(log, 1); };
+  auto ag = Agent::create(c, o).value();
+  double max_rate = 0;
+  tick_until(*ag, 6.0, [&] {
+    for (auto& w : ag->snapshot().watched) max_rate = std::max(max_rate, w.eval.growth_rate);
+    return false;
+  });
+  EXPECT_GT(max_rate, 16 * 1048576.0) << "the warm-up was seen";
+  EXPECT_EQ(total(ag->counters().triggers), 0u);
+  EXPECT_EQ(ag->counters().reports_stored, 0u);
+  ASSERT_EQ(ag->snapshot().watched.size(), 1u);
+  const Evaluation& last = ag->snapshot().watched[0].eval;
+  EXPECT_FALSE(last.sustained);
+  EXPECT_LT(std::fabs(last.growth_rate), 1048576.0);  // flat again
+  std::lock_guard lock(log.mu);
+  EXPECT_TRUE(log.requests.empty());
+}
+
+// A copy of the fixture under a unique name, so a comm target matches only our children.
+std::string unique_fixture_copy(const TempDir& tmp) {
+  std::string name = "lwg" + std::to_string(::getpid() % 100000);
+  std::string path = tmp.path() + "/" + name;
+  fs::copy_file(fixture("agent_grower"), path);
+  fs::permissions(path, fs::perms::owner_all);
+  return path;
+}
+
+TEST(AgentLoop, RestartStartsAFreshHistory) {
+  TempDir tmp;
+  const std::string exe = unique_fixture_copy(tmp);
+  const std::string comm = fs::path(exe).filename();
+  AgentConfig c = fast_config(tmp.path() + "/reports");
+  c.memleak_sampling.enabled = false;
+  c.targets.push_back({TargetSpec::Kind::kComm, comm, 0, "", 1});
+  auto ag = Agent::create(c, AgentOptions{}).value();
+
+  int first_pid;
+  {
+    ChildProcess first({exe, "leak", "2048"});
+    ASSERT_EQ(first.read_line(), "ready");
+    first_pid = first.pid();
+    ASSERT_TRUE(tick_until(*ag, 8, [&] {
+      auto w = ag->snapshot().watched;
+      return w.size() == 1 && w[0].eval.ready && w[0].eval.growth_rate > 1048576.0;
+    }));
+  }
+  ChildProcess second({exe, "step"});
+  ASSERT_EQ(second.read_line(), "ready");
+  ag->tick();
+  auto w = ag->snapshot().watched;
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].pid, second.pid());
+  EXPECT_NE(w[0].pid, first_pid);
+  EXPECT_FALSE(w[0].eval.ready);  // no history carried over
+  EXPECT_FALSE(w[0].rates.has_value());
+  EXPECT_DOUBLE_EQ(w[0].eval.increase_bytes, 0);
+}
+
+TEST(AgentLoop, OneInvestigationAtATimePerTarget) {
+  TempDir tmp;
+  const std::string exe = unique_fixture_copy(tmp);
+  ChildProcess a1({exe, "leak", "2048"}), a2({exe, "leak", "2048"});
+  ASSERT_EQ(a1.read_line(), "ready");
+  ASSERT_EQ(a2.read_line(), "ready");
+  AgentConfig c = fast_config(tmp.path() + "/reports");
+  c.memleak_sampling.max_concurrent = 4;
+  c.memleak_sampling.sampling_config.duration_limit_s = 1.0;
+  c.targets.push_back({TargetSpec::Kind::kComm, fs::path(exe).filename(), 0, "", 1});
+  FakeLog log;
+  AgentOptions o;
+  o.investigator = [&] { return std::make_unique<FakeInvestigator>(log, 10); };
+  auto ag = Agent::create(c, o).value();
+  // Both children trigger; the target gets one investigation, then (cooldown is per
+  // process) the other child's.
+  ASSERT_TRUE(tick_until(*ag, 20, [&] { return ag->counters().reports_stored >= 2; }));
+  ASSERT_TRUE(ag->wait_idle(5));
+  std::lock_guard lock(log.mu);
+  EXPECT_EQ(log.max_running, 1);
+  ASSERT_GE(log.requests.size(), 2u);
+  EXPECT_NE(log.requests[0].pid, log.requests[1].pid);
+}
+
+TEST(AgentLoop, WithoutAnInvestigatorTheTriggerIsCountedAsUnavailable) {
+  ChildProcess child({fixture("agent_grower"), "leak", "2048"});
+  ASSERT_EQ(child.read_line(), "ready");
+  TempDir tmp;
+  AgentConfig c = fast_config(tmp.path());
+  c.targets.push_back({TargetSpec::Kind::kPid, "", child.pid(), "", 1});
+  auto ag = Agent::create(c, AgentOptions{}).value();
+  const std::pair<std::string, std::string> key{"pid:" + std::to_string(child.pid()),
+                                                "unavailable"};
+  ASSERT_TRUE(tick_until(*ag, 15, [&] { return ag->counters().investigations[key] >= 1; }));
+  tick_until(*ag, 1.0, [] { return false; });
+  EXPECT_EQ(ag->counters().investigations[key], 1u);  // cooldown: not retried every tick
+  EXPECT_EQ(ag->counters().reports_stored, 0u);
+}
+
+TEST(AgentLoop, UnreachableTargetsAreClearErrors) {
+  TempDir tmp;
+  AgentConfig c = fast_config(tmp.path());
+  c.targets.push_back({TargetSpec::Kind::kPid, "", 0x3ffffff0, "", 7});
+  auto a = Agent::create(c, AgentOptions{});
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message.find("pid:1073741808 (line 7): no such process"),
+            std::string::npos)
+      << a.error().message;
+
+  c.targets = {{TargetSpec::Kind::kCgroup, "", 0, "/sys/fs/cgroup/no/such/group", 4}};
+  a = Agent::create(c, AgentOptions{});
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message.find("cgroup:/sys/fs/cgroup/no/such/group (line 4)"),
+            std::string::npos)
+      << a.error().message;
+
+  // A name with no process is not an error (it may start later) but is shown.
+  c.targets = {{TargetSpec::Kind::kComm, "no-such-proc-x", 0, "", 2}};
+  auto ok = Agent::create(c, AgentOptions{}).value();
+  ok->tick();
+  auto lines = ok->status_lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "[comm:no-such-proc-x] no process named no-such-proc-x");
+  EXPECT_EQ(metric(ok->metrics_text(), "leakwatch_target_up", "no-such-proc-x"), 0.0);
+}
+
+TEST(AgentLoop, ReloadKeepsHistoryAndAddsTargets) {
+  ChildProcess child({fixture("agent_grower"), "leak", "1024"});
+  ASSERT_EQ(child.read_line(), "ready");
+  TempDir tmp;
+  AgentConfig c = fast_config(tmp.path());
+  c.memleak_sampling.enabled = false;
+  c.targets.push_back({TargetSpec::Kind::kPid, "", child.pid(), "", 1});
+  auto ag = Agent::create(c, AgentOptions{}).value();
+  ASSERT_TRUE(tick_until(*ag, 8, [&] {
+    auto w = ag->snapshot().watched;
+    return !w.empty() && w[0].eval.ready;
+  }));
+  c.targets.push_back({TargetSpec::Kind::kPid, "", ::getpid(), "", 2});
+  ASSERT_TRUE(ag->reload(c));
+  ag->tick();
+  auto w = ag->snapshot().watched;
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_TRUE(w[0].eval.ready);   // the child's history survived the reload
+  EXPECT_FALSE(w[1].eval.ready);  // the new target starts fresh
+  // A reload naming a missing pid is rejected and the running configuration kept.
+  AgentConfig bad = c;
+  bad.targets.push_back({TargetSpec::Kind::kPid, "", 0x3ffffff0, "", 3});
+  EXPECT_FALSE(ag->reload(bad));
+  EXPECT_EQ(ag->config().targets.size(), 2u);
+}
+
+TEST(AgentLoop, StatusLinesDescribeEachProcess) {
+  ChildProcess child({fixture("agent_grower"), "step"});
+  ASSERT_EQ(child.read_line(), "ready");
+  TempDir tmp;
+  AgentConfig c = fast_config(tmp.path());
+  c.targets.push_back({TargetSpec::Kind::kPid, "", child.pid(), "", 1});
+  auto ag = Agent::create(c, AgentOptions{}).value();
+  ag->tick();
+  auto lines = ag->status_lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(lines[0].starts_with("[pid:" + std::to_string(child.pid()) + "] pid " +
+                                   std::to_string(child.pid()) + " agent_grower: rss "))
+      << lines[0];
+  EXPECT_NE(lines[0].find("growth: collecting"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("oom risk 0.00"), std::string::npos) << lines[0];
+}
+
+}  // namespace
+}  // namespace leakwatch::agent
