@@ -17,7 +17,7 @@
 #include <span>
 #include <vector>
 
-#include "bpf/sampling_table.h"  // IWYU pragma: export (LW_EXP_TABLE_*)
+#include "bpf/sampling_table.h"  // LW_EXP_TABLE_SIZE, lw_byte_sampler
 #include "report/model.h"
 
 namespace leakwatch::analysis {

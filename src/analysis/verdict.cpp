@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -35,7 +37,8 @@ constexpr double kGoodR2 = 0.95;
 constexpr double kLeakMinLateRatio = 0.3;
 // Leak: nor may the last quarter have stopped (a warm-up that ran for 60-75% of the
 // session still looks rising over the latter half).  Lower than the half's ratio because a
-// quarter of a sampled staircase has few steps; only checked with enough points in it.
+// quarter of a sampled staircase has few steps; only checked with enough points in it and
+// enough expected steps (kMinExpectedSteps).
 constexpr double kLeakMinTailRatio = 0.15;
 constexpr size_t kMinTailPoints = 4;
 // Leak: survivors age with the session: the oldest is at least half the stack's window
@@ -43,6 +46,26 @@ constexpr size_t kMinTailPoints = 4;
 // half the window, sampled or not) and the median at least this fraction of it.
 constexpr double kLeakMinOldestRatio = 0.5;
 constexpr double kLeakMinMedianRatio = 0.15;
+
+// Sampled series are staircases: a flat stretch means "stopped" only if a continuing leak
+// would have put steps in it.  With K survivors spread over the window, a stretch covering
+// a fraction f of it should hold K f of them; a flat stretch counts as evidence only when
+// that is at least this many (P(no step) = e^-3 = 5% under a continuing leak).  Exact data
+// has K = all survivors, so this only bites when few allocations were sampled.
+constexpr double kMinExpectedSteps = 3;
+// Leak: at least this many survivors (sampled ones when sampling); with fewer, growth is a
+// step or two and the verdict stays unknown.
+constexpr uint64_t kLeakMinSurvivors = 3;
+// Stopped by ages: the youngest survivor is so old that a leak still going on (survivor
+// ages uniform over the window) would have produced one that old with probability
+// (1 - youngest/window)^K below this.  0.1% keeps real leaks (which trip it 0.1% of the
+// time) and, with 8 sampled survivors, catches a warm-up whose last survivor was made 58%
+// of the window ago (0.42^8 = 1e-3).
+constexpr double kAgesStoppedP = 1e-3;
+// ... and it must have stopped a while ago: at least this fraction of the window.  With
+// thousands of survivors the test above would otherwise flag a gap of a fraction of a
+// second (e.g. the session ending just after the last allocation of a report interval).
+constexpr double kAgesStoppedMinFraction = 0.2;
 
 // Flat: the latter half changes by at most this fraction of the level.
 constexpr double kFlatMaxRelGrowth = 0.05;
@@ -94,6 +117,25 @@ Window select(std::span<const SeriesPoint> points, double from, double to) {
 
 double span_of(const Window& w) { return w.t.empty() ? 0 : w.t.back() - w.t.front(); }
 
+// Slope between the medians of the window's first and last thirds.  Theil-Sen treats the
+// few steps of a sparsely sampled staircase as outliers (most pairs of points do not
+// straddle a step, so the median pairwise slope is 0 although the level rose); comparing
+// robust levels at both ends sees the rise, and is still robust to single wild points.
+double level_change_slope(const Window& w) {
+  size_t n = w.t.size();
+  if (n < 2) return 0;
+  size_t third = std::max<size_t>(1, n / 3);
+  auto part = [&](size_t from, size_t to) {
+    return std::pair{median({w.t.begin() + static_cast<ptrdiff_t>(from),
+                             w.t.begin() + static_cast<ptrdiff_t>(to)}),
+                     median({w.bytes.begin() + static_cast<ptrdiff_t>(from),
+                             w.bytes.begin() + static_cast<ptrdiff_t>(to)})};
+  };
+  auto [t_first, y_first] = part(0, third);
+  auto [t_last, y_last] = part(n - third, n);
+  return t_last > t_first ? (y_last - y_first) / (t_last - t_first) : 0;
+}
+
 // Confidence from the amount of evidence: 0.6 with the minimum, 1 with plenty.
 double confidence(const TrendFeatures& f, const SurvivorAges& ages) {
   double points = ramp(static_cast<double>(f.points), kMinPoints, kConfidentPoints);
@@ -118,7 +160,9 @@ SurvivorAges SurvivorAges::from_ages(std::span<const double> ages_s) {
   SurvivorAges a;
   if (ages_s.empty()) return a;
   a.count = ages_s.size();
-  a.oldest_s = *std::max_element(ages_s.begin(), ages_s.end());
+  auto [youngest, oldest] = std::minmax_element(ages_s.begin(), ages_s.end());
+  a.oldest_s = *oldest;
+  a.youngest_s = *youngest;
   a.median_s = median(std::vector<double>(ages_s.begin(), ages_s.end()));
   return a;
 }
@@ -175,10 +219,13 @@ TrendFeatures trend_features(std::span<const SeriesPoint> points, double interva
   f.early_rel_growth = early_slope * span_of(early) / f.level_bytes;
   f.late_rel_growth = late_slope * span_of(late) / f.level_bytes;
   if (f.growth_bytes_per_s > 0) {
-    f.late_ratio = late_slope / f.growth_bytes_per_s;
+    f.late_ratio = std::max(late_slope, level_change_slope(late)) / f.growth_bytes_per_s;
     f.tail_ratio = tail_slope / f.growth_bytes_per_s;
+    f.tail_step_ratio = std::max(tail_slope, level_change_slope(tail)) / f.growth_bytes_per_s;
   }
   f.tail_points = tail.t.size();
+  f.late_span_s = span_of(late);
+  f.tail_span_s = span_of(tail);
   f.early_high = quantile(early.bytes, 0.9);
   f.late_high = quantile(late.bytes, 0.9);
   return f;
@@ -234,13 +281,31 @@ VerdictResult classify_series(std::span<const SeriesPoint> points, double interv
   // Leak.
   const double oldest_ratio = ages_known ? ages.oldest_s / f.window_s : 0;
   const double median_ratio = ages_known ? ages.median_s / f.window_s : 0;
-  const bool fits = f.growth_to_noise >= kLeakMinGrowthToNoise;
+  // How many steps a continuing leak would put in a fraction of the window.
+  const double survivors = ages_known ? static_cast<double>(ages.count) : INFINITY;
+  auto enough_steps = [&](double span_s) {
+    return survivors * std::min(span_s / f.window_s, 1.0) >= kMinExpectedSteps;
+  };
+  const bool half_evidence = enough_steps(f.late_span_s);
+  const bool late_stopped = half_evidence && f.late_ratio < kLeakMinLateRatio;
+  // In the last quarter a dense series (at least one survivor per point: effectively
+  // continuous) is judged by Theil-Sen, which sees a plateau in its last part; a sparse
+  // staircase by its level change, so that the quarter's one or two steps count.
+  const bool tail_dense = survivors * std::min(f.tail_span_s / f.window_s, 1.0) >=
+                          static_cast<double>(f.tail_points);
+  const double tail_ratio = tail_dense ? f.tail_ratio : f.tail_step_ratio;
   const bool tail_stopped = f.growth_bytes_per_s > 0 && f.tail_points >= kMinTailPoints &&
-                            f.tail_ratio < kLeakMinTailRatio;
-  const bool rising_late = f.late_ratio >= kLeakMinLateRatio && !tail_stopped;
+                            enough_steps(f.tail_span_s) && tail_ratio < kLeakMinTailRatio;
+  const bool ages_stopped =
+      ages_known && ages.youngest_s >= kAgesStoppedMinFraction * f.window_s &&
+      (ages.youngest_s >= f.window_s ||
+       survivors * std::log1p(-ages.youngest_s / f.window_s) < std::log(kAgesStoppedP));
+  const bool fits = f.growth_to_noise >= kLeakMinGrowthToNoise;
+  const bool rising_late = !late_stopped && !tail_stopped && !ages_stopped;
   const bool aged = !ages_known ||
                     (oldest_ratio >= kLeakMinOldestRatio && median_ratio >= kLeakMinMedianRatio);
-  if (growing && fits && rising_late && aged) {
+  const bool enough_survivors = !ages_known || ages.count >= kLeakMinSurvivors;
+  if (growing && fits && rising_late && aged && enough_survivors) {
     double evidence = (ramp(f.rel_growth, kLeakMinRelGrowth, 0.5) + ramp(f.r2, 0.5, kGoodR2) +
                        ramp(f.late_ratio, kLeakMinLateRatio, 0.8) +
                        ramp(oldest_ratio, kLeakMinOldestRatio, 0.9)) / 4;
@@ -250,9 +315,11 @@ VerdictResult classify_series(std::span<const SeriesPoint> points, double interv
     return r;
   }
 
-  // Cache: the latter half is flat, or no higher than the first (bounded).
-  const bool flat = std::fabs(f.late_rel_growth) <= kFlatMaxRelGrowth || tail_stopped;
-  const bool bounded = f.late_high <= (1 + kBoundedMargin) * f.early_high;
+  // Cache: the latter half is flat, or no higher than the first (bounded), with enough
+  // samples for that to mean something; or the ages say accumulation stopped.
+  const bool flat = (half_evidence && std::fabs(f.late_rel_growth) <= kFlatMaxRelGrowth) ||
+                    tail_stopped || ages_stopped;
+  const bool bounded = half_evidence && f.late_high <= (1 + kBoundedMargin) * f.early_high;
   if (flat || bounded) {
     double flatness = std::max(1 - ramp(std::fabs(f.late_rel_growth), 0, 2 * kFlatMaxRelGrowth),
                                bounded ? 1 - ramp(f.late_high / std::max(f.early_high, 1.0) - 1,
@@ -266,7 +333,7 @@ VerdictResult classify_series(std::span<const SeriesPoint> points, double interv
                              format_bytes(f.level_bytes), format_bytes(f.peak_bytes), oldest,
                              format_seconds(f.window_s));
     } else if (f.early_rel_growth >= kWarmupMinRelGrowth ||
-               (tail_stopped && f.rel_growth >= kLeakMinRelGrowth)) {
+               ((tail_stopped || ages_stopped) && f.rel_growth >= kLeakMinRelGrowth)) {
       r.reason = fmt::format("levels off at {} after rising (latter half {}), {}",
                              format_bytes(f.level_bytes), late_change, oldest);
     } else if (ages_known) {
@@ -282,13 +349,16 @@ VerdictResult classify_series(std::span<const SeriesPoint> points, double interv
 
   // Unknown: say what did not fit.
   std::string why;
-  if (!growing)
+  if (ages_known && (!half_evidence || !enough_survivors))
+    why = fmt::format("only {} sampled survivor{}: too few to tell", ages.count,
+                      ages.count == 1 ? "" : "s");
+  else if (!growing)
     why = fmt::format("changes by only {:.0f}% of its level", 100 * f.rel_growth);
   else if (!fits)
     why = fmt::format("noise of {} hides it", format_bytes(f.noise_bytes));
   else if (!rising_late)
     why = fmt::format("the latter part rises at only {:.0f}% of that rate",
-                      100 * std::min(f.late_ratio, f.tail_ratio));
+                      100 * std::min(f.late_ratio, tail_ratio));
   else
     why = fmt::format("the {} of {} is not old enough for a leak", oldest,
                       format_seconds(f.window_s));
