@@ -59,6 +59,9 @@ CLI::App* add_agent_subcommand(CLI::App& app, AgentCommandOptions& options) {
   cmd->add_option("--listen", options.listen,
                   "HOST:PORT for /metrics and /api/reports, overriding the configuration "
                   "(\"off\" to disable)");
+  cmd->add_option("--proc-root", options.proc_root,
+                  "Where the host's procfs is mounted (in a container: e.g. /host/proc)")
+      ->check(CLI::ExistingDirectory);
   return cmd;
 }
 
@@ -91,6 +94,7 @@ int run_agent_command(const AgentCommandOptions& options,
 
   agent::AgentOptions agent_options;
   agent_options.investigator = std::move(investigator);
+  agent_options.proc_root = options.proc_root;
   auto a = agent::Agent::create(*config, std::move(agent_options));
   if (!a) {
     std::fprintf(stderr, "leakwatch agent: %s\n", a.error().message.c_str());

@@ -1,4 +1,5 @@
-// `leakwatch agent --config FILE.yaml [--once] [--foreground] [--listen HOST:PORT]`
+// `leakwatch agent --config FILE.yaml [--once] [--foreground] [--listen HOST:PORT]
+//                  [--proc-root DIR]`
 //
 // Wiring (src/cli/app.cpp):
 //   cli::AgentCommandOptions agent_options;
@@ -21,6 +22,7 @@ struct AgentCommandOptions {
   bool once = false;        // one evaluation (two samples a second apart), status, exit
   bool foreground = false;  // print a status line per target every interval
   std::string listen;       // overrides the configuration's `listen` when set
+  std::string proc_root = "/proc";  // the host's procfs (a container mounts it elsewhere)
 };
 
 // Registers the `agent` subcommand; `options` is filled when it is parsed.

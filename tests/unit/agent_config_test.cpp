@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include <yaml-cpp/yaml.h>
+
 #include "agent/config.h"
 #include "agent/units.h"
 
@@ -144,6 +146,21 @@ TEST(AgentConfig, TheExampleFileParses) {
   EXPECT_DOUBLE_EQ(c->detection.min_spread_bytes_per_s, 1024);
   EXPECT_EQ(c->reports.max_count, 100u);
   EXPECT_DOUBLE_EQ(c->reports.max_age_s, 7 * 86400);
+}
+
+TEST(AgentConfig, TheDaemonSetConfigMapParses) {
+  // The configuration shipped inside deploy/daemonset.yaml's ConfigMap.
+  auto docs = YAML::LoadAllFromFile(std::string(LEAKWATCH_SOURCE_DIR) + "/deploy/daemonset.yaml");
+  std::string embedded;
+  for (const YAML::Node& d : docs)
+    if (d["kind"].as<std::string>() == "ConfigMap")
+      embedded = d["data"]["leakwatch.yaml"].as<std::string>();
+  ASSERT_FALSE(embedded.empty());
+  auto c = parse_config(embedded, "daemonset.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->targets.at(0).kind, TargetSpec::Kind::kAll);
+  EXPECT_EQ(c->listen, "0.0.0.0:9464");
+  EXPECT_DOUBLE_EQ(c->memleak_sampling.cooldown_s, 3600);
 }
 
 TEST(AgentConfig, AllTargetKinds) {

@@ -6,8 +6,10 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <sstream>
 
 #include "agent/detection.h"
+#include "common/atomic_file.h"
 
 namespace leakwatch::agent {
 namespace {
@@ -312,6 +314,73 @@ TEST(AgentDetection, ConditionsAreIndependent) {
   Outcome o = run(make_series(s), {}, only_increase);
   EXPECT_FALSE(o.first_trigger_s[static_cast<int>(TriggerReason::kGrowthRate)]);
   EXPECT_TRUE(o.first_trigger_s[static_cast<int>(TriggerReason::kRssIncrease)]);
+}
+
+// Series recorded from real processes (tests/fixtures/agent_grower sampled by the layer-1
+// collector every ~100 ms on a loaded machine; tests/data/proc/series_*.csv), replayed with
+// time compressed: 2 s rate window, 8 s sustained.  The recorded warm-up lasted 5.7 s.
+std::vector<MemoryPoint> recorded(const std::string& name) {
+  auto text = read_file(std::string(LEAKWATCH_TEST_DATA) + "/proc/" + name);
+  EXPECT_TRUE(text) << name;
+  std::vector<MemoryPoint> out;
+  std::istringstream in(text.value_or(""));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    MemoryPoint p;
+    if (std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf,%lf", &p.t_s, &p.anon, &p.file, &p.rss,
+                    &p.vsz) == 5)
+      out.push_back(p);
+  }
+  return out;
+}
+
+struct Compressed {
+  DetectionParams params;
+  TriggerConditions cond;
+  Compressed() {
+    cond.memory_growth_rate = Threshold{Comparison::kGreater, 1e6};   // 1 MB/s
+    cond.rss_increase_threshold = Threshold{Comparison::kGreater, 8e6};
+    DetectionConfig d;
+    d.rate_window_s = 2;
+    d.sustained_for_s = 8;
+    d.baseline_window_s = 30;
+    params = DetectionParams::from(d, cond);
+  }
+};
+
+TEST(AgentDetection, RecordedWarmUpDoesNotTrigger) {
+  auto series = recorded("series_warmup_64m_3s.csv");
+  ASSERT_GT(series.size(), 50u);
+  Compressed c;
+  bool any = false, sustained = false;
+  double max_rate = 0;
+  for (const Evaluation& e : replay(series, c.params)) {
+    any |= !check_triggers(e, c.cond, c.params).empty();
+    sustained |= e.sustained;
+    max_rate = std::max(max_rate, e.growth_rate);
+  }
+  EXPECT_FALSE(any);
+  EXPECT_FALSE(sustained);
+  EXPECT_GT(max_rate, 8 * kMiB);  // the warm-up itself was measured (~11 MiB/s)
+}
+
+TEST(AgentDetection, RecordedLeakTriggers) {
+  auto series = recorded("series_leak_2m_per_s.csv");
+  ASSERT_GT(series.size(), 50u);
+  Compressed c;
+  std::optional<double> growth, increase;
+  auto evals = replay(series, c.params);
+  for (const Evaluation& e : evals)
+    for (TriggerReason r : check_triggers(e, c.cond, c.params)) {
+      if (r == TriggerReason::kGrowthRate && !growth) growth = e.t_s;
+      if (r == TriggerReason::kRssIncrease && !increase) increase = e.t_s;
+    }
+  ASSERT_TRUE(growth.has_value());
+  EXPECT_GE(*growth, 8.0);  // not before sustained_for
+  EXPECT_LE(*growth, 11.0);
+  ASSERT_TRUE(increase.has_value());
+  EXPECT_NEAR(evals.back().growth_rate, 2 * kMiB, 0.3 * 2 * kMiB);
 }
 
 }  // namespace
