@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/memleak_cmd.h"
+#include "cli/report_cmd.h"
 
 namespace leakwatch::cli {
 
@@ -17,6 +18,8 @@ int run(int argc, char** argv) {
 
   MemleakOptions memleak;
   CLI::App* memleak_cmd = add_memleak_subcommand(app, memleak);
+  ReportOptions report;
+  CLI::App* report_cmd = add_report_subcommand(app, report);
 
   try {
     app.parse(argc, argv);
@@ -25,6 +28,7 @@ int run(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (memleak_cmd->parsed()) return run_memleak(memleak);
+  if (report_cmd->parsed()) return run_report(report);
   return 2;
 }
 
