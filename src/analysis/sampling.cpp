@@ -90,15 +90,20 @@ void EstimateAccumulator::apply(Sums& s, double x, double p, double sign) {
   s.sampled += sign * x;
   s.estimate += sign * x / p;
   s.variance += sign * (1 - p) / (p * p) * x * x;
-  if (sign > 0) s.max_unseen = std::max(s.max_unseen, x * (1 - p) / p);
+  if (sign > 0) s.max_unseen = std::max(s.max_unseen, x * (1 - p) / p);  // one copy's share
 }
 
 void EstimateAccumulator::add(double size, double inclusion_probability) {
-  if (!(inclusion_probability > 0)) return;
+  add(size, inclusion_probability, 1);
+}
+
+void EstimateAccumulator::add(double size, double inclusion_probability, uint64_t copies) {
+  if (!(inclusion_probability > 0) || copies == 0) return;
   double p = std::min(inclusion_probability, 1.0);
-  apply(bytes_, size, p, +1);
-  apply(count_, 1, p, +1);
-  ++samples_;
+  auto n = static_cast<double>(copies);
+  apply(bytes_, size, p, n);
+  apply(count_, 1, p, n);
+  samples_ += static_cast<int64_t>(copies);
 }
 
 void EstimateAccumulator::remove(double size, double inclusion_probability) {

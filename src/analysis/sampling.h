@@ -117,6 +117,9 @@ class EstimateAccumulator {
   // A sampled allocation of `size` bytes taken with probability p.  p is clamped to at most
   // 1; p <= 0 is ignored (such an allocation cannot have been sampled and has no weight).
   void add(double size, double inclusion_probability);
+  // `copies` sampled allocations of the same size and probability, in O(1) (per-stack totals
+  // kept in BPF arrive as count and total size, not one by one).
+  void add(double size, double inclusion_probability, uint64_t copies);
   // Undo add() with the same arguments (the allocation was freed).  When the last sampled
   // allocation is removed the sums are reset to exactly 0 (no rounding residue).  The
   // largest unseen share (max_unseen above) is a maximum and cannot be undone: it keeps the
@@ -138,6 +141,7 @@ class EstimateAccumulator {
     double variance = 0;
     double max_unseen = 0;
   };
+  // Adds (sign * copies) allocations of size x taken with probability p.
   static void apply(Sums& s, double x, double p, double sign);
 
   Sums bytes_;

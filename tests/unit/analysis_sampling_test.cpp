@@ -309,6 +309,17 @@ TEST(EstimateAccumulator, ManySamplesGiveTheNormalInterval) {
   EXPECT_NEAR(c.ci_hi - c.estimate, half, 0.01 * half);
 }
 
+TEST(EstimateAccumulator, AddingCopiesEqualsAddingOneByOne) {
+  EstimateAccumulator one_by_one, at_once;
+  for (int i = 0; i < 1000; ++i) one_by_one.add(48, 0.01);
+  at_once.add(48, 0.01, 1000);
+  EXPECT_EQ(at_once.samples(), 1000);
+  EXPECT_NEAR(at_once.bytes().estimate, one_by_one.bytes().estimate, 1e-6);
+  EXPECT_NEAR(at_once.bytes().ci_lo, one_by_one.bytes().ci_lo, 1e-3);
+  EXPECT_NEAR(at_once.bytes().ci_hi, one_by_one.bytes().ci_hi, 1e-3);
+  EXPECT_NEAR(at_once.count().ci_hi, one_by_one.count().ci_hi, 1e-6);
+}
+
 TEST(EstimateAccumulator, RemoveUndoesAddAndMergeAdds) {
   EstimateAccumulator a, b, both;
   a.add(4096, 0.3);
