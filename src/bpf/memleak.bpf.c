@@ -42,8 +42,9 @@ const volatile __u32 sample_mode = LW_SAMPLE_EXACT;
 const volatile __u64 sample_rate = 1;
 const volatile __u32 exp_table[LW_EXP_TABLE_SIZE] = {};
 const volatile __u32 trace_events = 0;
-const volatile __u32 n_allocator_inodes = 0;
-const volatile __u64 allocator_inodes[LW_MAX_ALLOCATOR_OBJECTS] = {};
+/* --cgroup: only tasks under the cgroup in cgroup_filter[0] are traced (the links have no
+ * pid filter then: every process mapping the object traps, and is filtered here). */
+const volatile __u32 filter_cgroup = 0;
 
 extern bool bpf_session_is_return(void) __ksym __weak;
 
@@ -96,6 +97,26 @@ struct {
   __uint(max_entries, 4096);
 } events SEC(".maps");
 
+/* Inodes of the objects whose allocator is probed: their own mmap calls are internal. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, __u64);
+  __type(value, __u32);
+} allocator_inodes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} cgroup_filter SEC(".maps");
+
+static __always_inline bool traced_task(void)
+{
+  return !filter_cgroup || bpf_current_task_under_cgroup(&cgroup_filter, 0) == 1;
+}
+
 static __always_inline void count(__u32 idx)
 {
   __u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -141,14 +162,7 @@ static long check_vma(struct task_struct *task, struct vm_area_struct *vma, stru
   if (!f)
     return 0;
   __u64 ino = BPF_CORE_READ(f, f_inode, i_ino);
-  for (__u32 i = 0; i < LW_MAX_ALLOCATOR_OBJECTS; i++) {
-    if (i >= n_allocator_inodes)
-      break;
-    if (allocator_inodes[i] == ino) {
-      c->internal = true;
-      break;
-    }
-  }
+  c->internal = bpf_map_lookup_elem(&allocator_inodes, &ino) != NULL;
   return 0;
 }
 
@@ -156,8 +170,6 @@ static long check_vma(struct task_struct *task, struct vm_area_struct *vma, stru
 static __always_inline bool called_by_allocator(struct pt_regs *ctx)
 {
   __u64 ret_addr = 0;
-  if (n_allocator_inodes == 0)
-    return false;
   if (bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)PT_REGS_SP(ctx)))
     return false;
   struct vma_ctx c = {};
@@ -407,6 +419,8 @@ static __always_inline void free_entry(struct pt_regs *ctx, __u32 kind)
 SEC("uprobe")
 int lw_alloc_session(struct pt_regs *ctx)
 {
+  if (!traced_task())
+    return 1;
   if (bpf_session_is_return()) {
     alloc_return(ctx);
     return 0;
@@ -418,6 +432,8 @@ int lw_alloc_session(struct pt_regs *ctx)
 SEC("uprobe")
 int lw_free_multi(struct pt_regs *ctx)
 {
+  if (!traced_task())
+    return 0;
   free_entry(ctx, (__u32)bpf_get_attach_cookie(ctx));
   return 0;
 }
@@ -427,6 +443,8 @@ int lw_free_multi(struct pt_regs *ctx)
 SEC("uprobe")
 int lw_alloc_entry(struct pt_regs *ctx)
 {
+  if (!traced_task())
+    return 0;
   alloc_entry(ctx, (__u32)bpf_get_attach_cookie(ctx));
   return 0;
 }
@@ -441,6 +459,8 @@ int lw_alloc_return(struct pt_regs *ctx)
 SEC("uprobe")
 int lw_free_entry(struct pt_regs *ctx)
 {
+  if (!traced_task())
+    return 0;
   free_entry(ctx, (__u32)bpf_get_attach_cookie(ctx));
   return 0;
 }

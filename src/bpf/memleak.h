@@ -8,7 +8,6 @@
 #endif
 
 #define LW_MAX_STACK_DEPTH 127
-#define LW_MAX_ALLOCATOR_OBJECTS 8
 
 /* What a probed function is; passed to the programs as the attach cookie. */
 enum lw_fn_kind {

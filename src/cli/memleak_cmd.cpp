@@ -14,6 +14,8 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
+#include <set>
 
 #include "analysis/sampling.h"
 #include "cli/child_process.h"
@@ -81,9 +83,16 @@ struct Plan {
 
 Result<Plan> validate(const MemleakOptions& o) {
   Plan p;
-  if (o.pid == 0 && o.command.empty())
+  int targets = (o.pid != 0) + !o.command.empty() + !o.cgroup.empty();
+  if (targets == 0)
     return fail("kernel mode (no -p or -c) is not available yet: give -p PID or -c COMMAND");
   if (o.pid != 0 && !o.command.empty()) return fail("-p and -c cannot be used together");
+  if (targets > 1) return fail("--cgroup cannot be combined with -p or -c");
+  if (!o.cgroup.empty()) {
+    struct stat st;
+    if (::stat((o.cgroup + "/cgroup.procs").c_str(), &st) != 0)
+      return fail("--cgroup {}: not a cgroup v2 directory (no cgroup.procs)", o.cgroup);
+  }
   if (o.pid < 0) return fail("-p: not a valid pid: {}", o.pid);
   if (o.wa_missing_free) return fail("--wa-missing-free applies to kernel mode, which is not available yet");
   if (o.percpu) return fail("--percpu applies to kernel mode, which is not available yet");
@@ -155,6 +164,7 @@ class Session {
  private:
   Result<void> setup();
   void print_probes() const;
+  std::vector<probe::ObjectPlan> plan_cgroup_processes();
   report::Report build_report(bool final_report);
   void emit_interval_report();
   int finish();
@@ -171,7 +181,32 @@ class Session {
   uint64_t start_ns_ = 0;
   int64_t reports_ = 0;
   bool interval_text_ = false;  // print the BCC text report every interval
+  std::set<int> cgroup_pids_;   // processes of the --cgroup already planned
+  std::string comm_;            // the target's name, read while it runs
 };
+
+// New processes of the cgroup: their allocator objects (each process is planned once;
+// its maps are read now, so it stays symbolized if it exits before the report).
+std::vector<probe::ObjectPlan> Session::plan_cgroup_processes() {
+  std::vector<probe::ObjectPlan> out;
+  std::ifstream in(o_.cgroup + "/cgroup.procs");
+  int pid;
+  while (in >> pid) {
+    if (!cgroup_pids_.insert(pid).second) continue;
+    probe::PlanRequest req;
+    req.pid = pid;
+    req.objects = o_.objects;
+    req.symbols_prefix = o_.symbols_prefix;
+    auto plans = probe::plan_allocator_probes(req);
+    if (!plans) {
+      log::debug("cgroup process {}: {}", pid, plans.error().message);
+      continue;
+    }
+    resolver_.snapshot(static_cast<uint32_t>(pid));
+    for (auto& p : *plans) out.push_back(std::move(p));
+  }
+  return out;
+}
 
 Result<void> Session::setup() {
   sigset_t set;
@@ -188,7 +223,17 @@ Result<void> Session::setup() {
   probe::PlanRequest req;
   req.objects = o_.objects;
   req.symbols_prefix = o_.symbols_prefix;
-  if (o_.pid > 0) {
+  std::vector<probe::ObjectPlan> cgroup_objects;
+  if (!o_.cgroup.empty()) {
+    target_pid_ = 0;
+    cgroup_objects = plan_cgroup_processes();
+    if (cgroup_objects.empty()) {
+      // Nobody in the cgroup yet: the libraries of this host, as for -c.
+      auto own = probe::plan_allocator_probes(req);
+      if (!own) return std::unexpected(own.error());
+      cgroup_objects = std::move(*own);
+    }
+  } else if (o_.pid > 0) {
     if (!process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
     target_pid_ = o_.pid;
     req.pid = o_.pid;
@@ -205,12 +250,16 @@ Result<void> Session::setup() {
     target_pid_ = child_->pid();
   }
 
-  auto objects = probe::plan_allocator_probes(req);
-  if (!objects) return std::unexpected(objects.error());
-
   probe::MemleakConfig cfg;
+  if (o_.cgroup.empty()) {
+    auto objects = probe::plan_allocator_probes(req);
+    if (!objects) return std::unexpected(objects.error());
+    cfg.objects = std::move(*objects);
+  } else {
+    cfg.objects = std::move(cgroup_objects);
+    cfg.cgroup_path = o_.cgroup;
+  }
   cfg.pid = target_pid_;
-  cfg.objects = std::move(*objects);
   cfg.min_size = p_.min_size;
   cfg.max_size = p_.max_size;
   cfg.sample_mode = p_.sample_mode;
@@ -232,6 +281,7 @@ Result<void> Session::setup() {
   tc.sampling = p_.sampling;
   tc.target.pid = target_pid_;
   tc.target.comm = o_.pid > 0 ? process_comm(o_.pid) : "";
+  tc.target.cgroup = o_.cgroup;
   tc.min_age_ns = static_cast<uint64_t>(o_.older_ms * 1e6);
   tc.show_allocs = o_.show_allocs;
   tc.combined_only = o_.combined_only;
@@ -271,7 +321,8 @@ report::Report Session::build_report(bool final_report) {
   uint64_t now = monotonic_ns();
   report::Report rep = tracker_->update(snap, now, static_cast<double>(now - start_ns_) / 1e9);
   rep.final = final_report;
-  if (rep.target.comm.empty()) rep.target.comm = process_comm(target_pid_);
+  if (comm_.empty() && target_pid_ > 0) comm_ = process_comm(target_pid_);
+  if (rep.target.comm.empty()) rep.target.comm = comm_;
   for (const auto& a : probe_->attach_results())
     if (!a.ok && !a.skipped)
       rep.notes.push_back(fmt::format("attach failed: {} in {}: {}", a.function, a.object, a.error));
@@ -338,7 +389,10 @@ int Session::run() {
 
   interval_text_ = o_.output.empty() && p_.format == report::Format::kText;
   if (child_) std::printf("Executing '%s' and tracing the resulting process.\n", o_.command.c_str());
-  std::printf("Attaching to pid %d, Ctrl+C to quit.\n", target_pid_);
+  if (!o_.cgroup.empty())
+    std::printf("Attaching to cgroup %s, Ctrl+C to quit.\n", o_.cgroup.c_str());
+  else
+    std::printf("Attaching to pid %d, Ctrl+C to quit.\n", target_pid_);
   std::fflush(stdout);
   start_ns_ = monotonic_ns();
   if (child_) {
@@ -351,6 +405,7 @@ int Session::run() {
   const uint64_t interval_ns = static_cast<uint64_t>(o_.interval_s * 1e9);
   const uint64_t end_ns = o_.duration_s > 0 ? start_ns_ + static_cast<uint64_t>(o_.duration_s * 1e9) : 0;
   uint64_t next_report = start_ns_ + interval_ns;
+  uint64_t next_cgroup_scan = start_ns_ + 1000000000ull;
   int exit_code = kExitOk;
   std::string stop_reason;
 
@@ -382,6 +437,17 @@ int Session::run() {
     }
     uint64_t wake = next_report;
     if (end_ns && end_ns < wake) wake = end_ns;
+    if (!o_.cgroup.empty()) {
+      // New processes in the cgroup may map objects not attached yet.
+      if (now >= next_cgroup_scan) {
+        auto more = plan_cgroup_processes();
+        if (!more.empty()) {
+          if (auto r = probe_->attach_objects(more); !r) log::warn("{}", r.error().message);
+        }
+        next_cgroup_scan = now + 1000000000ull;
+      }
+      wake = std::min(wake, next_cgroup_scan);
+    }
     int timeout_ms = static_cast<int>((wake - now + 999999) / 1000000);
     if (o_.trace) timeout_ms = std::min(timeout_ms, 100);
 
@@ -404,7 +470,10 @@ int Session::run() {
         }
       }
     }
-    if (child_ && child_->poll([&] { resolver_.snapshot(static_cast<uint32_t>(target_pid_)); })) {
+    if (child_ && child_->poll([&] {
+          resolver_.snapshot(static_cast<uint32_t>(target_pid_));
+          comm_ = process_comm(target_pid_);
+        })) {
       int st = child_->exit_status();
       if (WIFSIGNALED(st)) {
         log::error("the command was killed by signal {} ({})", WTERMSIG(st), strsignal(WTERMSIG(st)));
@@ -442,6 +511,10 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       ->capture_default_str();
   sub->add_option("count", o.count, "number of times to print the report before exiting");
   sub->add_option("-p,--pid", o.pid, "the PID to trace");
+  sub->add_option("--cgroup", o.cgroup,
+                  "trace every process under this cgroup v2 directory, including processes "
+                  "started later (filtered in BPF; every process mapping the probed libraries "
+                  "takes the uprobe trap)");
   sub->add_flag("-t,--trace", o.trace, "print trace messages for each alloc/free call");
   sub->add_flag("-a,--show-allocs", o.show_allocs,
                 "show allocation addresses and sizes as well as call stacks");

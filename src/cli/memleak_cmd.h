@@ -12,6 +12,7 @@ namespace leakwatch::cli {
 
 struct MemleakOptions {
   int pid = 0;
+  std::string cgroup;  // --cgroup PATH (cgroup v2 directory)
   bool trace = false;
   bool show_allocs = false;
   double older_ms = 500;

@@ -6,6 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -108,11 +111,11 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
                   LW_EXP_TABLE_SIZE);
     for (size_t i = 0; i < LW_EXP_TABLE_SIZE; i++) s->rodata->exp_table[i] = cfg.exp_table[i];
   }
-  uint32_t n_inodes = 0;
-  for (const auto& o : cfg.objects)
-    if (o.defines_malloc && o.inode && n_inodes < LW_MAX_ALLOCATOR_OBJECTS)
-      s->rodata->allocator_inodes[n_inodes++] = o.inode;
-  s->rodata->n_allocator_inodes = n_inodes;
+  if (!cfg.cgroup_path.empty()) {
+    p->cgroup_fd_.reset(::open(cfg.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!p->cgroup_fd_.valid()) return fail_errno("--cgroup " + cfg.cgroup_path);
+    s->rodata->filter_cgroup = 1;
+  }
 
   bpf_map__set_max_entries(s->maps.allocs, cfg.max_allocs);
   bpf_map__set_max_entries(s->maps.stack_traces, cfg.max_stacks);
@@ -136,10 +139,14 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
     return fail_errno("cannot load the memleak BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
                       -err);
 
-  for (const auto& obj : cfg.objects) {
-    auto r = p->session_ ? p->attach_session(obj, cfg.pid) : p->attach_classic(obj, cfg.pid);
-    if (!r) return std::unexpected(r.error());
+  if (p->cgroup_fd_.valid()) {
+    uint32_t zero = 0;
+    int fd = p->cgroup_fd_.get();
+    if (bpf_map_update_elem(bpf_map__fd(s->maps.cgroup_filter), &zero, &fd, BPF_ANY))
+      return fail_errno("cannot set the cgroup filter for " + cfg.cgroup_path);
   }
+  p->pid_ = cfg.pid;
+  if (auto r = p->attach_objects(cfg.objects); !r) return std::unexpected(r.error());
   bool any_alloc = false;
   for (const auto& a : p->attach_results_) any_alloc |= a.ok;
   if (!any_alloc) {
@@ -165,6 +172,23 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
     if (!p->ringbuf_) return fail_errno("cannot open the trace ring buffer");
   }
   return p;
+}
+
+Result<void> MemleakProbe::attach_objects(const std::vector<ObjectPlan>& objects) {
+  for (const auto& obj : objects) {
+    if (obj.inode && std::find(attached_inodes_.begin(), attached_inodes_.end(), obj.inode) !=
+                         attached_inodes_.end())
+      continue;
+    if (obj.defines_malloc && obj.inode) {
+      uint32_t one = 1;
+      if (bpf_map_update_elem(bpf_map__fd(skel_->maps.allocator_inodes), &obj.inode, &one, BPF_ANY))
+        log::warn("cannot register allocator object {}: {}", obj.display_path, std::strerror(errno));
+    }
+    auto r = session_ ? attach_session(obj, pid_) : attach_classic(obj, pid_);
+    if (!r) return std::unexpected(r.error());
+    if (obj.inode) attached_inodes_.push_back(obj.inode);
+  }
+  return {};
 }
 
 Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bpf/memleak.h"
+#include "common/fd.h"
 #include "common/result.h"
 #include "probe/allocator_plan.h"
 
@@ -34,6 +35,7 @@ struct MemleakConfig {
   bool trace = false;              // -t: stream events through the ring buffer
   AttachMode attach_mode = AttachMode::kAuto;
   std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
+  std::string cgroup_path;         // --cgroup: trace tasks under this cgroup v2 (pid = 0)
 };
 
 struct AttachResult {
@@ -72,6 +74,9 @@ class MemleakProbe {
   MemleakProbe& operator=(const MemleakProbe&) = delete;
 
   bool session_mode() const { return session_; }
+  // Attaches objects not attached yet (by inode): used when a traced cgroup gains a
+  // process that maps other libraries.  Failures are recorded in attach_results().
+  Result<void> attach_objects(const std::vector<ObjectPlan>& objects);
   const std::vector<AttachResult>& attach_results() const { return attach_results_; }
   size_t failed_attaches() const;
 
@@ -101,6 +106,9 @@ class MemleakProbe {
   std::function<void(const lw_event&)> event_cb_;
   std::vector<AttachResult> attach_results_;
   bool session_ = false;
+  int pid_ = 0;
+  std::vector<uint64_t> attached_inodes_;
+  UniqueFd cgroup_fd_;
 };
 
 // Whether this kernel supports uprobe sessions (bpf_session_is_return in its BTF).

@@ -41,11 +41,11 @@ Alert evaluate_alert(const Report& report, double threshold_mb) {
                            : fmt::format("pid {} ({})", report.target.pid, report.target.comm);
   if (a.severity == "none") {
     a.text = fmt::format("OK: {}: {:.1f} MB outstanding in {} leak/unknown stacks, below "
-                         "the {:.1f} MB threshold{}",
+                         "the {:g} MB threshold{}",
                          target, mb, a.suspect_stacks, threshold_mb, where);
   } else {
     a.text = fmt::format("ALERT {}: {}: {:.1f} MB outstanding in {} leak/unknown stacks "
-                         "(threshold {:.1f} MB, high above {:.0f} MB){}",
+                         "(threshold {:g} MB, high above {:.0f} MB){}",
                          a.severity, target, mb, a.suspect_stacks, threshold_mb,
                          kHighSeverityMb, where);
   }

@@ -53,7 +53,7 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
       Group& g = groups[{c.tgid, c.stack_id}];
       double mean = c.count ? static_cast<double>(c.total_size) / static_cast<double>(c.count) : 0;
       double p = analysis::inclusion_probability(cfg_.sampling, static_cast<uint64_t>(mean));
-      for (uint64_t i = 0; i < c.count; i++) g.acc.add(mean, p);
+      g.acc.add(mean, p, static_cast<double>(c.count));
     }
   } else {
     for (const auto& a : snap.allocs) {

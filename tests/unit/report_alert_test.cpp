@@ -26,7 +26,7 @@ TEST(ReportAlert, Thresholds) {
   EXPECT_DOUBLE_EQ(a.top_bytes, 120 * kBytesPerMb);
   EXPECT_EQ(a.text,
             "ALERT high: pid 4242 (leaky_demo): 120.5 MB outstanding in 2 leak/unknown stacks "
-            "(threshold 50.0 MB, high above 100 MB); top: leak_fn(unsigned long) [leaky_demo] "
+            "(threshold 50 MB, high above 100 MB); top: leak_fn(unsigned long) [leaky_demo] "
             "with 120.0 MB (leak)");
 
   EXPECT_EQ(evaluate_alert(with_leak_mb(60, 500), 50).severity, "medium");
