@@ -1,11 +1,22 @@
 // Which functions of which objects leakwatch memleak probes, and where in each function.
 //
 //   target pid / command
-//     -> allocator objects: -O OBJ, else the objects mapped in the target that define
-//        malloc (the executable for a static allocator, libc, ...) and the objects that
-//        define C++ operator new/delete (libstdc++, or the program itself)
-//     -> per object: the allocation and release functions it defines (with the optional
-//        --symbols-prefix), each with its file offset and probe placement
+//     -> objects in the dynamic linker's symbol-search order (probe/link_order.h)
+//     -> every allocator entry point (probe/allocator_catalog.h) bound the way the dynamic
+//        linker binds it: to the FIRST object in that order that exports it.  So with
+//        jemalloc preloaded, malloc/free/operator new bind to libjemalloc while glibc's
+//        copies are never called and are not probed; functions jemalloc does not define
+//        (reallocarray, pvalloc, mmap) still bind to glibc and are probed there.
+//        The executable also binds its own calls to functions it defines without
+//        exporting them (a static allocator), and then the exported copy is probed too;
+//        a statically linked executable has only itself.
+//     -> prefixed APIs found on the way (je_malloc next to je_mallctl, tc_*, mi_*)
+//     -> per object: the functions, each with its file offset and probe placement;
+//        aliases (same address) are probed once, and a function that only tail-jumps to
+//        another probed function (libstdc++'s operator delete -> free@plt) is left to it.
+//   -O OBJ: exactly these objects, every known function they define (no search order).
+//   --symbols-prefix P: the allocation API is P-prefixed (P + malloc, ... ) instead of the
+//     standard names; mmap and operator new/delete are still bound as usual.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +25,7 @@
 
 #include "bpf/memleak.h"
 #include "common/result.h"
+#include "probe/link_order.h"
 #include "probe/placement.h"
 
 namespace leakwatch::probe {
@@ -31,7 +43,10 @@ struct ObjectPlan {
   std::string path;            // path leakwatch opens (through /proc/PID/root when needed)
   std::string display_path;    // path as the target sees it
   uint64_t inode = 0;
-  bool defines_malloc = false; // an allocator object (its own mmap calls are internal)
+  // An allocator library: mmap/munmap calls made from it are the allocator's own (see the
+  // BPF side).  Never set for the executable, whose own mmap calls are the program's.
+  bool defines_malloc = false;
+  std::string allocator;       // "glibc", "jemalloc", ... when recognised
   std::vector<ProbeSite> sites;
 };
 
@@ -42,7 +57,33 @@ struct PlanRequest {
   std::string symbols_prefix;            // --symbols-prefix (e.g. "je_")
 };
 
-// Builds the plan.  Fails with a one-line error when no allocator function is found.
+// An allocator found in the target, for -v and tests.
+struct FoundAllocator {
+  std::string family;   // "glibc", "musl", "jemalloc", "tcmalloc", "mimalloc", "custom"
+  std::string object;   // display path
+  std::string prefix;   // prefix of its API when prefixed ("je_")
+  std::string evidence; // the symbols that identified it
+  bool in_use = false;  // some allocation entry point binds to it
+};
+
+struct AllocatorDiscovery {
+  std::vector<ObjectPlan> objects;
+  std::vector<FoundAllocator> allocators;
+  std::vector<std::string> explanation;  // what was found and why it was chosen (-v)
+  std::vector<std::string> warnings;     // printed even without -v
+};
+
+// Discovery on an explicit search order (the building block; unit-testable without a
+// process).  `explicit_objects`: -O semantics (every listed object, no binding order).
+[[nodiscard]] Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order,
+                                                           const std::string& symbols_prefix,
+                                                           bool explicit_objects);
+
+// Discovery for a request: the order from the process, the command or -O.
+[[nodiscard]] Result<AllocatorDiscovery> discover_allocators(const PlanRequest& req);
+
+// discover_allocators(), with the explanation logged at info level (-v) and the warnings
+// at warning level.  Fails with a one-line error when no allocator function is found.
 [[nodiscard]] Result<std::vector<ObjectPlan>> plan_allocator_probes(const PlanRequest& req);
 
 // Kind of an allocator function name (after removing the prefix), LW_FN_NONE if not one.
