@@ -1,0 +1,595 @@
+// DwarfUnwinder on real snapshots.  The fixtures uw_chain_nofp, uw_cxx_nofp and
+// uw_dbgframe_nofp (built -O2 -fomit-frame-pointer) capture their own stacks exactly as the
+// BPF return probe of an allocator would (tests/fixtures/uw_capture.h) and stay alive, so
+// the unwinder reads their maps; frames are named with the ProcessSymbolizer.  The saved
+// snapshots in tests/data/unwind are unwound without a live process.
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/atomic_file.h"
+#include "common/fd.h"
+#include "support/process.h"
+#include "symbolize/object_file.h"
+#include "symbolize/proc_maps.h"
+#include "symbolize/symbolizer.h"
+#include "unwind/snapshot_file.h"
+#include "unwind/unwinder.h"
+
+namespace leakwatch::unwind {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kData = std::string(LEAKWATCH_TEST_DATA) + "/unwind";
+
+// A fixture run: its snapshots in a fresh directory, the process alive until the end.
+class FixtureRun {
+ public:
+  explicit FixtureRun(const std::string& name)
+      : dir_(make_dir(name)), proc_({leakwatch::testing::fixture(name), dir_}) {
+    ready_ = proc_.wait_for("ready").has_value();
+  }
+  ~FixtureRun() {
+    proc_.close_stdin();
+    proc_.wait();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  bool ready() const { return ready_; }
+  int pid() const { return proc_.pid(); }
+  void kill() {
+    proc_.signal(SIGKILL);
+    proc_.wait();
+  }
+  std::unique_ptr<lw_stack_snapshot> snapshot(const std::string& name) const {
+    auto s = read_snapshot_file(dir_ + "/" + name + ".snap");
+    EXPECT_TRUE(s.has_value()) << s.error().message;
+    return s ? std::move(*s) : nullptr;
+  }
+
+ private:
+  static std::string make_dir(const std::string& name) {
+    std::string dir = leakwatch::testing::temp_path(name);
+    fs::create_directories(dir);
+    return dir;
+  }
+  std::string dir_;
+  leakwatch::testing::Proc proc_;
+  bool ready_ = false;
+};
+
+std::unique_ptr<symbolize::ProcessSymbolizer> symbolizer_for(int pid) {
+  symbolize::SymbolizerOptions options;
+  options.source_lines = false;  // names only: skips decompressing libc's DWARF
+  auto sym = symbolize::ProcessSymbolizer::Create(pid, options);
+  EXPECT_TRUE(sym.has_value()) << sym.error().message;
+  return sym ? std::move(*sym) : nullptr;
+}
+
+struct Named {
+  std::vector<std::string> functions, modules;
+};
+
+// Function names of the frames.  frames[0] is a return address too in these snapshots
+// (return probe), so every frame is named at address - 1: inside the call instruction.
+Named names_of(symbolize::ProcessSymbolizer& sym, const UnwoundStack& st) {
+  Named out;
+  for (uint64_t a : st.frames) {
+    symbolize::Symbol s = sym.symbolize(a - 1);
+    out.functions.push_back(s.function);
+    out.modules.push_back(s.module);
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : " <- ") + x;
+  return s;
+}
+
+size_t index_of(const std::vector<std::string>& v, const std::string& name) {
+  return static_cast<size_t>(std::find(v.begin(), v.end(), name) - v.begin());
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// Unwinds snapshot `name` of a live fixture and names its frames.
+struct LiveStack {
+  UnwoundStack stack;
+  Named named;
+};
+LiveStack unwind_live(const FixtureRun& run, const std::string& name,
+                      const UnwindOptions& options = {}) {
+  LiveStack out;
+  auto snap = run.snapshot(name);
+  if (snap == nullptr) return out;
+  auto unwinder = DwarfUnwinder::Create(run.pid(), options);
+  EXPECT_TRUE(unwinder.has_value()) << unwinder.error().message;
+  if (!unwinder) return out;
+  auto st = (*unwinder)->unwind(*snap);
+  EXPECT_TRUE(st.has_value()) << st.error().message;
+  if (!st) return out;
+  out.stack = *st;
+  auto sym = symbolizer_for(run.pid());
+  if (sym != nullptr) out.named = names_of(*sym, out.stack);
+  return out;
+}
+
+// The bottom of every main-thread stack on glibc 2.34+:
+//   main <- __libc_start_call_main <- __libc_start_main <- _start (CFI: rip undefined).
+void expect_complete_from(const UnwoundStack& st, const Named& n, const std::string& caller,
+                          size_t expected_caller_index) {
+  const auto& f = n.functions;
+  EXPECT_FALSE(st.truncated) << st.reason << "\n" << joined(f);
+  EXPECT_EQ(st.truncation, Truncation::kNone);
+  EXPECT_EQ(st.reason, "");
+  ASSERT_GT(f.size(), expected_caller_index + 1) << joined(f);
+  EXPECT_EQ(f[expected_caller_index], caller) << joined(f);
+  EXPECT_EQ(f[expected_caller_index + 1], "main") << joined(f);
+  ASSERT_EQ(f.size(), expected_caller_index + 5) << joined(f);
+  EXPECT_EQ(f[expected_caller_index + 2], "__libc_start_call_main");
+  EXPECT_EQ(n.modules[expected_caller_index + 2], "libc.so.6");
+  EXPECT_EQ(f.back(), "_start");
+}
+
+TEST(Unwind, TenDeepChainWithoutFramePointersDownToMain) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  LiveStack live = unwind_live(run, "chain");
+  const auto& f = live.named.functions;
+  const std::vector<std::string> chain = {"f10", "f9", "f8", "f7", "f6",
+                                          "f5",  "f4", "f3", "f2", "f1"};
+  ASSERT_GE(f.size(), chain.size()) << joined(f) << "\n" << live.stack.reason;
+  EXPECT_EQ(std::vector<std::string>(f.begin(), f.begin() + chain.size()), chain) << joined(f);
+  expect_complete_from(live.stack, live.named, "f1", 9);
+  EXPECT_EQ(live.stack.frame_pointer_frames, 0u);
+  EXPECT_GT(live.stack.stack_bytes_used, 600u);  // f3's frame alone has 600 bytes
+}
+
+TEST(Unwind, ThroughQsortInLibcToTheCallbacksCaller) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  LiveStack live = unwind_live(run, "qsort");
+  const auto& f = live.named.functions;
+  ASSERT_GE(f.size(), 3u) << joined(f);
+  EXPECT_EQ(f[0], "compare_ints");
+  EXPECT_EQ(live.named.modules[0], "uw_chain_nofp");
+  // Between the callback and sort_stage: glibc's merge sort (no frame pointers), qsort_r.
+  size_t caller = index_of(f, "sort_stage");
+  ASSERT_LT(caller, f.size()) << joined(f);
+  ASSERT_GE(caller, 2u) << joined(f);
+  for (size_t i = 1; i < caller; ++i) EXPECT_EQ(live.named.modules[i], "libc.so.6") << f[i];
+  EXPECT_EQ(f[caller - 1], "qsort_r") << joined(f);
+  expect_complete_from(live.stack, live.named, "sort_stage", caller);
+}
+
+TEST(Unwind, StrdupNamesTheApplicationFunctionThatCalledIt) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  // The snapshot of malloc's return probe: ip is inside strdup (libc, no frame pointer).
+  LiveStack live = unwind_live(run, "strdup");
+  const auto& f = live.named.functions;
+  ASSERT_GE(f.size(), 2u) << joined(f);
+  EXPECT_TRUE(f[0] == "strdup" || f[0] == "__strdup") << f[0];
+  EXPECT_EQ(live.named.modules[0], "libc.so.6");
+  expect_complete_from(live.stack, live.named, "dup_stage", 1);
+}
+
+TEST(Unwind, ThroughLibstdcxxOperatorNewAndStreams) {
+  FixtureRun run("uw_cxx_nofp");
+  ASSERT_TRUE(run.ready());
+  {
+    LiveStack live = unwind_live(run, "string");
+    const auto& f = live.named.functions;
+    ASSERT_GE(f.size(), 4u) << joined(f);
+    EXPECT_EQ(f[0], "operator new(unsigned long)");
+    EXPECT_TRUE(starts_with(live.named.modules[0], "libstdc++.so")) << live.named.modules[0];
+    size_t describe = 0;
+    while (describe < f.size() && !starts_with(f[describe], "shop::Basket::describe")) ++describe;
+    ASSERT_LT(describe + 1, f.size()) << joined(f);
+    EXPECT_TRUE(starts_with(f[describe + 1], "shop::build_report")) << joined(f);
+    EXPECT_FALSE(live.stack.truncated) << live.stack.reason;
+    EXPECT_EQ(f.size(), describe + 6) << joined(f);
+    EXPECT_EQ(f[describe + 2], "main");
+  }
+  {
+    // ostringstream growth: several libstdc++ frames (stringbuf, streambuf, inserter).
+    LiveStack live = unwind_live(run, "stream");
+    const auto& f = live.named.functions;
+    size_t app = 0;
+    while (app < f.size() && !starts_with(f[app], "shop::format_total")) ++app;
+    ASSERT_LT(app + 1, f.size()) << joined(f);
+    EXPECT_GE(app, 4u) << joined(f);
+    for (size_t i = 0; i < app; ++i) {
+      EXPECT_TRUE(starts_with(live.named.modules[i], "libstdc++.so")) << f[i];
+    }
+    EXPECT_EQ(f[0], "operator new(unsigned long)");
+    EXPECT_EQ(f[app + 1], "main");
+    EXPECT_FALSE(live.stack.truncated) << live.stack.reason;
+    EXPECT_EQ(f.back(), "_start");
+  }
+}
+
+// ELF symbol lookups in the tests' own terms (not the code under test).
+struct ElfSymbols {
+  std::map<uint64_t, std::pair<uint64_t, std::string>> funcs;  // value -> (size, name)
+  explicit ElfSymbols(const std::string& path) {
+    elf_version(EV_CURRENT);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    Elf* elf = elf_begin(fd.get(), ELF_C_READ, nullptr);
+    for (Elf_Scn* scn = nullptr; elf != nullptr && (scn = elf_nextscn(elf, scn)) != nullptr;) {
+      GElf_Shdr sh;
+      if (gelf_getshdr(scn, &sh) == nullptr || sh.sh_type != SHT_SYMTAB) continue;
+      Elf_Data* data = elf_getdata(scn, nullptr);
+      for (size_t i = 0; data != nullptr && i < sh.sh_size / sh.sh_entsize; ++i) {
+        GElf_Sym sym;
+        if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) continue;
+        if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_value == 0) continue;
+        funcs[sym.st_value] = {sym.st_size, elf_strptr(elf, sh.sh_link, sym.st_name)};
+      }
+    }
+    if (elf != nullptr) elf_end(elf);
+  }
+  uint64_t address_of(const std::string& name) const {
+    for (const auto& [value, f] : funcs) {
+      if (f.second == name) return value;
+    }
+    return 0;
+  }
+  std::string function_at(uint64_t vaddr) const {
+    auto it = funcs.upper_bound(vaddr);
+    if (it == funcs.begin()) return "";
+    --it;
+    return vaddr < it->first + std::max<uint64_t>(it->second.first, 1) ? it->second.second : "";
+  }
+};
+
+TEST(Unwind, DebugFrameWhenEhFrameHasNoEntry) {
+  // uw_dbgframe_nofp's own functions have CFI only in .debug_frame.
+  const std::string binary = leakwatch::testing::fixture("uw_dbgframe_nofp");
+  ElfSymbols syms(binary);
+  const uint64_t g3 = syms.address_of("g3");
+  ASSERT_NE(g3, 0u);
+  for (bool use_debug_frame : {true, false}) {
+    auto obj = ObjectCfi::Open(UniqueFd(::open(binary.c_str(), O_RDONLY | O_CLOEXEC)), binary, "",
+                               use_debug_frame);
+    ASSERT_TRUE(obj.has_value()) << obj.error().message;
+    EXPECT_TRUE((*obj)->has_eh_frame());  // crt's _start has one
+    std::string error;
+    const UnwindRow* row = (*obj)->row_for(g3 + 1, &error);
+    if (use_debug_frame) {
+      ASSERT_NE(row, nullptr) << error;
+      EXPECT_EQ((*obj)->stats().rows_from_debug_frame, 1u);
+      EXPECT_EQ((*obj)->stats().rows_from_eh_frame, 0u);
+      EXPECT_LE(row->start, g3 + 1);
+      EXPECT_GT(row->end, g3 + 1);
+    } else {
+      EXPECT_EQ(row, nullptr);
+      EXPECT_NE(error.find("no CFI"), std::string::npos) << error;
+    }
+  }
+
+  FixtureRun run("uw_dbgframe_nofp");
+  ASSERT_TRUE(run.ready());
+  LiveStack live = unwind_live(run, "dbgframe");
+  const auto& f = live.named.functions;
+  ASSERT_GE(f.size(), 3u) << joined(f);
+  EXPECT_EQ(f[0], "g3");
+  EXPECT_EQ(f[1], "g2");
+  expect_complete_from(live.stack, live.named, "g1", 2);
+}
+
+TEST(Unwind, FramePointerFallbackOnlyWhereCfiIsMissing) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  // uw_nocfi_call (assembly without CFI, with a frame pointer) sits between the callback
+  // and nocfi_stage.
+  LiveStack live = unwind_live(run, "nocfi");
+  const auto& f = live.named.functions;
+  ASSERT_GE(f.size(), 2u) << joined(f);
+  EXPECT_EQ(f[0], "nocfi_callback");
+  EXPECT_EQ(f[1], "uw_nocfi_call");
+  expect_complete_from(live.stack, live.named, "nocfi_stage", 2);
+  EXPECT_EQ(live.stack.frame_pointer_frames, 1u);
+
+  UnwindOptions no_fallback;
+  no_fallback.frame_pointer_fallback = false;
+  LiveStack cut = unwind_live(run, "nocfi", no_fallback);
+  EXPECT_TRUE(cut.stack.truncated);
+  EXPECT_EQ(cut.stack.truncation, Truncation::kNoCfi);
+  EXPECT_EQ(cut.named.functions, (std::vector<std::string>{"nocfi_callback", "uw_nocfi_call"}));
+  EXPECT_NE(cut.stack.reason.find("no CFI for"), std::string::npos) << cut.stack.reason;
+  EXPECT_NE(cut.stack.reason.find("uw_chain_nofp"), std::string::npos) << cut.stack.reason;
+}
+
+TEST(Unwind, SmallSnapshotIsMarkedTruncatedNeverCut) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  auto snap = run.snapshot("chain");
+  ASSERT_NE(snap, nullptr);
+  auto unwinder = DwarfUnwinder::Create(run.pid());
+  ASSERT_TRUE(unwinder.has_value());
+  auto full = (*unwinder)->unwind(*snap);
+  ASSERT_TRUE(full.has_value());
+  ASSERT_FALSE(full->truncated);
+
+  size_t previous_depth = 0;
+  for (uint32_t size : {0u, 8u, 64u, 700u, 1200u}) {
+    lw_stack_snapshot small = *snap;
+    small.stack_size = size;
+    auto st = (*unwinder)->unwind(small);
+    ASSERT_TRUE(st.has_value());
+    EXPECT_TRUE(st->truncated) << size;
+    EXPECT_EQ(st->truncation, Truncation::kSnapshotTooSmall) << st->reason;
+    EXPECT_NE(st->reason.find(fmt::format("the snapshot has {} bytes", size)), std::string::npos)
+        << st->reason;
+    // What was unwound is exactly the innermost part of the full stack.
+    ASSERT_LT(st->frames.size(), full->frames.size());
+    EXPECT_TRUE(std::equal(st->frames.begin(), st->frames.end(), full->frames.begin()));
+    EXPECT_GE(st->frames.size(), previous_depth);
+    previous_depth = st->frames.size();
+    EXPECT_LE(st->stack_bytes_used, size);
+  }
+  // The bytes the full unwinding used are enough, and one fewer is not.
+  lw_stack_snapshot exact = *snap;
+  exact.stack_size = full->stack_bytes_used;
+  auto st = (*unwinder)->unwind(exact);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_FALSE(st->truncated) << st->reason;
+  EXPECT_EQ(st->frames, full->frames);
+  exact.stack_size = full->stack_bytes_used - 1;
+  st = (*unwinder)->unwind(exact);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(st->truncated);
+}
+
+TEST(Unwind, EqualStacksShareAnIdAndStatsCountTheWork) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  auto chain = run.snapshot("chain");
+  auto qsort = run.snapshot("qsort");
+  ASSERT_NE(chain, nullptr);
+  ASSERT_NE(qsort, nullptr);
+  auto unwinder = DwarfUnwinder::Create(run.pid());
+  ASSERT_TRUE(unwinder.has_value());
+  DwarfUnwinder& u = **unwinder;
+
+  auto a = u.unwind(*chain);
+  UnwindStats after_first = u.stats();
+  auto b = u.unwind(*chain);
+  auto c = u.unwind(*qsort);
+  lw_stack_snapshot cut = *chain;
+  cut.stack_size = 64;
+  auto d = u.unwind(cut);
+  ASSERT_TRUE(a && b && c && d);
+  EXPECT_NE(a->stack_id, 0u);
+  EXPECT_EQ(a->stack_id, b->stack_id);
+  EXPECT_NE(a->stack_id, c->stack_id);
+  EXPECT_NE(a->stack_id, d->stack_id);
+  ASSERT_NE(u.stack(a->stack_id), nullptr);
+  EXPECT_EQ(u.stack(a->stack_id)->frames, a->frames);
+  EXPECT_FALSE(u.stack(a->stack_id)->truncated);
+  EXPECT_TRUE(u.stack(d->stack_id)->truncated);
+  EXPECT_EQ(u.stack(0), nullptr);
+
+  UnwindStats s = u.stats();
+  EXPECT_EQ(s.stacks, 4u);
+  EXPECT_EQ(s.complete, 3u);
+  EXPECT_EQ(s.truncated, 1u);
+  EXPECT_EQ(s.truncated_by[static_cast<size_t>(Truncation::kSnapshotTooSmall)], 1u);
+  EXPECT_EQ(s.distinct_stacks, 3u);
+  EXPECT_EQ(s.frames, a->frames.size() * 2 + c->frames.size() + d->frames.size());
+  EXPECT_EQ(s.snapshot_bytes, uint64_t{chain->stack_size} * 2 + qsort->stack_size + 64);
+  EXPECT_EQ(s.stack_bytes_used, uint64_t{a->stack_bytes_used} * 2 + c->stack_bytes_used +
+                                    d->stack_bytes_used);
+  EXPECT_EQ(s.max_stack_bytes_used, std::max(a->stack_bytes_used, c->stack_bytes_used));
+  EXPECT_GT(s.unwind_ns, 0u);
+  // One row per frame step; the second unwinding of the same stack hits the row cache.
+  EXPECT_EQ(after_first.row_cache_hits, 0u);
+  EXPECT_GE(s.row_cache_hits - after_first.row_cache_hits, a->frames.size());
+  EXPECT_EQ(s.maps_reads, 1u);
+  EXPECT_GE(s.objects_opened, 2u);  // the fixture and libc at least
+}
+
+TEST(Unwind, RejectsMalformedSnapshotsAndOtherProcesses) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  auto snap = run.snapshot("chain");
+  ASSERT_NE(snap, nullptr);
+  auto unwinder = DwarfUnwinder::Create(run.pid());
+  ASSERT_TRUE(unwinder.has_value());
+  lw_stack_snapshot other = *snap;
+  other.tgid = snap->tgid + 1;
+  auto st = (*unwinder)->unwind(other);
+  ASSERT_FALSE(st.has_value());
+  EXPECT_NE(st.error().message.find("given to the unwinder of process"), std::string::npos);
+  lw_stack_snapshot big = *snap;
+  big.stack_size = LW_SNAPSHOT_MAX + 1;
+  EXPECT_FALSE((*unwinder)->unwind(big).has_value());
+
+  EXPECT_FALSE(DwarfUnwinder::Create(0).has_value());
+  auto gone = DwarfUnwinder::Create(0x3fffffff);
+  ASSERT_FALSE(gone.has_value());
+  EXPECT_NE(gone.error().message.find("no such process"), std::string::npos);
+  EXPECT_FALSE(parse_snapshot(std::string(10, '\0')).has_value());
+}
+
+TEST(Unwind, KeepsUnwindingAfterTheProcessExits) {
+  auto cache = std::make_shared<CfiCache>();
+  UnwindOptions options;
+  options.cfi_cache = cache;
+  std::unique_ptr<DwarfUnwinder> first;
+  std::unique_ptr<lw_stack_snapshot> snap;
+  {
+    FixtureRun run("uw_chain_nofp");
+    ASSERT_TRUE(run.ready());
+    snap = run.snapshot("strdup");
+    auto u = DwarfUnwinder::Create(run.pid(), options);
+    ASSERT_TRUE(u.has_value());
+    first = std::move(*u);
+    run.kill();
+  }
+  ASSERT_NE(snap, nullptr);
+  EXPECT_TRUE(first->refresh().has_value());
+  EXPECT_TRUE(first->stats().process_exited);
+  auto st = first->unwind(*snap);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_FALSE(st->truncated) << st->reason;
+  EXPECT_EQ(st->frames.size(), 6u);  // strdup dup_stage main + libc start + _start
+
+  // A second process of the same binary reuses the cached CFI (same build ids).
+  const uint64_t loads = cache->loads();
+  FixtureRun again("uw_chain_nofp");
+  ASSERT_TRUE(again.ready());
+  auto second = DwarfUnwinder::Create(again.pid(), options);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(cache->loads(), loads);
+  EXPECT_GE(cache->hits(), 2u);
+  auto st2 = (*second)->unwind(*again.snapshot("strdup"));
+  ASSERT_TRUE(st2.has_value());
+  EXPECT_FALSE(st2->truncated) << st2->reason;
+  EXPECT_EQ(st2->frames.size(), 6u);
+}
+
+// ---- saved snapshots (tests/data/unwind/README.md): no live process ----
+
+std::map<std::string, std::string> recorded_build_ids() {
+  std::map<std::string, std::string> out;
+  std::ifstream in(kData + "/build-ids");
+  std::string path, id;
+  while (in >> path >> id) out[path] = id;
+  return out;
+}
+
+std::string build_id_of(const std::string& path) {
+  auto obj = ObjectCfi::Open(UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), path, "", false);
+  return obj ? (*obj)->build_id() : "";
+}
+
+struct Offline {
+  std::unique_ptr<DwarfUnwinder> unwinder;
+  uint64_t fixture_bias = 0;
+  bool system_libc = false;  // this machine's libc is the recorded one
+};
+
+// Fixture from its saved copy; libc and ld.so from the system when their build ids match
+// the recorded ones, else not at all.
+Offline offline_unwinder(const UnwindOptions& options = {}) {
+  Offline out;
+  auto maps = read_file(kData + "/maps");
+  EXPECT_TRUE(maps.has_value());
+  if (!maps) return out;
+  const auto ids = recorded_build_ids();
+  const std::string libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+  out.system_libc = ids.count(libc) != 0 && build_id_of(libc) == ids.at(libc);
+  auto resolve = [&](const std::string& path) -> std::string {
+    if (path.ends_with("/uw_chain_nofp")) return kData + "/uw_chain_nofp";
+    auto it = ids.find(path);
+    if (it != ids.end() && build_id_of(path) == it->second) return path;
+    return "";
+  };
+  auto u = DwarfUnwinder::CreateOffline(*maps, resolve, options);
+  EXPECT_TRUE(u.has_value()) << u.error().message;
+  if (!u) return out;
+  out.unwinder = std::move(*u);
+  auto entries = symbolize::parse_proc_maps(*maps);
+  for (const auto& e : *entries) {
+    if (e.executable && e.path.ends_with("/uw_chain_nofp")) {
+      UniqueFd fd(::open((kData + "/uw_chain_nofp").c_str(), O_RDONLY | O_CLOEXEC));
+      out.fixture_bias = symbolize::compute_load_bias(fd.get(), e).value_or(0);
+    }
+  }
+  return out;
+}
+
+TEST(Unwind, SavedSnapshotUnwindsWithoutTheProcess) {
+  Offline off = offline_unwinder();
+  ASSERT_NE(off.unwinder, nullptr);
+  ASSERT_NE(off.fixture_bias, 0u);
+  ElfSymbols syms(kData + "/uw_chain_nofp");
+  auto snap = read_snapshot_file(kData + "/chain.snap");
+  ASSERT_TRUE(snap.has_value()) << snap.error().message;
+  auto st = off.unwinder->unwind(**snap);
+  ASSERT_TRUE(st.has_value()) << st.error().message;
+
+  std::vector<std::string> names;
+  for (uint64_t a : st->frames) names.push_back(syms.function_at(a - 1 - off.fixture_bias));
+  const std::vector<std::string> chain = {"f10", "f9", "f8", "f7", "f6", "f5",
+                                          "f4",  "f3", "f2", "f1", "main"};
+  ASSERT_GE(names.size(), chain.size() + 1) << joined(names) << "\n" << st->reason;
+  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + chain.size()), chain);
+  if (off.system_libc) {
+    // main <- __libc_start_call_main <- __libc_start_main <- _start
+    EXPECT_FALSE(st->truncated) << st->reason;
+    ASSERT_EQ(names.size(), chain.size() + 3);
+    EXPECT_EQ(names.back(), "_start");
+  } else {
+    // Without libc's CFI the unwinding stops in main's caller, and says so.
+    EXPECT_TRUE(st->truncated);
+    EXPECT_EQ(st->truncation, Truncation::kNoObject);
+    EXPECT_EQ(names.size(), chain.size() + 1);
+    EXPECT_NE(st->reason.find("libc.so.6"), std::string::npos) << st->reason;
+  }
+
+  // The allocation inside strdup: frame 0 is in libc.
+  auto dup = read_snapshot_file(kData + "/strdup.snap");
+  ASSERT_TRUE(dup.has_value());
+  auto st2 = off.unwinder->unwind(**dup);
+  ASSERT_TRUE(st2.has_value());
+  if (off.system_libc) {
+    EXPECT_FALSE(st2->truncated) << st2->reason;
+    ASSERT_EQ(st2->frames.size(), 6u);
+    EXPECT_EQ(syms.function_at(st2->frames[1] - 1 - off.fixture_bias), "dup_stage");
+  } else {
+    EXPECT_TRUE(st2->truncated);
+    EXPECT_EQ(st2->frames.size(), 1u);
+    EXPECT_EQ(st2->truncation, Truncation::kNoObject);
+  }
+}
+
+TEST(Unwind, ExactIpSnapshotAsAtAnEntryProbe) {
+  // Rebuild the chain snapshot as an entry probe on leak_here would see it: ip = the first
+  // instruction of leak_here, sp one slot lower, holding the return address into f10.
+  Offline off = offline_unwinder();
+  ASSERT_NE(off.unwinder, nullptr);
+  ElfSymbols syms(kData + "/uw_chain_nofp");
+  auto snap = read_snapshot_file(kData + "/chain.snap");
+  ASSERT_TRUE(snap.has_value());
+  const uint64_t leak_here = syms.address_of("leak_here");
+  ASSERT_NE(leak_here, 0u);
+
+  auto entry = std::make_unique<lw_stack_snapshot>(**snap);
+  entry->ip = leak_here + off.fixture_bias;
+  entry->sp = (*snap)->sp - 8;
+  entry->stack_size = (*snap)->stack_size + 8;
+  std::memcpy(entry->stack, &(*snap)->ip, 8);
+  std::memcpy(entry->stack + 8, (*snap)->stack, (*snap)->stack_size);
+  entry->flags = LW_SNAPSHOT_IP_EXACT;
+  auto st = off.unwinder->unwind(*entry);
+  ASSERT_TRUE(st.has_value());
+  ASSERT_GE(st->frames.size(), 3u) << st->reason;
+  EXPECT_EQ(syms.function_at(st->frames[0] - off.fixture_bias), "leak_here");
+  EXPECT_EQ(syms.function_at(st->frames[1] - 1 - off.fixture_bias), "f10");
+  EXPECT_EQ(syms.function_at(st->frames[2] - 1 - off.fixture_bias), "f9");
+  auto full = off.unwinder->unwind(**snap);
+  ASSERT_TRUE(full.has_value());
+  EXPECT_EQ(std::vector<uint64_t>(st->frames.begin() + 1, st->frames.end()), full->frames);
+
+}
+
+}  // namespace
+}  // namespace leakwatch::unwind
