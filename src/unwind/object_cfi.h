@@ -54,6 +54,9 @@ class ObjectCfi {
   // says why).  The pointer stays valid until the next call that misses the cache.
   const UnwindRow* row_for(uint64_t vaddr, std::string* error);
 
+  // Forgets the cached rows (memory pressure; benchmarks of the uncached path).
+  void clear_rows() { rows_.clear(); }
+
   // Reads file bytes (for memory reads from read-only file mappings).
   bool read_file(uint64_t offset, void* out, size_t size) const;
 
@@ -99,6 +102,10 @@ class CfiCache {
                                                        const std::string& root_prefix,
                                                        bool use_debug_frame);
   size_t size() const { return objects_.size(); }
+  // Forgets every object's cached rows; the objects and their CFI sections stay.
+  void clear_rows() {
+    for (auto& [key, obj] : objects_) obj->clear_rows();
+  }
   uint64_t loads() const { return loads_; }  // objects opened (cache misses)
   uint64_t hits() const { return hits_; }
 
