@@ -21,6 +21,8 @@
 #   bt-malloc-ret-ustack  the same keyed by the full user stack
 #   bt-malloc-ret-ustack2 the same keyed by a 2-frame user stack
 #   bt-free0              bpftrace: counter on free at +0 (its `test`, single-stepped)
+#   lwb-exact, lwb-s1000, lwb-bytes512k     the same flags with another leakwatch binary,
+#                         $LEAKWATCH_B, for A/B comparisons of a change in the same run
 #
 # Rounds are interleaved (every tracer and program once per round, the order rotated each
 # round) and medians are reported, because the machine is shared and noisy.  Two clocks:
@@ -125,7 +127,7 @@ wait_exit() {
 # attach_pattern NAME: what the tracer prints once every probe is attached.
 attach_pattern() {
   case $1 in
-    lw-*) echo "Attaching to pid" ;;
+    lw*) echo "Attaching to pid" ;;
     *) echo "READY" ;;
   esac
 }
@@ -134,6 +136,11 @@ attach_pattern() {
 start_tracer() {
   local name=$1 pid=$2 out=$3
   local -a lw=("$LEAKWATCH" memleak -p "$pid" -v)
+  if [[ $name == lwb-* ]]; then
+    [[ -n ${LEAKWATCH_B:-} && -x ${LEAKWATCH_B:-} ]] || die "$name needs LEAKWATCH_B=/path/to/leakwatch"
+    lw[0]=$LEAKWATCH_B
+    name=lw-${name#lwb-}
+  fi
   case $name in
     none) tracer_pid=""; return 0 ;;
     lw-exact) "${lw[@]}" 3600 >"$out" 2>&1 & ;;
@@ -173,7 +180,7 @@ run_one() {
   prog_pid=""
   if [[ -n $tracer_pid ]]; then
     # leakwatch -p ends by itself when its target exits; bpftrace is told to stop.
-    case $tracer in lw-*) ;; *) kill -INT "$tracer_pid" 2>/dev/null || true ;; esac
+    case $tracer in lw*) ;; *) kill -INT "$tracer_pid" 2>/dev/null || true ;; esac
     wait_exit "$tracer_pid" 60
     tracer_pid=""
     cp "$tout" "$RESULTS_DIR/last-$prog-$tracer.log"
@@ -237,7 +244,7 @@ done
     }
     function lo(key,   n, a, i, m) { n = split(vals[key], a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
     function hi(key,   n, a, i, m) { n = split(vals[key], a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
-    function target(t) { return t ~ /^lw-exact/ ? "<= 0.40" : t ~ /^lw-s1000/ ? "<= 0.20" : "" }
+    function target(t) { return t ~ /^lw-exact$/ ? "<= 0.40" : t ~ /^lw-s1000$/ ? "<= 0.20" : "" }
     NR > 1 {
       w = $4 / $6; c = $5 / $6
       vals[$2 SUBSEP $3 SUBSEP "w"] = vals[$2 SUBSEP $3 SUBSEP "w"] " " w
