@@ -25,6 +25,7 @@
 
 #include "bpf/memleak.h"
 #include "bpf/sampling_table.h"
+#include "bpf/unwind.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -45,6 +46,10 @@ const volatile __u32 trace_events = 0;
 /* --cgroup: only tasks under the cgroup in cgroup_filter[0] are traced (the links have no
  * pid filter then: every process mapping the object traps, and is filtered here). */
 const volatile __u32 filter_cgroup = 0;
+/* --unwind dwarf: every recorded allocation also sends a copy of the user stack (up to
+ * snapshot_size bytes) for user space to unwind with the objects' CFI. */
+const volatile __u32 unwind_dwarf = 0;
+const volatile __u32 snapshot_size = LW_SNAPSHOT_MAX;
 
 extern bool bpf_session_is_return(void) __ksym __weak;
 
@@ -111,6 +116,18 @@ struct {
   __type(key, __u32);
   __type(value, __u32);
 } cgroup_filter SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct lw_stack_snapshot);
+} snapshot_buf SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 4096);
+} snapshots SEC(".maps");
 
 static __always_inline bool traced_task(void)
 {
@@ -238,6 +255,43 @@ static __always_inline void release(__u64 addr, __u64 id, __u32 kind)
     emit(key.tgid, (__u32)id, addr, size, kind, 1);
 }
 
+/* Copies the registers and the top of the user stack for DWARF unwinding.  Near the top
+ * of a stack a full-size read would cross the end of the mapping and fail: halve it. */
+static __always_inline void send_snapshot(struct pt_regs *ctx, __u64 id, __u64 addr)
+{
+  __u32 zero = 0;
+  struct lw_stack_snapshot *snap = bpf_map_lookup_elem(&snapshot_buf, &zero);
+  if (!snap)
+    return;
+  snap->ip = PT_REGS_IP(ctx);
+  snap->sp = PT_REGS_SP(ctx);
+  snap->bp = PT_REGS_FP(ctx);
+  snap->alloc_addr = addr;
+  snap->tgid = id >> 32;
+  snap->tid = (__u32)id;
+  snap->flags = 0;
+  __u32 size = snapshot_size;
+  if (size > LW_SNAPSHOT_MAX)
+    size = LW_SNAPSHOT_MAX;
+  for (int i = 0; i < 6; i++) {
+    if (size == 0 || bpf_probe_read_user(snap->stack, size, (void *)snap->sp) == 0)
+      break;
+    size >>= 1;
+  }
+  if (size > LW_SNAPSHOT_MAX)
+    return;
+  snap->stack_size = size;
+  if (bpf_ringbuf_output(&snapshots, snap, LW_SNAPSHOT_HEADER_SIZE + size, 0)) {
+    count(LW_CNT_SNAPSHOTS_LOST);
+    return;
+  }
+  count(LW_CNT_SNAPSHOTS);
+  __u32 idx = LW_CNT_SNAPSHOT_BYTES;
+  __u64 *v = bpf_map_lookup_elem(&counters, &idx);
+  if (v)
+    *v += size;
+}
+
 static __always_inline void record(struct pt_regs *ctx, __u64 id, __u64 addr, __u64 size,
                                    __u32 kind)
 {
@@ -259,6 +313,8 @@ static __always_inline void record(struct pt_regs *ctx, __u64 id, __u64 addr, __
   }
   count(LW_CNT_RECORDED);
   combined_add(key.tgid, info.stack_id, size, 1);
+  if (unwind_dwarf)
+    send_snapshot(ctx, id, addr);
   if (trace_events)
     emit(key.tgid, (__u32)id, addr, size, kind, 0);
 }

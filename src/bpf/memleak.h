@@ -45,6 +45,9 @@ enum lw_counter {
   LW_CNT_COMBINED_FULL,       /* LOSS: per-stack totals map full */
   LW_CNT_STATE_FULL,          /* LOSS: per-thread state map full, call not tracked */
   LW_CNT_EVENTS_LOST,         /* LOSS: trace ring buffer full (-t) */
+  LW_CNT_SNAPSHOTS,           /* stack snapshots sent for DWARF unwinding */
+  LW_CNT_SNAPSHOT_BYTES,      /* bytes of user stack copied into them */
+  LW_CNT_SNAPSHOTS_LOST,      /* LOSS: snapshot ring buffer full */
   LW_CNT_MAX,
 };
 

@@ -27,6 +27,8 @@
 #include "probe/allocator_plan.h"
 #include "probe/memleak_probe.h"
 #include "report/render.h"
+#include "probe/frame_pointers.h"
+#include "tracker/dwarf_stacks.h"
 #include "tracker/frame_resolver.h"
 #include "tracker/tracker.h"
 
@@ -79,6 +81,7 @@ struct Plan {
   probe::AttachMode attach = probe::AttachMode::kAuto;
   tracker::SortBy sort = tracker::SortBy::kSize;
   std::optional<report::Verdict> verdicts_only;
+  uint32_t snapshot_size = 8192;
 };
 
 Result<Plan> validate(const MemleakOptions& o) {
@@ -139,6 +142,15 @@ Result<Plan> validate(const MemleakOptions& o) {
     p.verdicts_only = report::verdict_from_string(o.verdicts_only);
     if (!p.verdicts_only) return fail("--verdicts-only: unknown verdict '{}' (leak, cache, transient, unknown)", o.verdicts_only);
   }
+  if (o.unwind != "fp" && o.unwind != "dwarf" && o.unwind != "auto")
+    return fail("--unwind: unknown mode '{}' (fp, dwarf, auto)", o.unwind);
+  {
+    auto r = parse_size(o.snapshot_size);
+    if (!r) return fail("--snapshot-size: {}", r.error().message);
+    if (*r < 512 || *r > LW_SNAPSHOT_MAX)
+      return fail("--snapshot-size: must be between 512 and {} bytes", LW_SNAPSHOT_MAX);
+    p.snapshot_size = static_cast<uint32_t>(*r);
+  }
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
   return p;
 }
@@ -183,7 +195,32 @@ class Session {
   bool interval_text_ = false;  // print the BCC text report every interval
   std::set<int> cgroup_pids_;   // processes of the --cgroup already planned
   std::string comm_;            // the target's name, read while it runs
+  bool dwarf_ = false;          // --unwind dwarf in effect
+  tracker::DwarfStacks dwarf_stacks_;
+  void drain_snapshots();
+  bool choose_dwarf(const std::string& executable) const;
 };
+
+bool Session::choose_dwarf(const std::string& executable) const {
+  if (o_.unwind == "dwarf") return true;
+  if (o_.unwind == "fp" || executable.empty()) return false;
+  auto check = probe::check_frame_pointers(executable);
+  if (!check) {
+    log::info("--unwind auto: cannot examine {}: {}; using frame pointers", executable,
+              check.error().message);
+    return false;
+  }
+  bool dwarf = !check->keeps_frame_pointers();
+  log::info("--unwind auto: {} of {} functions of {} set up a frame pointer: {}",
+            check->with_prologue, check->functions, executable,
+            dwarf ? "DWARF unwinding" : "frame pointers");
+  return dwarf;
+}
+
+void Session::drain_snapshots() {
+  if (!dwarf_) return;
+  probe_->poll_snapshots(0, [this](const lw_stack_snapshot& s) { dwarf_stacks_.consume(s); });
+}
 
 // New processes of the cgroup: their allocator objects (each process is planned once;
 // its maps are read now, so it stays symbolized if it exits before the report).
@@ -270,6 +307,13 @@ Result<void> Session::setup() {
   cfg.trace = o_.trace;
   cfg.attach_mode = p_.attach;
   cfg.btf_path = o_.btf;
+  {
+    // /proc/PID/exe opens the executable even in another mount namespace.
+    std::string exe = o_.pid > 0 ? fmt::format("/proc/{}/exe", o_.pid) : req.command_path;
+    dwarf_ = choose_dwarf(exe);
+  }
+  cfg.unwind_dwarf = dwarf_;
+  cfg.snapshot_size = p_.snapshot_size;
   auto probe = probe::MemleakProbe::Create(cfg);
   if (!probe) {
     if (o_.pid > 0 && !process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
@@ -318,9 +362,30 @@ report::Report Session::build_report(bool final_report) {
   snap.counters = probe_->read_counters();
   snap.failed_attaches = probe_->failed_attaches();
   snap.read_stack = [this](int32_t id) { return probe_->read_stack(id); };
+  if (dwarf_) {
+    drain_snapshots();
+    snap.dwarf_stack_of = [this](uint32_t tgid, uint64_t addr) { return dwarf_stacks_.stack_of(tgid, addr); };
+    snap.read_dwarf_stack = [this](uint32_t tgid, uint32_t id) {
+      auto st = dwarf_stacks_.stack(tgid, id);
+      return std::make_pair(std::move(st.frames), st.truncated);
+    };
+  }
   uint64_t now = monotonic_ns();
   report::Report rep = tracker_->update(snap, now, static_cast<double>(now - start_ns_) / 1e9);
   rep.final = final_report;
+  if (dwarf_) {
+    std::vector<std::pair<uint32_t, uint64_t>> live;
+    live.reserve(snap.allocs.size());
+    for (const auto& a : snap.allocs) live.emplace_back(a.tgid, a.address);
+    dwarf_stacks_.retain(live);
+    const auto& ds = dwarf_stacks_.stats();
+    rep.lost["snapshots_lost"] = snap.counters[LW_CNT_SNAPSHOTS_LOST];
+    rep.lost["unwind_failed"] = ds.failed;
+    rep.notes.push_back(fmt::format(
+        "dwarf unwinding: {} snapshots ({} of stack copied), {} truncated, {:.1f} ms unwinding",
+        ds.snapshots, format_size(static_cast<double>(snap.counters[LW_CNT_SNAPSHOT_BYTES])),
+        ds.truncated, static_cast<double>(ds.unwind_ns) / 1e6));
+  }
   if (comm_.empty() && target_pid_ > 0) comm_ = process_comm(target_pid_);
   if (rep.target.comm.empty()) rep.target.comm = comm_;
   for (const auto& a : probe_->attach_results())
@@ -450,11 +515,13 @@ int Session::run() {
     }
     int timeout_ms = static_cast<int>((wake - now + 999999) / 1000000);
     if (o_.trace) timeout_ms = std::min(timeout_ms, 100);
+    if (dwarf_) timeout_ms = std::min(timeout_ms, 50);  // keep the snapshot ring drained
 
     pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {pid_fd_.get(), POLLIN, 0}};
     int nfds = pid_fd_.valid() ? 2 : 1;
     int r = ::poll(fds, static_cast<nfds_t>(nfds), timeout_ms);
     if (o_.trace) probe_->poll_events(0, print_event);
+    drain_snapshots();
     if (r < 0 && errno != EINTR) {
       log::error("poll: {}", std::strerror(errno));
       exit_code = kExitError;
@@ -559,6 +626,14 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       ->capture_default_str();
   sub->add_option("--attach", o.attach,
                   "probe style: auto, session (kernel 6.13+) or classic uprobe+uretprobe")
+      ->capture_default_str();
+  sub->add_option("--unwind", o.unwind,
+                  "how stacks are walked: fp (frame pointers, in the kernel), dwarf (a copy of "
+                  "the user stack is unwound with the objects' CFI: whole stacks through code "
+                  "without frame pointers), auto (dwarf when the program has no frame pointers)")
+      ->capture_default_str();
+  sub->add_option("--snapshot-size", o.snapshot_size,
+                  "bytes of user stack copied per recorded allocation with --unwind dwarf")
       ->capture_default_str();
   sub->add_option("--btf", o.btf, "kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
   sub->add_option("--verdicts-only", o.verdicts_only,

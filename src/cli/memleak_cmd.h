@@ -37,6 +37,8 @@ struct MemleakOptions {
   uint32_t max_stacks = 16384;
   std::string attach = "auto";
   std::string verdicts_only;
+  std::string unwind = "auto";      // fp | dwarf | auto
+  std::string snapshot_size = "8K";  // --snapshot-size
   std::string btf;  // --btf FILE: kernel BTF when /sys/kernel/btf/vmlinux is missing
 };
 

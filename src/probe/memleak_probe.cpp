@@ -81,6 +81,7 @@ void MemleakProbe::SkelDeleter::operator()(memleak_bpf* s) const { memleak_bpf__
 
 MemleakProbe::~MemleakProbe() {
   if (ringbuf_) ring_buffer__free(static_cast<ring_buffer*>(ringbuf_));
+  if (snapshot_ring_) ring_buffer__free(static_cast<ring_buffer*>(snapshot_ring_));
   for (void* l : classic_links_) bpf_link__destroy(static_cast<bpf_link*>(l));
   for (int fd : link_fds_) ::close(fd);
 }
@@ -121,6 +122,15 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
   bpf_map__set_max_entries(s->maps.stack_traces, cfg.max_stacks);
   bpf_map__set_max_entries(s->maps.combined, cfg.max_stacks);
   if (cfg.trace) bpf_map__set_max_entries(s->maps.events, 4u << 20);
+  if (cfg.unwind_dwarf) {
+    if (cfg.snapshot_size > LW_SNAPSHOT_MAX)
+      return fail("--snapshot-size: at most {} bytes", LW_SNAPSHOT_MAX);
+    s->rodata->unwind_dwarf = 1;
+    s->rodata->snapshot_size = cfg.snapshot_size;
+    uint32_t ring = 4096;  // a power of two, at least one page
+    while (ring < cfg.snapshot_ring_bytes) ring <<= 1;
+    bpf_map__set_max_entries(s->maps.snapshots, ring);
+  }
 
   if (p->session_) {
     bpf_program__set_autoload(s->progs.lw_alloc_entry, false);
@@ -171,7 +181,34 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
         p.get(), nullptr);
     if (!p->ringbuf_) return fail_errno("cannot open the trace ring buffer");
   }
+  if (cfg.unwind_dwarf) {
+    p->snapshot_ring_ = ring_buffer__new(
+        bpf_map__fd(s->maps.snapshots),
+        [](void* ctx, void* data, size_t len) -> int {
+          auto* self = static_cast<MemleakProbe*>(ctx);
+          if (len < LW_SNAPSHOT_HEADER_SIZE || !self->snapshot_cb_) return 0;
+          // The record holds the header and stack_size bytes; the struct's tail is not
+          // there, so copy into a whole struct before handing it on.
+          static thread_local lw_stack_snapshot snap;
+          std::memcpy(&snap, data, std::min(len, sizeof(snap)));
+          if (snap.stack_size > len - LW_SNAPSHOT_HEADER_SIZE)
+            snap.stack_size = static_cast<uint32_t>(len - LW_SNAPSHOT_HEADER_SIZE);
+          self->snapshot_cb_(snap);
+          return 0;
+        },
+        p.get(), nullptr);
+    if (!p->snapshot_ring_) return fail_errno("cannot open the snapshot ring buffer");
+  }
   return p;
+}
+
+int MemleakProbe::poll_snapshots(int timeout_ms,
+                                 const std::function<void(const lw_stack_snapshot&)>& on_snapshot) {
+  if (!snapshot_ring_) return 0;
+  snapshot_cb_ = on_snapshot;
+  int n = ring_buffer__poll(static_cast<ring_buffer*>(snapshot_ring_), timeout_ms);
+  snapshot_cb_ = nullptr;
+  return n;
 }
 
 Result<void> MemleakProbe::attach_objects(const std::vector<ObjectPlan>& objects) {

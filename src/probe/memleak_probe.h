@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bpf/memleak.h"
+#include "bpf/unwind.h"
 #include "common/fd.h"
 #include "common/result.h"
 #include "probe/allocator_plan.h"
@@ -36,6 +37,9 @@ struct MemleakConfig {
   AttachMode attach_mode = AttachMode::kAuto;
   std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
   std::string cgroup_path;         // --cgroup: trace tasks under this cgroup v2 (pid = 0)
+  bool unwind_dwarf = false;       // send stack snapshots of recorded allocations
+  uint32_t snapshot_size = 8192;   // bytes of user stack per snapshot (<= LW_SNAPSHOT_MAX)
+  uint32_t snapshot_ring_bytes = 64u << 20;
 };
 
 struct AttachResult {
@@ -89,6 +93,11 @@ class MemleakProbe {
   // -t: calls `on_event` for each traced event; returns after timeout_ms at most.
   int poll_events(int timeout_ms, const std::function<void(const lw_event&)>& on_event);
 
+  // --unwind dwarf: calls `on_snapshot` for each stack snapshot received (its stack[] holds
+  // stack_size valid bytes); returns after timeout_ms at most.
+  int poll_snapshots(int timeout_ms,
+                     const std::function<void(const lw_stack_snapshot&)>& on_snapshot);
+
   // Summed run time and count of the BPF programs (needs kernel.bpf_stats_enabled=1).
   struct RunStats { uint64_t run_time_ns = 0, run_cnt = 0; };
   RunStats run_stats() const;
@@ -103,6 +112,8 @@ class MemleakProbe {
   std::vector<int> link_fds_;        // raw BPF links (session / uprobe_multi)
   std::vector<void*> classic_links_; // struct bpf_link*
   void* ringbuf_ = nullptr;          // struct ring_buffer*
+  void* snapshot_ring_ = nullptr;    // struct ring_buffer*
+  std::function<void(const lw_stack_snapshot&)> snapshot_cb_;
   std::function<void(const lw_event&)> event_cb_;
   std::vector<AttachResult> attach_results_;
   bool session_ = false;

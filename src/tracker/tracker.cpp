@@ -22,11 +22,16 @@ std::map<std::string, uint64_t> loss_counters(const probe::Counters& c, size_t f
 Tracker::Tracker(TrackerConfig cfg, FrameResolver& resolver)
     : cfg_(std::move(cfg)), resolver_(resolver) {}
 
-const std::vector<report::Frame>& Tracker::frames_for(const StackKey& key, const Snapshot& snap) {
+const Tracker::StackState& Tracker::frames_for(const StackKey& key, const Snapshot& snap) {
   StackState& st = stacks_[key];
   if (!st.resolved) {
     st.resolved = true;
-    if (key.stack_id < 0) {
+    if (key.stack_id >= 0 && (static_cast<uint32_t>(key.stack_id) & kDwarfStackBit)) {
+      auto [ips, truncated] = snap.read_dwarf_stack(
+          key.tgid, static_cast<uint32_t>(key.stack_id) & ~kDwarfStackBit);
+      st.frames = resolver_.resolve(key.tgid, ips);
+      st.truncated = truncated;
+    } else if (key.stack_id < 0) {
       report::Frame f;
       f.function = "[lost stack]";
       st.frames.push_back(f);
@@ -34,7 +39,7 @@ const std::vector<report::Frame>& Tracker::frames_for(const StackKey& key, const
       st.frames = resolver_.resolve(key.tgid, snap.read_stack(key.stack_id));
     }
   }
-  return st.frames;
+  return st;
 }
 
 report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double session_s) {
@@ -59,7 +64,12 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
     for (const auto& a : snap.allocs) {
       uint64_t age_ns = now_ns > a.timestamp_ns ? now_ns - a.timestamp_ns : 0;
       if (age_ns < cfg_.min_age_ns) continue;
-      Group& g = groups[{a.tgid, a.stack_id}];
+      int32_t stack_id = a.stack_id;
+      if (snap.dwarf_stack_of) {
+        if (uint32_t d = snap.dwarf_stack_of(a.tgid, a.address); d != 0 && d < kDwarfStackBit)
+          stack_id = static_cast<int32_t>(d | kDwarfStackBit);
+      }
+      Group& g = groups[{a.tgid, stack_id}];
       g.acc.add(static_cast<double>(a.size),
                 analysis::inclusion_probability(cfg_.sampling, a.size));
       double age_s = static_cast<double>(age_ns) / 1e9;
@@ -102,7 +112,9 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
     sr.score = v.score;
     sr.reason = v.reason;
     sr.growth_bytes_per_s = v.growth_bytes_per_s;
-    sr.frames = frames_for(key, snap);
+    const StackState& resolved = frames_for(key, snap);
+    sr.frames = resolved.frames;
+    sr.truncated = resolved.truncated;
     rep.stacks.push_back(std::move(sr));
   }
 

@@ -45,6 +45,10 @@ struct Snapshot {
   probe::Counters counters{};
   size_t failed_attaches = 0;
   std::function<std::vector<uint64_t>(int32_t)> read_stack;
+  // --unwind dwarf: the unwound stack of an allocation (0 = none; the frame-pointer stack
+  // from BPF is used then) and its frames.
+  std::function<uint32_t(uint32_t tgid, uint64_t addr)> dwarf_stack_of;
+  std::function<std::pair<std::vector<uint64_t>, bool>(uint32_t tgid, uint32_t id)> read_dwarf_stack;
 };
 
 class Tracker {
@@ -64,10 +68,13 @@ class Tracker {
   struct StackState {
     analysis::StackHistory history;
     std::vector<report::Frame> frames;
+    bool truncated = false;
     bool resolved = false;
   };
+  // Stack ids with this bit set are DWARF-unwound stacks (user space ids), not BPF ones.
+  static constexpr uint32_t kDwarfStackBit = 1u << 30;
 
-  const std::vector<report::Frame>& frames_for(const StackKey& key, const Snapshot& snap);
+  const StackState& frames_for(const StackKey& key, const Snapshot& snap);
 
   TrackerConfig cfg_;
   FrameResolver& resolver_;
