@@ -339,6 +339,7 @@ Result<UnwoundStack> DwarfUnwinder::unwind(const lw_stack_snapshot& snap) {
   regs.set(kRegRsp, snap.sp);
   regs.set(kRegRbp, snap.bp);
   bool exact = (snap.flags & LW_SNAPSHOT_IP_EXACT) != 0;
+  out.frames.reserve(32);
   out.frames.push_back(snap.ip);
 
   auto stop = [&](Truncation t, std::string reason) {

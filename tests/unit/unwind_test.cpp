@@ -189,6 +189,21 @@ TEST(Unwind, StrdupNamesTheApplicationFunctionThatCalledIt) {
   expect_complete_from(live.stack, live.named, "dup_stage", 1);
 }
 
+TEST(Unwind, ThreadStackEndsInCloneCompletely) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  LiveStack live = unwind_live(run, "thread");
+  const auto& f = live.named.functions;
+  EXPECT_FALSE(live.stack.truncated) << live.stack.reason << "\n" << joined(f);
+  // thread_leaf <- thread_main <- start_thread <- clone3 (CFI: rip undefined)
+  ASSERT_EQ(f.size(), 4u) << joined(f);
+  EXPECT_EQ(f[0], "thread_leaf");
+  EXPECT_EQ(f[1], "thread_main");
+  EXPECT_EQ(live.named.modules[2], "libc.so.6");
+  EXPECT_EQ(live.named.modules[3], "libc.so.6");
+  EXPECT_EQ(f[3], "__clone3") << joined(f);
+}
+
 TEST(Unwind, ThroughLibstdcxxOperatorNewAndStreams) {
   FixtureRun run("uw_cxx_nofp");
   ASSERT_TRUE(run.ready());
