@@ -121,7 +121,9 @@ std::string describe(const std::vector<TriggerReason>& why, const Evaluation& e,
 }  // namespace
 
 Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config, AgentOptions options) {
-  std::string cgroup_root = metrics::cgroup2_mount(options.proc_root).value_or("");
+  std::string cgroup_root = options.cgroup_root.empty()
+                                ? metrics::cgroup2_mount(options.proc_root).value_or("")
+                                : options.cgroup_root;
   if (auto v = validate_targets(config, options.proc_root, cgroup_root); !v)
     return std::unexpected(v.error());
   auto store = ReportStore::open(config.reports_dir, config.reports);

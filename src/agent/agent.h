@@ -35,6 +35,7 @@ namespace leakwatch::agent {
 struct AgentOptions {
   InvestigatorFactory investigator;  // empty: investigations are counted as unavailable
   std::string proc_root = "/proc";
+  std::string cgroup_root;           // cgroup2 mount point; "" = from /proc/self/mountinfo
 };
 
 // One watched process or cgroup after the last tick.

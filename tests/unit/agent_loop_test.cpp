@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
+#include "metrics/system_collector.h"
 #include "agent_testing.h"
 #include "common/atomic_file.h"
 #include "report/json_writer.h"
@@ -352,6 +353,76 @@ TEST(AgentLoop, ReloadKeepsHistoryAndAddsTargets) {
   bad.targets.push_back({TargetSpec::Kind::kPid, "", 0x3ffffff0, "", 3});
   EXPECT_FALSE(ag->reload(bad));
   EXPECT_EQ(ag->config().targets.size(), 2u);
+}
+
+// A cgroup target over a cgroup v2 directory laid out as the kernel does (this host binds
+// the memory controller to cgroup v1, so the files are written by the test, starting from
+// the copies in tests/data/proc/cgroup_v2): its anonymous memory grows 20 MB per sample,
+// the cgroup-level detector triggers and the member process is investigated.
+TEST(AgentLoop, CgroupTargetTriggersAndInvestigatesItsMember) {
+  ChildProcess member({fixture("agent_grower"), "step"});
+  ASSERT_EQ(member.read_line(), "ready");
+  TempDir tmp;
+  const std::string root = tmp.path() + "/cgroup";
+  const std::string svc = root + "/system.slice/svc.service";
+  fs::create_directories(svc);
+  const std::string data = std::string(LEAKWATCH_TEST_DATA) + "/proc/cgroup_v2/";
+  for (const char* f : {"memory.max", "memory.events", "memory.pressure"})
+    fs::copy_file(data + f, svc + "/" + f);
+  ASSERT_TRUE(write_file_atomic(root + "/system.slice/memory.max", "max\n"));
+  ASSERT_TRUE(write_file_atomic(svc + "/cgroup.procs", std::to_string(member.pid()) + "\n"));
+  uint64_t anon = 300'000'000;
+  auto write_usage = [&] {
+    ASSERT_TRUE(write_file_atomic(svc + "/memory.stat",
+                                  "anon " + std::to_string(anon) + "\nfile 50000000\n"));
+    ASSERT_TRUE(write_file_atomic(svc + "/memory.current", std::to_string(anon + 50'000'000)));
+  };
+  write_usage();
+
+  AgentConfig c = fast_config(tmp.path() + "/reports");
+  c.targets.push_back({TargetSpec::Kind::kCgroup, "", 0, svc, 1});
+  FakeLog log;
+  AgentOptions o;
+  o.cgroup_root = root;
+  o.investigator = [&] { return std::make_unique<FakeInvestigator>(log, 10); };
+  auto ag = Agent::create(c, o).value();
+  ASSERT_TRUE(tick_until(*ag, 15, [&] {
+    anon += 20'000'000;
+    write_usage();
+    return ag->counters().reports_stored >= 1;
+  }));
+  ASSERT_TRUE(ag->wait_idle(5));
+  {
+    std::lock_guard lock(log.mu);
+    ASSERT_EQ(log.requests.size(), 1u);
+    EXPECT_EQ(log.requests[0].pid, member.pid());
+    EXPECT_EQ(log.requests[0].cgroup, svc);
+    EXPECT_EQ(log.requests[0].target, "cgroup:" + svc);
+  }
+  ag->tick();
+  auto snap = ag->snapshot();
+  ASSERT_EQ(snap.watched.size(), 2u);  // the cgroup, then its member
+  ASSERT_TRUE(snap.watched[0].is_cgroup);
+  const metrics::CgroupSample& cg = *snap.watched[0].cgroup;
+  EXPECT_EQ(cg.max, 536870912u);
+  EXPECT_EQ(cg.effective_max, 536870912u);  // the parent is unlimited
+  EXPECT_EQ(cg.events.oom_kill, 1u);
+  ASSERT_TRUE(cg.pressure.has_value());
+  // 20 MB per 100 ms towards a 512 MiB limit: the OOM risk is high.
+  EXPECT_GT(snap.watched[0].eval.oom_risk, 0.9);
+  EXPECT_NEAR(snap.watched[0].eval.growth_rate, 200e6, 0.3 * 200e6);
+  EXPECT_EQ(snap.watched[1].pid, member.pid());
+
+  std::string text = ag->metrics_text();
+  EXPECT_EQ(metric(text, "leakwatch_cgroup_memory_max_bytes", svc), 536870912.0);
+  EXPECT_EQ(metric(text, "leakwatch_cgroup_oom_kill_events_total", svc), 1.0);
+  EXPECT_EQ(metric(text, "leakwatch_memory_pressure_percent",
+                   "scope=\"cgroup\",cgroup=\"" + svc + "\",kind=\"some\",window=\"10s\""),
+            12.41);
+  auto lines = ag->status_lines();
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_TRUE(lines[0].starts_with("[cgroup:" + svc + "] cgroup: current ")) << lines[0];
+  EXPECT_NE(lines[0].find("max 512.0 MiB"), std::string::npos) << lines[0];
 }
 
 TEST(AgentLoop, StatusLinesDescribeEachProcess) {
