@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/growth_cmd.h"
 #include "cli/memleak_cmd.h"
 #include "cli/report_cmd.h"
 
@@ -12,12 +13,15 @@ namespace leakwatch::cli {
 int run(int argc, char** argv) {
   CLI::App app{
       "leakwatch: find memory leaks in running processes with eBPF.\n"
-      "  memleak  trace the allocator of a process (BCC memleak compatible)"};
+      "  memleak  trace the allocator of a process (BCC memleak compatible)\n"
+      "  growth   find where resident memory grows (page faults, mmap/brk; no uprobes)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "leakwatch 0.1.0");
 
   MemleakOptions memleak;
   CLI::App* memleak_cmd = add_memleak_subcommand(app, memleak);
+  GrowthOptions growth;
+  CLI::App* growth_cmd = add_growth_subcommand(app, growth);
   ReportOptions report;
   CLI::App* report_cmd = add_report_subcommand(app, report);
 
@@ -28,6 +32,7 @@ int run(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (memleak_cmd->parsed()) return run_memleak(memleak);
+  if (growth_cmd->parsed()) return run_growth(growth);
   if (report_cmd->parsed()) return run_report(report);
   return 2;
 }

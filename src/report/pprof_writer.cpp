@@ -143,7 +143,8 @@ class ProfileBuilder {
     return it->second;
   }
 
-  void add_sample(const StackReport& s) {
+  // `custom`: the producer's values for this stack (PprofSampleTypes), else nullptr.
+  void add_sample(const StackReport& s, const std::vector<int64_t>* custom) {
     pb::Sample* sample = p_.add_sample();
     const auto& frames = s.frames;
     for (size_t i = 0; i < frames.size();) {
@@ -154,16 +155,20 @@ class ProfileBuilder {
       sample->add_location_id(location_id(frames, i, j));
       i = j + 1;
     }
-    double alloc_count = s.alloc_count.estimate;
-    double alloc_bytes = s.alloc_bytes.estimate;
-    if (alloc_count == 0 && alloc_bytes == 0) {
-      alloc_count = s.count.estimate;
-      alloc_bytes = s.bytes.estimate;
+    if (custom) {
+      for (int64_t v : *custom) sample->add_value(v);
+    } else {
+      double alloc_count = s.alloc_count.estimate;
+      double alloc_bytes = s.alloc_bytes.estimate;
+      if (alloc_count == 0 && alloc_bytes == 0) {
+        alloc_count = s.count.estimate;
+        alloc_bytes = s.bytes.estimate;
+      }
+      sample->add_value(round_to_i64(alloc_count));
+      sample->add_value(round_to_i64(alloc_bytes));
+      sample->add_value(round_to_i64(s.count.estimate));
+      sample->add_value(round_to_i64(s.bytes.estimate));
     }
-    sample->add_value(round_to_i64(alloc_count));
-    sample->add_value(round_to_i64(alloc_bytes));
-    sample->add_value(round_to_i64(s.count.estimate));
-    sample->add_value(round_to_i64(s.bytes.estimate));
     if (s.verdict != Verdict::kUnknown) {
       pb::Label* l = sample->add_label();
       l->set_key(intern("verdict"));
@@ -179,12 +184,19 @@ class ProfileBuilder {
     id->set_num(static_cast<int64_t>(s.stack_id));
   }
 
-  void build(const Report& r) {
-    add_value_type(p_.add_sample_type(), "alloc_objects", "count");
-    add_value_type(p_.add_sample_type(), "alloc_space", "bytes");
-    add_value_type(p_.add_sample_type(), "inuse_objects", "count");
-    add_value_type(p_.add_sample_type(), "inuse_space", "bytes");
-    p_.set_default_sample_type(intern("inuse_space"));
+  void build(const Report& r, const PprofSampleTypes* custom) {
+    if (custom) {
+      for (const auto& t : custom->types)
+        add_value_type(p_.add_sample_type(), t.type.c_str(), t.unit.c_str());
+      if (!custom->default_type.empty())
+        p_.set_default_sample_type(intern(custom->default_type));
+    } else {
+      add_value_type(p_.add_sample_type(), "alloc_objects", "count");
+      add_value_type(p_.add_sample_type(), "alloc_space", "bytes");
+      add_value_type(p_.add_sample_type(), "inuse_objects", "count");
+      add_value_type(p_.add_sample_type(), "inuse_space", "bytes");
+      p_.set_default_sample_type(intern("inuse_space"));
+    }
     add_value_type(p_.mutable_period_type(), "space", "bytes");
     p_.set_period(r.sampling.mode == SamplingMode::kBytes
                       ? static_cast<int64_t>(std::min<uint64_t>(r.sampling.rate, INT64_MAX))
@@ -195,10 +207,13 @@ class ProfileBuilder {
     for (const StackReport& s : r.stacks)
       for (const Frame& f : s.frames) collect_module(f);
     emit_mappings();
-    for (const StackReport& s : r.stacks) add_sample(s);
+    for (size_t i = 0; i < r.stacks.size(); ++i)
+      add_sample(r.stacks[i], custom ? &custom->values[i] : nullptr);
 
     p_.add_comment(intern(fmt::format("leakwatch report version {}", r.version)));
-    p_.add_comment(intern(sampling_comment(r.sampling)));
+    p_.add_comment(intern(custom && !custom->sampling_comment.empty()
+                              ? custom->sampling_comment
+                              : sampling_comment(r.sampling)));
     if (r.target.kernel) p_.add_comment(intern("target: kernel"));
     else if (!r.target.cgroup.empty())
       p_.add_comment(intern(fmt::format("target: cgroup {}", r.target.cgroup)));
@@ -235,12 +250,33 @@ class ProfileBuilder {
 
 }  // namespace
 
-Result<std::string> write_pprof_uncompressed(const Report& report) {
+namespace {
+
+Result<std::string> serialize(const Report& report, const PprofSampleTypes* custom) {
   pb::Profile profile;
-  ProfileBuilder(profile).build(report);
+  ProfileBuilder(profile).build(report, custom);
   std::string out;
   if (!profile.SerializeToString(&out)) return fail("pprof: serializing the profile failed");
   return out;
+}
+
+}  // namespace
+
+Result<std::string> write_pprof_uncompressed(const Report& report) {
+  return serialize(report, nullptr);
+}
+
+Result<std::string> write_pprof_uncompressed(const Report& report,
+                                             const PprofSampleTypes& sample_types) {
+  if (sample_types.types.empty()) return fail("pprof: no sample types given");
+  if (sample_types.values.size() != report.stacks.size())
+    return fail("pprof: {} value rows for {} stacks", sample_types.values.size(),
+                report.stacks.size());
+  for (const auto& row : sample_types.values)
+    if (row.size() != sample_types.types.size())
+      return fail("pprof: a row of {} values for {} sample types", row.size(),
+                  sample_types.types.size());
+  return serialize(report, &sample_types);
 }
 
 Result<std::string> gzip_compress(const std::string& data) {
@@ -266,6 +302,12 @@ Result<std::string> gzip_compress(const std::string& data) {
 
 Result<std::string> write_pprof(const Report& report) {
   auto raw = write_pprof_uncompressed(report);
+  if (!raw) return std::unexpected(raw.error());
+  return gzip_compress(*raw);
+}
+
+Result<std::string> write_pprof(const Report& report, const PprofSampleTypes& sample_types) {
+  auto raw = write_pprof_uncompressed(report, sample_types);
   if (!raw) return std::unexpected(raw.error());
   return gzip_compress(*raw);
 }

@@ -1,0 +1,38 @@
+// `leakwatch growth`: where resident and mapped memory grows, from page faults and the
+// mmap family, with tracepoints only (no uprobes, any allocator, any language runtime).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace leakwatch::cli {
+
+struct GrowthOptions {
+  int pid = 0;
+  std::string command;
+  std::string cgroup;              // cgroup v2 directory: every task under it
+  double interval_s = 5;
+  int64_t count = -1;              // reports before exiting; -1 = until stopped
+  double duration_s = 0;
+  uint32_t sample_faults = 16;     // capture 1 in N fault stacks
+  std::string stack_walker = "fp"; // fp (leakwatch's walk) | kernel (bpf_get_stackid)
+  bool no_rss = false;             // do not attach kmem:rss_stat
+  int top = 10;
+  std::string format = "text";
+  std::string output;
+  uint32_t max_stacks = 16384;
+  int verbose = 0;
+  std::string btf;
+};
+
+// Registers the subcommand.
+CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& opts);
+
+// Exit codes as memleak: 0 ok (also when a -c command exits normally), 1 error, 3 the
+// target went away abnormally (a -p process exited, or the -c command was killed by a
+// signal).  The final report is written in every case but errors.
+int run_growth(const GrowthOptions& opts);
+
+}  // namespace leakwatch::cli
