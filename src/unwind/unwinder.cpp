@@ -235,6 +235,10 @@ void DwarfUnwinder::Impl::apply(const std::vector<MapsEntry>& entries) {
         }
       }
       if (m.object != nullptr) by_file[{m.dev, m.inode}] = {m.object, m.bias};
+    } else if (e.executable && !e.path.empty() && e.path.front() == '[') {
+      // [vdso] & co.: their CFI lives only in memory, which the unwinder does not read;
+      // saying so keeps the frame-pointer guess away from code built without them.
+      m.error = e.path + ": CFI of special mappings is not loaded";
     }
     next.push_back(std::move(m));
   }

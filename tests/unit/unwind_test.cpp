@@ -1,18 +1,13 @@
 // DwarfUnwinder on real snapshots.  The fixtures uw_chain_nofp, uw_cxx_nofp and
 // uw_dbgframe_nofp (built -O2 -fomit-frame-pointer) capture their own stacks exactly as the
 // BPF return probe of an allocator would (tests/fixtures/uw_capture.h) and stay alive, so
-// the unwinder reads their maps; frames are named with the ProcessSymbolizer.  The saved
-// snapshots in tests/data/unwind are unwound without a live process.
+// the unwinder reads their maps; frames are named with the ProcessSymbolizer.  Saved
+// snapshots without a live process: unwind_saved_test.cpp.
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <signal.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -21,17 +16,16 @@
 #include "common/atomic_file.h"
 #include "common/fd.h"
 #include "support/process.h"
-#include "symbolize/object_file.h"
 #include "symbolize/proc_maps.h"
 #include "symbolize/symbolizer.h"
 #include "unwind/snapshot_file.h"
 #include "unwind/unwinder.h"
+#include "unwind_testing.h"
 
 namespace leakwatch::unwind {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kData = std::string(LEAKWATCH_TEST_DATA) + "/unwind";
 
 // A fixture run: its snapshots in a fresh directory, the process alive until the end.
 class FixtureRun {
@@ -48,6 +42,7 @@ class FixtureRun {
   }
   bool ready() const { return ready_; }
   int pid() const { return proc_.pid(); }
+  const std::string& dir() const { return dir_; }
   void kill() {
     proc_.signal(SIGKILL);
     proc_.wait();
@@ -239,40 +234,6 @@ TEST(Unwind, ThroughLibstdcxxOperatorNewAndStreams) {
   }
 }
 
-// ELF symbol lookups in the tests' own terms (not the code under test).
-struct ElfSymbols {
-  std::map<uint64_t, std::pair<uint64_t, std::string>> funcs;  // value -> (size, name)
-  explicit ElfSymbols(const std::string& path) {
-    elf_version(EV_CURRENT);
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    Elf* elf = elf_begin(fd.get(), ELF_C_READ, nullptr);
-    for (Elf_Scn* scn = nullptr; elf != nullptr && (scn = elf_nextscn(elf, scn)) != nullptr;) {
-      GElf_Shdr sh;
-      if (gelf_getshdr(scn, &sh) == nullptr || sh.sh_type != SHT_SYMTAB) continue;
-      Elf_Data* data = elf_getdata(scn, nullptr);
-      for (size_t i = 0; data != nullptr && i < sh.sh_size / sh.sh_entsize; ++i) {
-        GElf_Sym sym;
-        if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) continue;
-        if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_value == 0) continue;
-        funcs[sym.st_value] = {sym.st_size, elf_strptr(elf, sh.sh_link, sym.st_name)};
-      }
-    }
-    if (elf != nullptr) elf_end(elf);
-  }
-  uint64_t address_of(const std::string& name) const {
-    for (const auto& [value, f] : funcs) {
-      if (f.second == name) return value;
-    }
-    return 0;
-  }
-  std::string function_at(uint64_t vaddr) const {
-    auto it = funcs.upper_bound(vaddr);
-    if (it == funcs.begin()) return "";
-    --it;
-    return vaddr < it->first + std::max<uint64_t>(it->second.first, 1) ? it->second.second : "";
-  }
-};
-
 TEST(Unwind, DebugFrameWhenEhFrameHasNoEntry) {
   // uw_dbgframe_nofp's own functions have CFI only in .debug_frame.
   const std::string binary = leakwatch::testing::fixture("uw_dbgframe_nofp");
@@ -443,6 +404,45 @@ TEST(Unwind, RejectsMalformedSnapshotsAndOtherProcesses) {
   EXPECT_FALSE(parse_snapshot(std::string(10, '\0')).has_value());
 }
 
+TEST(Unwind, PcsOutsideObjectsWithCfiAreTruncatedWithAReason) {
+  FixtureRun run("uw_chain_nofp");
+  ASSERT_TRUE(run.ready());
+  auto snap = run.snapshot("chain");
+  ASSERT_NE(snap, nullptr);
+  auto maps = read_file(run.dir() + "/maps");
+  ASSERT_TRUE(maps.has_value());
+  auto entries = symbolize::parse_proc_maps(*maps);
+  ASSERT_TRUE(entries.has_value());
+  uint64_t vdso = 0;
+  for (const auto& e : *entries) {
+    if (e.path == "[vdso]") vdso = e.start;
+  }
+  ASSERT_NE(vdso, 0u);
+  auto unwinder = DwarfUnwinder::Create(run.pid());
+  ASSERT_TRUE(unwinder.has_value());
+
+  lw_stack_snapshot s = *snap;
+  s.ip = 0x10;  // unmapped: the maps are re-read once, then the stack ends here
+  auto st = (*unwinder)->unwind(s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->frames, std::vector<uint64_t>{0x10});
+  EXPECT_EQ(st->truncation, Truncation::kNoMapping);
+  EXPECT_EQ(st->reason, "ip 0x10 is in no executable mapping");
+  EXPECT_EQ((*unwinder)->stats().auto_refreshes, 1u);
+  EXPECT_EQ((*unwinder)->stats().maps_reads, 2u);
+  ASSERT_TRUE((*unwinder)->unwind(s).has_value());
+  EXPECT_EQ((*unwinder)->stats().auto_refreshes, 1u);  // rate-limited
+
+  // [vdso]: its CFI is not loaded, and rbp is not trusted there either.
+  s.ip = vdso + 0x20;
+  st = (*unwinder)->unwind(s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->frames.size(), 1u);
+  EXPECT_EQ(st->truncation, Truncation::kNoObject);
+  EXPECT_NE(st->reason.find("[vdso]"), std::string::npos) << st->reason;
+  EXPECT_EQ(st->frame_pointer_frames, 0u);
+}
+
 TEST(Unwind, KeepsUnwindingAfterTheProcessExits) {
   auto cache = std::make_shared<CfiCache>();
   UnwindOptions options;
@@ -478,132 +478,6 @@ TEST(Unwind, KeepsUnwindingAfterTheProcessExits) {
   ASSERT_TRUE(st2.has_value());
   EXPECT_FALSE(st2->truncated) << st2->reason;
   EXPECT_EQ(st2->frames.size(), 6u);
-}
-
-// ---- saved snapshots (tests/data/unwind/README.md): no live process ----
-
-std::map<std::string, std::string> recorded_build_ids() {
-  std::map<std::string, std::string> out;
-  std::ifstream in(kData + "/build-ids");
-  std::string path, id;
-  while (in >> path >> id) out[path] = id;
-  return out;
-}
-
-std::string build_id_of(const std::string& path) {
-  auto obj = ObjectCfi::Open(UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), path, "", false);
-  return obj ? (*obj)->build_id() : "";
-}
-
-struct Offline {
-  std::unique_ptr<DwarfUnwinder> unwinder;
-  uint64_t fixture_bias = 0;
-  bool system_libc = false;  // this machine's libc is the recorded one
-};
-
-// Fixture from its saved copy; libc and ld.so from the system when their build ids match
-// the recorded ones, else not at all.
-Offline offline_unwinder(const UnwindOptions& options = {}) {
-  Offline out;
-  auto maps = read_file(kData + "/maps");
-  EXPECT_TRUE(maps.has_value());
-  if (!maps) return out;
-  const auto ids = recorded_build_ids();
-  const std::string libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-  out.system_libc = ids.count(libc) != 0 && build_id_of(libc) == ids.at(libc);
-  auto resolve = [&](const std::string& path) -> std::string {
-    if (path.ends_with("/uw_chain_nofp")) return kData + "/uw_chain_nofp";
-    auto it = ids.find(path);
-    if (it != ids.end() && build_id_of(path) == it->second) return path;
-    return "";
-  };
-  auto u = DwarfUnwinder::CreateOffline(*maps, resolve, options);
-  EXPECT_TRUE(u.has_value()) << u.error().message;
-  if (!u) return out;
-  out.unwinder = std::move(*u);
-  auto entries = symbolize::parse_proc_maps(*maps);
-  for (const auto& e : *entries) {
-    if (e.executable && e.path.ends_with("/uw_chain_nofp")) {
-      UniqueFd fd(::open((kData + "/uw_chain_nofp").c_str(), O_RDONLY | O_CLOEXEC));
-      out.fixture_bias = symbolize::compute_load_bias(fd.get(), e).value_or(0);
-    }
-  }
-  return out;
-}
-
-TEST(Unwind, SavedSnapshotUnwindsWithoutTheProcess) {
-  Offline off = offline_unwinder();
-  ASSERT_NE(off.unwinder, nullptr);
-  ASSERT_NE(off.fixture_bias, 0u);
-  ElfSymbols syms(kData + "/uw_chain_nofp");
-  auto snap = read_snapshot_file(kData + "/chain.snap");
-  ASSERT_TRUE(snap.has_value()) << snap.error().message;
-  auto st = off.unwinder->unwind(**snap);
-  ASSERT_TRUE(st.has_value()) << st.error().message;
-
-  std::vector<std::string> names;
-  for (uint64_t a : st->frames) names.push_back(syms.function_at(a - 1 - off.fixture_bias));
-  const std::vector<std::string> chain = {"f10", "f9", "f8", "f7", "f6", "f5",
-                                          "f4",  "f3", "f2", "f1", "main"};
-  ASSERT_GE(names.size(), chain.size() + 1) << joined(names) << "\n" << st->reason;
-  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + chain.size()), chain);
-  if (off.system_libc) {
-    // main <- __libc_start_call_main <- __libc_start_main <- _start
-    EXPECT_FALSE(st->truncated) << st->reason;
-    ASSERT_EQ(names.size(), chain.size() + 3);
-    EXPECT_EQ(names.back(), "_start");
-  } else {
-    // Without libc's CFI the unwinding stops in main's caller, and says so.
-    EXPECT_TRUE(st->truncated);
-    EXPECT_EQ(st->truncation, Truncation::kNoObject);
-    EXPECT_EQ(names.size(), chain.size() + 1);
-    EXPECT_NE(st->reason.find("libc.so.6"), std::string::npos) << st->reason;
-  }
-
-  // The allocation inside strdup: frame 0 is in libc.
-  auto dup = read_snapshot_file(kData + "/strdup.snap");
-  ASSERT_TRUE(dup.has_value());
-  auto st2 = off.unwinder->unwind(**dup);
-  ASSERT_TRUE(st2.has_value());
-  if (off.system_libc) {
-    EXPECT_FALSE(st2->truncated) << st2->reason;
-    ASSERT_EQ(st2->frames.size(), 6u);
-    EXPECT_EQ(syms.function_at(st2->frames[1] - 1 - off.fixture_bias), "dup_stage");
-  } else {
-    EXPECT_TRUE(st2->truncated);
-    EXPECT_EQ(st2->frames.size(), 1u);
-    EXPECT_EQ(st2->truncation, Truncation::kNoObject);
-  }
-}
-
-TEST(Unwind, ExactIpSnapshotAsAtAnEntryProbe) {
-  // Rebuild the chain snapshot as an entry probe on leak_here would see it: ip = the first
-  // instruction of leak_here, sp one slot lower, holding the return address into f10.
-  Offline off = offline_unwinder();
-  ASSERT_NE(off.unwinder, nullptr);
-  ElfSymbols syms(kData + "/uw_chain_nofp");
-  auto snap = read_snapshot_file(kData + "/chain.snap");
-  ASSERT_TRUE(snap.has_value());
-  const uint64_t leak_here = syms.address_of("leak_here");
-  ASSERT_NE(leak_here, 0u);
-
-  auto entry = std::make_unique<lw_stack_snapshot>(**snap);
-  entry->ip = leak_here + off.fixture_bias;
-  entry->sp = (*snap)->sp - 8;
-  entry->stack_size = (*snap)->stack_size + 8;
-  std::memcpy(entry->stack, &(*snap)->ip, 8);
-  std::memcpy(entry->stack + 8, (*snap)->stack, (*snap)->stack_size);
-  entry->flags = LW_SNAPSHOT_IP_EXACT;
-  auto st = off.unwinder->unwind(*entry);
-  ASSERT_TRUE(st.has_value());
-  ASSERT_GE(st->frames.size(), 3u) << st->reason;
-  EXPECT_EQ(syms.function_at(st->frames[0] - off.fixture_bias), "leak_here");
-  EXPECT_EQ(syms.function_at(st->frames[1] - 1 - off.fixture_bias), "f10");
-  EXPECT_EQ(syms.function_at(st->frames[2] - 1 - off.fixture_bias), "f9");
-  auto full = off.unwinder->unwind(**snap);
-  ASSERT_TRUE(full.has_value());
-  EXPECT_EQ(std::vector<uint64_t>(st->frames.begin() + 1, st->frames.end()), full->frames);
-
 }
 
 }  // namespace
