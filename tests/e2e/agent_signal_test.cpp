@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -140,7 +141,7 @@ TEST(AgentSignals, HupReloadsAndTermSavesTheRunningInvestigation) {
   fs::remove_all(dir, ec);
 }
 
-TEST(AgentSignals, BadConfigurationAndUnreachableTargetExitCodes) {
+TEST(AgentSignals, OnceAndExitCodes) {
   std::string tmpl = (fs::temp_directory_path() / "lw-agent-bad-XXXXXX").string();
   const std::string dir = ::mkdtemp(tmpl.data());
   int last_status = 0;
@@ -150,10 +151,14 @@ TEST(AgentSignals, BadConfigurationAndUnreachableTargetExitCodes) {
     if (p == 0) {
       int fd = ::open((dir + "/err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(fd, 2);
+      int out = ::open((dir + "/out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(out, 1);
       AgentCommandOptions o;
       o.config_path = dir + "/c.yaml";
       o.once = true;
-      ::_exit(run_agent_command(o, nullptr));
+      int rc = run_agent_command(o, nullptr);
+      std::fflush(stdout);
+      ::_exit(rc);
     }
     int status = 0;
     ::waitpid(p, &status, 0);
@@ -168,6 +173,20 @@ TEST(AgentSignals, BadConfigurationAndUnreachableTargetExitCodes) {
   EXPECT_NE(read_file(dir + "/err").value_or("").find("pid:1073741808 (line 3): no such process"),
             std::string::npos)
       << read_file(dir + "/err").value_or("");
+  // --once on a reachable target: one evaluation, a status line per process, exit 0.
+  ChildProcess child({fixture("agent_grower"), "step"});
+  ASSERT_EQ(child.read_line(), "ready");
+  run_child("listen: 127.0.0.1:0\nreports_dir: " + dir + "/r\ntargets:\n  - pid: " +
+            std::to_string(child.pid()) + "\n  - comm: no-such-proc-y\n");
+  EXPECT_EQ(last_status, 0) << read_file(dir + "/err").value_or("");
+  const std::string out = read_file(dir + "/out").value_or("");
+  const std::string pid = std::to_string(child.pid());
+  EXPECT_NE(out.find("[pid:" + pid + "] pid " + pid + " agent_grower: rss "), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("faults "), std::string::npos) << out;  // two samples: rates known
+  EXPECT_NE(out.find("[comm:no-such-proc-y] no process named no-such-proc-y"),
+            std::string::npos)
+      << out;
   std::error_code ec;
   fs::remove_all(dir, ec);
 }

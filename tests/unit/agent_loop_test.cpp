@@ -380,6 +380,7 @@ TEST(AgentLoop, CgroupTargetTriggersAndInvestigatesItsMember) {
   write_usage();
 
   AgentConfig c = fast_config(tmp.path() + "/reports");
+  c.memleak_sampling.trigger_conditions.oom_risk_score = Threshold{Comparison::kGreater, 0.7};
   c.targets.push_back({TargetSpec::Kind::kCgroup, "", 0, svc, 1});
   FakeLog log;
   AgentOptions o;
@@ -398,6 +399,10 @@ TEST(AgentLoop, CgroupTargetTriggersAndInvestigatesItsMember) {
     EXPECT_EQ(log.requests[0].pid, member.pid());
     EXPECT_EQ(log.requests[0].cgroup, svc);
     EXPECT_EQ(log.requests[0].target, "cgroup:" + svc);
+    // The OOM-risk condition held too: the aggressive sample rate is used.
+    EXPECT_NE(log.requests[0].reason.find("oom_risk_score"), std::string::npos)
+        << log.requests[0].reason;
+    EXPECT_EQ(log.requests[0].sample_rate, 100u);
   }
   ag->tick();
   auto snap = ag->snapshot();
