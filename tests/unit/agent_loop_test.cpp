@@ -179,12 +179,14 @@ TEST(AgentLoop, LeakingProcessIsInvestigatedOnceAndReportStored) {
   ASSERT_TRUE(rep) << rep.error().message;
   EXPECT_EQ(rep->stacks.at(0).frames.at(0).function, "leaky_function");
 
-  // The exported growth rate is the child's: 2 MiB/s within 30%.
+  // The exported growth rate is the child's: at most its nominal 2 MiB/s (+20%), and not
+  // far below (it sleeps between steps, so a loaded machine only slows it down).
   std::string text = ag.metrics_text();
   std::string pid_label = "pid=\"" + std::to_string(child.pid()) + "\"";
   auto rate = metric(text, "leakwatch_growth_rate_bytes_per_second", pid_label);
   ASSERT_TRUE(rate) << text;
-  EXPECT_NEAR(*rate, 2 * 1048576.0, 0.3 * 2 * 1048576.0);
+  EXPECT_GT(*rate, 0.4 * 2 * 1048576.0);
+  EXPECT_LT(*rate, 1.2 * 2 * 1048576.0);
   EXPECT_TRUE(metric(text, "leakwatch_process_rss_bytes", pid_label));
   EXPECT_TRUE(metric(text, "leakwatch_process_pss_bytes", pid_label));
   EXPECT_TRUE(metric(text, "leakwatch_process_minor_faults_per_second", pid_label));
@@ -413,9 +415,11 @@ TEST(AgentLoop, CgroupTargetTriggersAndInvestigatesItsMember) {
   EXPECT_EQ(cg.effective_max, 536870912u);  // the parent is unlimited
   EXPECT_EQ(cg.events.oom_kill, 1u);
   ASSERT_TRUE(cg.pressure.has_value());
-  // 20 MB per 100 ms towards a 512 MiB limit: the OOM risk is high.
+  // Fast growth towards a 512 MiB limit: the OOM risk is high.
   EXPECT_GT(snap.watched[0].eval.oom_risk, 0.9);
-  EXPECT_NEAR(snap.watched[0].eval.growth_rate, 200e6, 0.3 * 200e6);
+  // 20 MB per tick of at least 100 ms: at most 200 MB/s (slower ticks under load).
+  EXPECT_GT(snap.watched[0].eval.growth_rate, 50e6);
+  EXPECT_LT(snap.watched[0].eval.growth_rate, 1.2 * 200e6);
   EXPECT_EQ(snap.watched[1].pid, member.pid());
 
   std::string text = ag->metrics_text();
