@@ -61,12 +61,26 @@ struct {
   __type(value, struct lw_alloc_info);
 } allocs SEC(".maps");
 
+/* User stacks by id, walked by this program itself (capture_stack): the kernel's walk
+ * (bpf_get_stackid) ends by reading the null frame record at address 0, a page fault that
+ * costs more than the rest of the capture together. */
+struct lw_stack {
+  __u64 ips[LW_MAX_STACK_DEPTH];
+};
+
 struct {
-  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+  __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 16384);
-  __uint(key_size, sizeof(__u32));
-  __uint(value_size, LW_MAX_STACK_DEPTH * sizeof(__u64));
+  __type(key, __u32);
+  __type(value, struct lw_stack);
 } stack_traces SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct lw_stack);
+} stack_scratch SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -292,6 +306,54 @@ static __always_inline void send_snapshot(struct pt_regs *ctx, __u64 id, __u64 a
     *v += size;
 }
 
+#define LW_STACK_ID_MASK 0x3fffffffu /* ids stay below bit 30 (user space marks DWARF ids) */
+#define LW_STACK_PROBES 4
+
+static __always_inline bool same_stack(const struct lw_stack *a, const struct lw_stack *b)
+{
+  for (int i = 0; i < LW_MAX_STACK_DEPTH; i++)
+    if (a->ips[i] != b->ips[i])
+      return false;
+  return true;
+}
+
+/* Walks the frame-pointer chain from the probe's registers (at a return probe: the caller's
+ * ip and rbp, so the stack is complete) and stores it; returns its id, < 0 when lost.
+ * The walk stops at a null or non-increasing frame pointer without reading it.  Equal
+ * stacks get equal ids (a hash of the frames, with linear probing on collisions). */
+static __always_inline __s32 capture_stack(struct pt_regs *ctx)
+{
+  __u32 zero = 0;
+  struct lw_stack *st = bpf_map_lookup_elem(&stack_scratch, &zero);
+  if (!st)
+    return -1;
+  __u64 ip = PT_REGS_IP(ctx);
+  __u64 fp = PT_REGS_FP(ctx);
+  __u64 h = 0xcbf29ce484222325ULL ^ ip;
+  st->ips[0] = ip;
+  for (int i = 1; i < LW_MAX_STACK_DEPTH; i++) {
+    __u64 frame[2] = {0, 0};  /* saved rbp, return address */
+    if (fp && bpf_probe_read_user(frame, sizeof(frame), (void *)fp) == 0 && frame[1]) {
+      st->ips[i] = frame[1];
+      h = (h ^ frame[1]) * 0x100000001b3ULL;
+      fp = frame[0] > fp ? frame[0] : 0;
+    } else {
+      st->ips[i] = 0;
+      fp = 0;
+    }
+  }
+  h ^= h >> 29;
+  for (__u32 probe = 0; probe < LW_STACK_PROBES; probe++) {
+    __u32 id = ((__u32)h + probe) & LW_STACK_ID_MASK;
+    if (bpf_map_update_elem(&stack_traces, &id, st, BPF_NOEXIST) == 0)
+      return (__s32)id;
+    struct lw_stack *old = bpf_map_lookup_elem(&stack_traces, &id);
+    if (old && same_stack(old, st))
+      return (__s32)id;
+  }
+  return -1;
+}
+
 static __always_inline void record(struct pt_regs *ctx, __u64 id, __u64 addr, __u64 size,
                                    __u32 kind)
 {
@@ -299,7 +361,7 @@ static __always_inline void record(struct pt_regs *ctx, __u64 id, __u64 addr, __
   struct lw_alloc_info info = {
       .size = size, .timestamp_ns = bpf_ktime_get_ns(), .kind = kind,
   };
-  info.stack_id = bpf_get_stackid(ctx, &stack_traces, BPF_F_USER_STACK);
+  info.stack_id = capture_stack(ctx);
   if (info.stack_id < 0)
     count(LW_CNT_STACK_LOST);
 
