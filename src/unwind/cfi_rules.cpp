@@ -130,7 +130,12 @@ std::expected<uint64_t, StepError> evaluate(const Expr& expr, const RegisterSet&
   constexpr size_t kMaxStack = 64;
   uint64_t stack[kMaxStack];
   size_t depth = 0;
-  auto bad = [](uint64_t atom) { return std::unexpected(StepError{StepError::kBadExpression, atom}); };
+  auto bad = [](uint64_t atom) {
+    return std::unexpected(StepError{StepError::kBadExpression, atom});
+  };
+  auto unknown = [](int reg) {
+    return std::unexpected(StepError{StepError::kUnknownRegister, static_cast<uint64_t>(reg)});
+  };
   *is_value = false;
   // Guards against DW_OP_skip/bra loops.
   size_t budget = 10000;
@@ -150,7 +155,7 @@ std::expected<uint64_t, StepError> evaluate(const Expr& expr, const RegisterSet&
     if (a >= DW_OP_breg0 && a <= DW_OP_breg31) {
       int r = a - DW_OP_breg0;
       if (r >= kNumRegs) return bad(a);
-      if (!regs.has(r)) return std::unexpected(StepError{StepError::kUnknownRegister, uint64_t(r)});
+      if (!regs.has(r)) return unknown(r);
       if (!push(regs.value[r] + op.number)) return bad(a);
       continue;
     }
@@ -165,7 +170,7 @@ std::expected<uint64_t, StepError> evaluate(const Expr& expr, const RegisterSet&
       case DW_OP_bregx: {
         if (op.number >= kNumRegs) return bad(a);
         int r = static_cast<int>(op.number);
-        if (!regs.has(r)) return std::unexpected(StepError{StepError::kUnknownRegister, uint64_t(r)});
+        if (!regs.has(r)) return unknown(r);
         if (!push(regs.value[r] + op.number2)) return bad(a);
         break;
       }

@@ -16,8 +16,10 @@ namespace leakwatch::unwind {
 
 // Parses one record (header + stack_size bytes; trailing bytes are an error).
 [[nodiscard]] Result<std::unique_ptr<lw_stack_snapshot>> parse_snapshot(std::string_view bytes);
-[[nodiscard]] Result<std::unique_ptr<lw_stack_snapshot>> read_snapshot_file(const std::string& path);
+[[nodiscard]] Result<std::unique_ptr<lw_stack_snapshot>> read_snapshot_file(
+    const std::string& path);
 // Writes header + stack_size bytes (to a temporary name, then renamed).
-[[nodiscard]] Result<void> write_snapshot_file(const std::string& path, const lw_stack_snapshot& snapshot);
+[[nodiscard]] Result<void> write_snapshot_file(const std::string& path,
+                                               const lw_stack_snapshot& snapshot);
 
 }  // namespace leakwatch::unwind

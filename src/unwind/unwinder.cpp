@@ -235,6 +235,12 @@ void DwarfUnwinder::Impl::apply(const std::vector<MapsEntry>& entries) {
         }
       }
       if (m.object != nullptr) by_file[{m.dev, m.inode}] = {m.object, m.bias};
+    } else if (e.path == "[uprobes]") {
+      // The kernel's uretprobe trampoline: a return address there was replaced by a return
+      // probe of a function that had not returned when the snapshot was taken; the real one
+      // is only in the kernel (the snapshot should be taken at the outermost probed return).
+      m.error = "return address is the uretprobe trampoline ([uprobes]): a probed function "
+                "further out had not returned";
     } else if (e.executable && !e.path.empty() && e.path.front() == '[') {
       // [vdso] & co.: their CFI lives only in memory, which the unwinder does not read;
       // saying so keeps the frame-pointer guess away from code built without them.
@@ -433,6 +439,12 @@ Result<UnwoundStack> DwarfUnwinder::unwind(const lw_stack_snapshot& snap) {
     }
     if (out.frames.size() >= im.options.max_frames) {
       stop(Truncation::kDepthLimit, fmt::format("{} frames", out.frames.size()));
+      break;
+    }
+    // (The trampoline is at the start of its page: test ra itself, not ra - 1.)
+    const Mapping* hijacked = im.find(ra);
+    if (hijacked != nullptr && hijacked->path == "[uprobes]") {
+      stop(Truncation::kNoObject, fmt::format("frame {}: {}", out.frames.size(), hijacked->error));
       break;
     }
     const Mapping* caller_mapping = im.find_code(lookup_address(ra, signal));

@@ -19,6 +19,9 @@
 // saved data (too small), a pc is outside every executable mapping, an object has no CFI
 // for a pc (then rbp is tried as a frame pointer if enabled), a register needed is unknown
 // (only rip, rsp and rbp are captured), the stack does not move up, or max_frames.
+// A return address in [uprobes] (a uretprobe of a function further out that had not
+// returned replaced it) also ends the stack, without that frame: the snapshot must be
+// taken at the outermost probed function's return.
 //
 // Thread-safety: a DwarfUnwinder is not thread-safe, nor is a CfiCache shared by several:
 // use them from one thread.

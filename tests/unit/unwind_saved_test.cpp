@@ -155,5 +155,39 @@ TEST(Unwind, ExactIpSnapshotAsAtAnEntryProbe) {
 
 }
 
+TEST(Unwind, ReturnAddressHijackedByAUretprobeEndsTheStack) {
+  // f10's return address replaced by the uretprobe trampoline, as when a probed function
+  // further out (here f9) has not returned yet.
+  auto maps = read_file(kData + "/maps");
+  ASSERT_TRUE(maps.has_value());
+  const uint64_t trampoline = 0x7fffffffe000;
+  *maps += "7fffffffe000-7ffffffff000 r-xp 00000000 00:00 0                          [uprobes]\n";
+  auto resolve = [](const std::string& path) {
+    return path.ends_with("/uw_chain_nofp") ? kData + "/uw_chain_nofp" : std::string();
+  };
+  auto u = DwarfUnwinder::CreateOffline(*maps, resolve);
+  ASSERT_TRUE(u.has_value()) << u.error().message;
+  auto snap = read_snapshot_file(kData + "/chain.snap");
+  ASSERT_TRUE(snap.has_value());
+  auto full = (*u)->unwind(**snap);
+  ASSERT_TRUE(full.has_value());
+  ASSERT_GE(full->frames.size(), 3u);
+
+  // The slot holding frames[1] (f10's return address into f9) is the first such word.
+  lw_stack_snapshot& s = **snap;
+  size_t slot = 0;
+  while (slot + 8 <= s.stack_size && std::memcmp(s.stack + slot, &full->frames[1], 8) != 0) {
+    slot += 8;
+  }
+  ASSERT_LE(slot + 8, s.stack_size);
+  std::memcpy(s.stack + slot, &trampoline, 8);
+  auto st = (*u)->unwind(s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(st->truncated);
+  EXPECT_EQ(st->truncation, Truncation::kNoObject);
+  EXPECT_EQ(st->frames, std::vector<uint64_t>{s.ip});  // the trampoline is not a frame
+  EXPECT_NE(st->reason.find("uretprobe trampoline"), std::string::npos) << st->reason;
+}
+
 }  // namespace
 }  // namespace leakwatch::unwind
