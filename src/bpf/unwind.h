@@ -20,7 +20,11 @@
  * Notes for the BPF side:
  *  - bpf_probe_read_user() of a range that crosses the end of the stack mapping fails as a
  *    whole (and zeroes the buffer).  Near the top of a stack, retry with smaller sizes (e.g.
- *    halving) and set stack_size to what was read; 0 is allowed (ip alone is one frame).
+ *    halving) and set stack_size to what was read -- 0 if every try failed (ip alone is
+ *    then one frame).  The outermost frames (main, __libc_start_main, _start) sit near the
+ *    top, so a halved read can lose exactly them; for the main thread the distance
+ *    task->mm->start_stack - sp (the exec-time sp, above every frame) is a size that stays
+ *    inside the mapping.
  *  - The struct is LW_SNAPSHOT_HEADER_SIZE + LW_SNAPSHOT_MAX bytes: too big for the BPF
  *    stack, reserve it in a ring buffer or a per-CPU array.  To send only what was read,
  *    bpf_ringbuf_output(LW_SNAPSHOT_HEADER_SIZE + stack_size) from a per-CPU buffer works.
