@@ -1,0 +1,170 @@
+/* Internals shared by the files of libleakwatch-preload.so (not installed, not an ABI).
+ *
+ * Files:
+ *   hooks.c          the two probed hook functions and the exported counters
+ *   init.c           finding the real allocator, the bootstrap arena, configuration, fork
+ *   sampler.c        the per-thread byte countdown's slow path (draws, seeding)
+ *   sampled_set.c    the lock-free set of sampled addresses and its counting filter
+ *   wrappers.c       malloc, free, calloc, realloc, ... (the C allocation functions)
+ *   cxx_operators.c  every operator new / delete form
+ *
+ * Thread-safety: every function here may be called from any thread at any time, including
+ * from a signal handler that interrupted another wrapper on the same thread.  Nothing on a
+ * wrapper's path takes a lock or allocates.
+ */
+#ifndef LEAKWATCH_PRELOAD_INTERNAL_H
+#define LEAKWATCH_PRELOAD_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpf/preload_abi.h"
+#include "bpf/sampling_table.h"
+
+#define LW_EXPORT __attribute__((visibility("default")))
+#define LW_HIDDEN __attribute__((visibility("hidden")))
+#define LW_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LW_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LW_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ---- the real allocator ---- */
+
+/* Where the wrappers forward to.  Until initialisation has resolved the next definitions in
+ * the search order (dlsym RTLD_NEXT), every pointer points to a bootstrap function in init.c
+ * that initialises, or serves the request from the static arena while initialisation is in
+ * progress (dlsym may allocate).  The pointers are replaced once, atomically. */
+struct lw_real_fns {
+  void* (*malloc)(size_t);
+  void (*free)(void*);
+  void* (*calloc)(size_t, size_t);
+  void* (*realloc)(void*, size_t);
+  int (*posix_memalign)(void**, size_t, size_t);
+  void* (*aligned_alloc)(size_t, size_t);
+  void* (*memalign)(size_t, size_t);
+  void* (*valloc)(size_t);
+  void* (*pvalloc)(size_t);
+};
+extern struct lw_real_fns lw_real LW_HIDDEN;
+/* The library's own definitions (hidden aliases, immune to interposition), to recognise
+ * when dlsym(RTLD_DEFAULT) finds someone else's. */
+extern const struct lw_real_fns lw_self LW_HIDDEN;
+
+/* Resolves the real functions on first use; 1 when lw_real holds them, 0 while another
+ * call (dlsym's own allocations, or another thread) is initialising. */
+int lw_ensure_init(void) LW_HIDDEN;
+
+/* The bootstrap arena: a static bump allocator used only while the real functions are being
+ * resolved.  Its blocks are never freed (free ignores them) and realloc copies them out. */
+#define LW_ARENA_SIZE (256u * 1024u)
+extern char lw_arena[LW_ARENA_SIZE] LW_HIDDEN;
+
+LW_ALWAYS_INLINE int lw_in_arena(const void* p) {
+  return (uintptr_t)p - (uintptr_t)lw_arena < LW_ARENA_SIZE;
+}
+/* The requested size of an arena block (for realloc). */
+size_t lw_arena_block_size(const void* p) LW_HIDDEN;
+
+/* ---- configuration (init.c) ---- */
+
+enum lw_mode {
+  LW_MODE_UNCONFIGURED = 0, /* environment not read yet: nothing is sampled */
+  LW_MODE_BYTES = 1,        /* Poisson byte sampling with mean interval lw_rate */
+  LW_MODE_EXACT = 2,        /* every allocation is sampled (LEAKWATCH_SAMPLE_BYTES=1) */
+  LW_MODE_OFF = 3,          /* disabled, or no sampled set: pass-through */
+};
+extern int lw_mode LW_HIDDEN;                 /* enum lw_mode; written once, release */
+/* Initialises and reads the configuration if the environment is available yet (it is
+ * once libc's initialiser has run); returns the mode. */
+int lw_try_configure(void) LW_HIDDEN;
+extern uint64_t lw_rate LW_HIDDEN;            /* R */
+extern uint32_t lw_exp_table[LW_EXP_TABLE_SIZE] LW_HIDDEN;
+extern uint64_t lw_seed_base LW_HIDDEN;       /* mixed into every thread's seed */
+extern uint64_t lw_thread_counter LW_HIDDEN;  /* threads seeded so far (atomic) */
+
+extern struct leakwatch_preload_stats leakwatch_preload_stats;
+#define LW_STAT_ADD(field, n) \
+  __atomic_fetch_add(&leakwatch_preload_stats.field, (n), __ATOMIC_RELAXED)
+
+/* splitmix64's finaliser: a cheap bijective 64-bit mix. */
+LW_ALWAYS_INLINE uint64_t lw_mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/* ---- the per-thread sampler (sampler.c) ---- */
+
+struct lw_thread {
+  struct lw_byte_sampler sampler; /* countdown and armed, as in BPF (sampling_table.h) */
+  uint64_t rng;                   /* splitmix64 state */
+  uint32_t seeded;
+  uint32_t in_init;               /* this thread is running initialisation */
+};
+extern __thread struct lw_thread lw_tls LW_HIDDEN __attribute__((tls_model("initial-exec")));
+
+/* The decision when the countdown would reach zero, or before configuration: the exact
+ * lw_sample_bytes() of the BPF program on this thread's state.  1 = sampled. */
+int lw_sample_slow(size_t size) LW_HIDDEN __attribute__((noinline));
+
+/* 1 when this allocation of `size` bytes is not sampled: the countdown stays positive.
+ * This is the whole per-allocation cost of sampling: a TLS load, a subtraction, a store. */
+LW_ALWAYS_INLINE int lw_unsampled(size_t size) {
+  struct lw_byte_sampler* st = &lw_tls.sampler;
+  long long left = st->countdown - (long long)size;
+  if (LW_LIKELY(left > 0)) {
+    st->countdown = left;
+    return 1;
+  }
+  return !lw_sample_slow(size);
+}
+
+/* Child side of fork: re-seed this (the only) thread and draw a fresh gap. */
+void lw_sampler_after_fork(void) LW_HIDDEN;
+
+/* ---- the sampled set (sampled_set.c) ---- */
+
+#define LW_FILTER_BITS 16
+extern uint8_t lw_filter[1u << LW_FILTER_BITS] LW_HIDDEN;
+
+/* Index in the counting filter: the top bits of a Fibonacci hash of the address. */
+LW_ALWAYS_INLINE uint32_t lw_filter_index(uintptr_t a) {
+  return (uint32_t)((a * 0x9E3779B97F4A7C15ull) >> (64 - LW_FILTER_BITS));
+}
+/* 0 when `p` is certainly not a sampled block (the common case: one byte load). */
+LW_ALWAYS_INLINE int lw_maybe_sampled(const void* p) {
+  return __atomic_load_n(&lw_filter[lw_filter_index((uintptr_t)p)], __ATOMIC_RELAXED) != 0;
+}
+
+/* Maps the set (capacity a power of two).  0 on success. */
+int lw_set_init(uint64_t capacity) LW_HIDDEN;
+/* Remembers a sampled block; 0 when its probe window is full (counted in set_overflow). */
+int lw_set_insert(void* p, uint64_t size) LW_HIDDEN;
+/* Forgets `p` if it was sampled: returns 1 and its size, else 0. */
+int lw_set_take(void* p, uint64_t* size) LW_HIDDEN;
+
+/* ---- the sampled paths (wrappers.c) ---- */
+
+/* A sampled allocation succeeded: remember it, count it.  The caller then calls
+ * leakwatch_hook_alloc from its own frame (see lw_sampled_alloc). */
+void lw_remember(void* p, size_t size) LW_HIDDEN __attribute__((noinline));
+
+/* Called from the exported wrapper itself, so that the frame-pointer walk at the hook starts
+ * with the wrapper's frame and its return address: the wrapper's caller. */
+LW_ALWAYS_INLINE void lw_sampled_alloc(void* p, size_t size) {
+  lw_remember(p, size);
+  leakwatch_hook_alloc(p, size);
+}
+
+/* free() of a pointer the filter did not rule out (or NULL, or an arena block). */
+void lw_free_slow(void* p) LW_HIDDEN __attribute__((noinline));
+
+/* The whole of free(): one filter load and the arena range check, then the real free. */
+LW_ALWAYS_INLINE void lw_free(void* p) {
+  if (LW_LIKELY(!lw_maybe_sampled(p) && !lw_in_arena(p))) {
+    lw_real.free(p);
+    return;
+  }
+  lw_free_slow(p);
+}
+
+#endif /* LEAKWATCH_PRELOAD_INTERNAL_H */
