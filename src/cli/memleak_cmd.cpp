@@ -19,6 +19,7 @@
 
 #include "analysis/sampling.h"
 #include "cli/child_process.h"
+#include "cli/kmemleak_cmd.h"
 #include "common/atomic_file.h"
 #include "common/fd.h"
 #include "common/log.h"
@@ -87,8 +88,6 @@ struct Plan {
 Result<Plan> validate(const MemleakOptions& o) {
   Plan p;
   int targets = (o.pid != 0) + !o.command.empty() + !o.cgroup.empty();
-  if (targets == 0)
-    return fail("kernel mode (no -p or -c) is not available yet: give -p PID or -c COMMAND");
   if (o.pid != 0 && !o.command.empty()) return fail("-p and -c cannot be used together");
   if (targets > 1) return fail("--cgroup cannot be combined with -p or -c");
   if (!o.cgroup.empty()) {
@@ -97,8 +96,8 @@ Result<Plan> validate(const MemleakOptions& o) {
       return fail("--cgroup {}: not a cgroup v2 directory (no cgroup.procs)", o.cgroup);
   }
   if (o.pid < 0) return fail("-p: not a valid pid: {}", o.pid);
-  if (o.wa_missing_free) return fail("--wa-missing-free applies to kernel mode, which is not available yet");
-  if (o.percpu) return fail("--percpu applies to kernel mode, which is not available yet");
+  if ((o.wa_missing_free || o.percpu) && targets > 0)
+    return fail("--wa-missing-free and --percpu apply to kernel mode (no -p, -c or --cgroup)");
   if (o.interval_s <= 0) return fail("interval must be positive, got {}", o.interval_s);
   if (o.count == 0 || o.count < -1) return fail("count must be positive, got {}", o.count);
   if (o.older_ms < 0) return fail("-o: age must be >= 0 ms, got {}", o.older_ms);
@@ -669,6 +668,9 @@ int run_memleak(const MemleakOptions& opts) {
   log::set_level(opts.verbose >= 2 ? log::Level::kDebug
                  : opts.verbose  ? log::Level::kInfo
                                  : log::Level::kWarn);
+  if (opts.pid == 0 && opts.command.empty() && opts.cgroup.empty())
+    return run_kernel_memleak(opts, {plan->sampling, plan->sample_mode, plan->min_size, plan->max_size,
+                                     plan->format, plan->sort, plan->verdicts_only});
   Session s(opts, *plan);
   return s.run();
 }

@@ -1,6 +1,7 @@
 #include "probe/allocator_plan.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -202,7 +203,7 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
   for (size_t i = 0; i < order.objects.size(); i++) {
     Candidate c;
     c.obj = order.objects[i];
-    c.executable = !explicit_objects && i == 0;
+    c.executable = !explicit_objects && i == 0 && c.obj.why == "executable";
     auto elf = ElfObject::Open(c.obj.open_path);
     if (!elf) {
       if (explicit_objects) return std::unexpected(elf.error());
@@ -268,9 +269,13 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
   // Thunks: a function that only jumps to another probed function is left to that one
   // (counting it too would count one call twice: operator new[] -> operator new are the
   // same kind at the same stack depth).  Resolved in rounds so chains of thunks settle.
+  // A site counts as covered when it is probed, or is itself a thunk left to a probed
+  // function (sized delete -> delete -> free: the whole chain is left to free).
   auto active_at = [&](size_t ci, uint64_t value) {
     auto it = site_at[ci].find(value);
-    return it != site_at[ci].end() && plans[ci].sites[it->second].skipped_reason.empty();
+    if (it == site_at[ci].end()) return false;
+    const std::string& why = plans[ci].sites[it->second].skipped_reason;
+    return why.empty() || why.rfind("tail-jumps to ", 0) == 0;
   };
   auto covered_name = [&](const std::string& name) {
     auto it = bound.find(name);
@@ -390,7 +395,11 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
   std::string internals = exe.executable ? allocator_internals(*exe.elf) : "";
   if (!any_alloc) {
     if (explicit_objects)
-      return fail("no allocator function ({}malloc, ...) found in {}", prefix, join(listed));
+    {
+      std::vector<std::string> paths;
+      for (const auto& c : cands) paths.push_back(c.obj.path);
+      return fail("no allocator symbols ({}malloc) found in {}", prefix, join(paths));
+    }
     if (order.static_executable) {
       if (!internals.empty())
         return fail("{} is statically linked with {} but has no symbol for {}: its allocation "
@@ -435,8 +444,18 @@ Result<AllocatorDiscovery> discover_allocators(const PlanRequest& req) {
     auto o = process_link_order(req.pid);
     if (!o) return fail("pid {}: {}", req.pid, o.error().message);
     order = std::move(*o);
+  } else if (req.command_path.empty()) {
+    // No process yet (an empty cgroup): this host's C and C++ runtimes, as a program
+    // started here would load them.
+    auto own = process_link_order(::getpid());
+    if (!own) return std::unexpected(own.error());
+    order.method = "this host's C and C++ runtime libraries (no target process yet)";
+    for (size_t i = 1; i < own->objects.size(); i++) {
+      std::string b = basename_of(own->objects[i].path);
+      if (b.starts_with("libc.so") || b.starts_with("libstdc++.so")) order.objects.push_back(own->objects[i]);
+    }
+    if (order.objects.empty()) return fail("no C runtime library found in this process");
   } else {
-    if (req.command_path.empty()) return fail("internal: no pid, command or object to plan");
     const char* pre = std::getenv("LD_PRELOAD");
     auto o = command_link_order(req.command_path, pre ? pre : "", LibrarySearch::FromEnvironment());
     if (!o) return std::unexpected(o.error());

@@ -85,7 +85,10 @@ TEST_F(MemleakErrors, UnknownFlagIsAUsageError) {
   EXPECT_NE(r.err.find("--no-such-flag"), std::string::npos) << r.err;
 }
 
-TEST_F(MemleakErrors, KernelModeNotYetAvailable) { expect_error({{}, "kernel mode"}); }
+TEST_F(MemleakErrors, KernelModeFlagsWithATarget) {
+  expect_error({{"-p", "1", "--wa-missing-free"}, "apply to kernel mode (no -p, -c or --cgroup)"});
+  expect_error({{"-c", "true", "--percpu"}, "apply to kernel mode (no -p, -c or --cgroup)"});
+}
 
 TEST_F(MemleakErrors, NoBtf) { expect_error({{"-p", "1", "--btf", "/no/such/btf"}, "--btf /no/such/btf: no such file"}); }
 

@@ -241,6 +241,16 @@ TEST(AllocatorPlan, ExplicitObjectTakesEveryKnownFunction) {
   EXPECT_FALSE(discover_allocators(req).has_value());
 }
 
+TEST(AllocatorPlan, NoProcessYetPlansThisHostsRuntime) {
+  // An empty cgroup: nothing to read a link map from yet.
+  auto d = discover_allocators(PlanRequest{});
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  const ObjectPlan* libc = plan_named(*d, "libc.so");
+  ASSERT_NE(libc, nullptr) << all_text(*d);
+  EXPECT_TRUE(probed(libc, "malloc"));
+  EXPECT_NE(all_text(*d).find("no target process yet"), std::string::npos) << all_text(*d);
+}
+
 TEST(AllocatorCatalog, KindsAndIdentity) {
   EXPECT_EQ(allocator_function_kind("rallocx"), LW_FN_REALLOC);
   EXPECT_EQ(allocator_function_kind("sdallocx"), LW_FN_FREE);

@@ -1,0 +1,263 @@
+#include "probe/kernel_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "bpf/sampling_table.h"
+#include "common/log.h"
+#include "kmemleak.skel.h"
+
+namespace leakwatch::probe {
+namespace {
+
+static_assert(sizeof(klw_alloc_key) == 16);
+static_assert(sizeof(klw_alloc_info) == 32);
+static_assert(sizeof(klw_combined) == 16);
+static_assert(sizeof(klw_stack) == 8 + 8 * KLW_MAX_STACK_DEPTH);
+static_assert(sizeof(klw_event) == 40);
+
+struct Tracepoint {
+  const char* category;
+  const char* name;
+  bool percpu;    // part of --percpu mode (else of the default mode)
+  bool required;  // the mode makes no sense without it
+};
+
+constexpr Tracepoint kTracepoints[] = {
+    {"kmem", "kmalloc", false, true},
+    {"kmem", "kmem_cache_alloc", false, false},
+    {"kmem", "kfree", false, true},
+    {"kmem", "kmem_cache_free", false, false},
+    {"kmem", "mm_page_alloc", false, false},
+    {"kmem", "mm_page_free", false, false},
+    {"kmem", "mm_page_free_batched", false, false},
+    {"percpu", "percpu_alloc_percpu", true, true},
+    {"percpu", "percpu_free_percpu", true, true},
+};
+
+bpf_program* program_for(kmemleak_bpf* s, const std::string& name) {
+  if (name == "kmalloc") return s->progs.klw_kmalloc;
+  if (name == "kmem_cache_alloc") return s->progs.klw_kmem_cache_alloc;
+  if (name == "kfree") return s->progs.klw_kfree;
+  if (name == "kmem_cache_free") return s->progs.klw_kmem_cache_free;
+  if (name == "mm_page_alloc") return s->progs.klw_page_alloc;
+  if (name == "mm_page_free") return s->progs.klw_page_free;
+  if (name == "mm_page_free_batched") return s->progs.klw_page_free_batched;
+  if (name == "percpu_alloc_percpu") return s->progs.klw_percpu_alloc;
+  if (name == "percpu_free_percpu") return s->progs.klw_percpu_free;
+  return nullptr;
+}
+
+uint32_t page_shift() {
+  long sz = ::sysconf(_SC_PAGESIZE);
+  uint32_t shift = 0;
+  while (sz > 1) {
+    sz >>= 1;
+    shift++;
+  }
+  return shift ? shift : 12;
+}
+
+}  // namespace
+
+const char* source_name(uint32_t source) {
+  switch (source) {
+    case KLW_SRC_KMALLOC: return "kmalloc";
+    case KLW_SRC_KMEM_CACHE: return "kmem_cache_alloc";
+    case KLW_SRC_PAGE: return "page";
+    case KLW_SRC_PERCPU: return "percpu";
+    default: return "?";
+  }
+}
+
+bool tracepoint_exists(const std::string& category, const std::string& name) {
+  for (const char* root : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"}) {
+    struct stat st;
+    if (::stat((std::string(root) + category + "/" + name).c_str(), &st) == 0) return true;
+  }
+  return false;
+}
+
+void KernelProbe::SkelDeleter::operator()(kmemleak_bpf* s) const { kmemleak_bpf__destroy(s); }
+
+KernelProbe::~KernelProbe() {
+  if (ringbuf_) ring_buffer__free(static_cast<ring_buffer*>(ringbuf_));
+  for (void* l : links_) bpf_link__destroy(static_cast<bpf_link*>(l));
+}
+
+Result<std::unique_ptr<KernelProbe>> KernelProbe::Create(const KernelConfig& cfg) {
+  std::unique_ptr<KernelProbe> p(new KernelProbe());
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!cfg.btf_path.empty()) open_opts.btf_custom_path = cfg.btf_path.c_str();
+  kmemleak_bpf* raw = kmemleak_bpf__open_opts(&open_opts);
+  if (!raw) return fail_errno("cannot open the kernel memleak BPF object");
+  p->skel_.reset(raw);
+  auto* s = p->skel_.get();
+
+  s->rodata->min_size = cfg.min_size;
+  s->rodata->max_size = cfg.max_size;
+  s->rodata->sample_mode = static_cast<uint32_t>(cfg.sample_mode);
+  s->rodata->sample_rate = cfg.sample_rate ? cfg.sample_rate : 1;
+  s->rodata->trace_events = cfg.trace ? 1 : 0;
+  s->rodata->wa_missing_free = cfg.wa_missing_free ? 1 : 0;
+  s->rodata->batched_free = cfg.batched_free ? 1 : 0;
+  s->rodata->only_tgid = cfg.only_tgid;
+  s->rodata->page_shift = page_shift();
+  if (cfg.sample_mode == SampleMode::kBytes) {
+    if (cfg.exp_table.size() != LW_EXP_TABLE_SIZE)
+      return fail("internal: byte sampling table has {} entries, want {}", cfg.exp_table.size(),
+                  LW_EXP_TABLE_SIZE);
+    for (size_t i = 0; i < LW_EXP_TABLE_SIZE; i++) s->rodata->exp_table[i] = cfg.exp_table[i];
+  }
+  bpf_map__set_max_entries(s->maps.allocs, cfg.max_allocs);
+  bpf_map__set_max_entries(s->maps.stacks, cfg.max_stacks);
+  bpf_map__set_max_entries(s->maps.combined, cfg.max_stacks);
+  if (cfg.trace) bpf_map__set_max_entries(s->maps.events, 4u << 20);
+
+  // Only the mode's tracepoints are loaded, and only those this kernel has.
+  std::vector<const Tracepoint*> wanted;
+  for (const auto& tp : kTracepoints) {
+    bpf_program* prog = program_for(s, tp.name);
+    bool in_mode = tp.percpu == cfg.percpu;
+    bool exists = in_mode && tracepoint_exists(tp.category, tp.name);
+    bpf_program__set_autoload(prog, in_mode && exists);
+    if (!in_mode) continue;
+    if (!exists) {
+      if (tp.required)
+        return fail("this kernel has no tracepoint {}:{} (needed for kernel-mode memleak)",
+                    tp.category, tp.name);
+      p->attach_results_.push_back({std::string(tp.category) + ":" + tp.name, false,
+                                    "no such tracepoint on this kernel"});
+      continue;
+    }
+    wanted.push_back(&tp);
+  }
+
+  if (int err = kmemleak_bpf__load(s); err)
+    return fail_errno("cannot load the kernel memleak BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
+                      -err);
+
+  for (const Tracepoint* tp : wanted) {
+    KernelAttach a{std::string(tp->category) + ":" + tp->name, false, ""};
+    bpf_link* l = bpf_program__attach_tracepoint(program_for(s, tp->name), tp->category, tp->name);
+    if (!l) {
+      a.error = std::strerror(errno);
+      if (tp->required) return fail("cannot attach to tracepoint {}: {}", a.tracepoint, a.error);
+    } else {
+      a.ok = true;
+      p->links_.push_back(l);
+    }
+    p->attach_results_.push_back(std::move(a));
+  }
+
+  if (cfg.trace) {
+    p->ringbuf_ = ring_buffer__new(
+        bpf_map__fd(s->maps.events),
+        [](void* ctx, void* data, size_t len) -> int {
+          auto* self = static_cast<KernelProbe*>(ctx);
+          if (len >= sizeof(klw_event) && self->event_cb_)
+            self->event_cb_(*static_cast<const klw_event*>(data));
+          return 0;
+        },
+        p.get(), nullptr);
+    if (!p->ringbuf_) return fail_errno("cannot open the trace ring buffer");
+  }
+  return p;
+}
+
+size_t KernelProbe::failed_attaches() const {
+  size_t n = 0;
+  for (const auto& a : attach_results_) n += !a.ok;
+  return n;
+}
+
+Result<std::vector<KernelAlloc>> KernelProbe::read_allocs() const {
+  std::vector<KernelAlloc> out;
+  int fd = bpf_map__fd(skel_->maps.allocs);
+  constexpr uint32_t kChunk = 8192;
+  std::vector<klw_alloc_key> keys(kChunk);
+  std::vector<klw_alloc_info> vals(kChunk);
+  klw_alloc_key batch_out{};
+  void* in = nullptr;
+  auto add = [&](const klw_alloc_key& k, const klw_alloc_info& v) {
+    out.push_back({k.addr, k.space, v.size, v.timestamp_ns, v.stack_hash, v.tgid, v.source});
+  };
+  for (;;) {
+    uint32_t n = kChunk;
+    int err = bpf_map_lookup_batch(fd, in, &batch_out, keys.data(), vals.data(), &n, nullptr);
+    int e = err ? errno : 0;
+    for (uint32_t i = 0; i < n; i++) add(keys[i], vals[i]);
+    if (!err) {
+      in = &batch_out;
+      continue;
+    }
+    if (e == ENOENT) return out;
+    if (e != EINVAL && e != ENOTSUP && e != EOPNOTSUPP) return fail_errno("cannot read the allocs map", e);
+    break;
+  }
+  // No batch operations: walk the keys (entries freed meanwhile are skipped).
+  out.clear();
+  klw_alloc_key key{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    klw_alloc_info v;
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) add(next, v);
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
+Result<std::vector<KernelCombined>> KernelProbe::read_combined() const {
+  std::vector<KernelCombined> out;
+  int fd = bpf_map__fd(skel_->maps.combined);
+  uint64_t key = 0, next = 0;
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    klw_combined v;
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0 && v.number_of_allocs > 0)
+      out.push_back({next, v.total_size, v.number_of_allocs});
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
+std::vector<uint64_t> KernelProbe::read_stack(uint64_t stack_hash) const {
+  std::vector<uint64_t> frames;
+  if (stack_hash == 0) return frames;
+  klw_stack st{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stacks), &stack_hash, &st) != 0) return frames;
+  for (uint32_t i = 0; i < st.depth && i < KLW_MAX_STACK_DEPTH; i++) {
+    if (st.ips[i] == 0) break;
+    frames.push_back(st.ips[i]);
+  }
+  return frames;
+}
+
+KernelCounters KernelProbe::read_counters() const {
+  KernelCounters out{};
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<uint64_t> vals(static_cast<size_t>(ncpu > 0 ? ncpu : 1));
+  int fd = bpf_map__fd(skel_->maps.counters);
+  for (uint32_t i = 0; i < KLW_CNT_MAX; i++) {
+    if (bpf_map_lookup_elem(fd, &i, vals.data()) != 0) continue;
+    for (uint64_t v : vals) out[i] += v;
+  }
+  return out;
+}
+
+int KernelProbe::poll_events(int timeout_ms, const std::function<void(const klw_event&)>& on_event) {
+  if (!ringbuf_) return 0;
+  event_cb_ = on_event;
+  int n = ring_buffer__poll(static_cast<ring_buffer*>(ringbuf_), timeout_ms);
+  event_cb_ = nullptr;
+  return n;
+}
+
+}  // namespace leakwatch::probe
