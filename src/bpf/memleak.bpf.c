@@ -287,11 +287,15 @@ static __always_inline void send_snapshot(struct pt_regs *ctx, __u64 id, __u64 a
   __u32 size = snapshot_size;
   if (size > LW_SNAPSHOT_MAX)
     size = LW_SNAPSHOT_MAX;
-  for (int i = 0; i < 6; i++) {
-    if (size == 0 || bpf_probe_read_user(snap->stack, size, (void *)snap->sp) == 0)
-      break;
-    size >>= 1;
+  bool copied = false;
+  for (int i = 0; i < 6 && !copied; i++) {
+    if (size && bpf_probe_read_user(snap->stack, size, (void *)snap->sp) == 0)
+      copied = true;
+    else
+      size >>= 1;
   }
+  if (!copied)
+    size = 0; /* every read failed: ip alone, stack[] holds nothing valid */
   if (size > LW_SNAPSHOT_MAX)
     return;
   snap->stack_size = size;

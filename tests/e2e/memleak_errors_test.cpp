@@ -61,7 +61,7 @@ TEST_F(MemleakErrors, CommandNotExecutable) {
 
 TEST_F(MemleakErrors, ObjectWithoutAllocatorSymbols) {
   expect_error({{"-c", fixture("ml_short"), "-O", fixture("libml_plugin.so")},
-                "no allocator symbols (malloc) found in"});
+                "no allocator function (malloc, ...) found in"});
 }
 
 TEST_F(MemleakErrors, MissingObject) {

@@ -1,0 +1,152 @@
+#include "cli/memleak_investigator.h"
+
+#include <bpf/bpf.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "common/fd.h"
+#include "common/log.h"
+#include "common/proc_maps.h"
+#include "probe/allocator_plan.h"
+#include "probe/memleak_probe.h"
+#include "tracker/frame_resolver.h"
+#include "tracker/tracker.h"
+
+namespace leakwatch::cli {
+namespace {
+
+constexpr double kEntryTrapNs = 700;   // emulated uprobe entry (KERNEL-FACTS.md)
+constexpr double kReturnTrapNs = 500;  // uretprobe on top of the entry
+constexpr double kReportEveryS = 5;    // history points for the verdicts
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// utime + stime of a process, in seconds; < 0 when it is gone.
+double process_cpu_s(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string s;
+  std::getline(in, s);
+  size_t rp = s.rfind(')');
+  if (rp == std::string::npos) return -1;
+  std::istringstream rest(s.substr(rp + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; i++) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace
+
+Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::InvestigationRequest& req,
+                                                            const std::atomic<bool>& stop) {
+  if (!process_exists(req.pid)) return fail("investigation: no such process: {}", req.pid);
+  probe::PlanRequest plan_req;
+  plan_req.pid = req.pid;
+  auto objects = probe::plan_allocator_probes(plan_req);
+  if (!objects) return std::unexpected(objects.error());
+
+  probe::MemleakConfig cfg;
+  cfg.pid = req.pid;
+  cfg.objects = std::move(*objects);
+  report::Sampling sampling;
+  if (req.sample_rate > 1) {
+    cfg.sample_mode = probe::SampleMode::kCalls;
+    cfg.sample_rate = req.sample_rate;
+    sampling = {report::SamplingMode::kCalls, req.sample_rate};
+  }
+  // BPF run-time statistics stay enabled while this descriptor is open.
+  UniqueFd stats_fd(bpf_enable_stats(BPF_STATS_RUN_TIME));
+  auto probe = probe::MemleakProbe::Create(cfg);
+  if (!probe) return std::unexpected(probe.error());
+
+  tracker::SymbolizingResolver resolver;
+  tracker::TrackerConfig tc;
+  tc.sampling = sampling;
+  tc.target.pid = req.pid;
+  tc.target.comm = req.comm.empty() ? process_comm(req.pid) : req.comm;
+  tc.target.cgroup = req.cgroup;
+  tc.min_age_ns = 500ull * 1000 * 1000;
+  tracker::Tracker tracker(tc, resolver);
+  resolver.snapshot(static_cast<uint32_t>(req.pid));
+
+  agent::InvestigationResult result;
+  const uint64_t start = monotonic_ns();
+  const double cpu_start = process_cpu_s(req.pid);
+  double next_report_s = kReportEveryS;
+
+  auto build = [&](bool final_report) {
+    tracker::Snapshot snap;
+    if (auto a = (*probe)->read_allocs()) snap.allocs = std::move(*a);
+    snap.counters = (*probe)->read_counters();
+    snap.failed_attaches = (*probe)->failed_attaches();
+    snap.read_stack = [&](int32_t id) { return (*probe)->read_stack(id); };
+    uint64_t now = monotonic_ns();
+    report::Report rep = tracker.update(snap, now, static_cast<double>(now - start) / 1e9);
+    rep.final = final_report;
+    return rep;
+  };
+
+  auto overhead = [&]() {
+    agent::InvestigationOverhead o;
+    probe::Counters c = (*probe)->read_counters();
+    auto rs = (*probe)->run_stats();
+    o.probe_hits = c[LW_CNT_ALLOC_CALLS] + c[LW_CNT_FREE_CALLS] + c[LW_CNT_RETURN_CALLS];
+    double trap_ns = static_cast<double>(c[LW_CNT_ALLOC_CALLS] + c[LW_CNT_FREE_CALLS]) * kEntryTrapNs +
+                     static_cast<double>(c[LW_CNT_RETURN_CALLS]) * kReturnTrapNs;
+    double cost_ns = trap_ns + static_cast<double>(rs.run_time_ns);
+    o.per_hit_cost_ns = o.probe_hits ? cost_ns / static_cast<double>(o.probe_hits) : 0;
+    o.estimated_cost_s = cost_ns / 1e9;
+    double cpu_now = process_cpu_s(req.pid);
+    o.target_cpu_s = cpu_now >= 0 && cpu_start >= 0 ? cpu_now - cpu_start : 0;
+    o.overhead_percent = o.target_cpu_s > 0.05 ? 100.0 * o.estimated_cost_s / o.target_cpu_s : 0;
+    return o;
+  };
+
+  for (;;) {
+    double elapsed = static_cast<double>(monotonic_ns() - start) / 1e9;
+    if (stop.load()) {
+      result.end = agent::InvestigationEnd::kStopped;
+      break;
+    }
+    if (elapsed >= req.duration_s) {
+      result.end = agent::InvestigationEnd::kDuration;
+      break;
+    }
+    if (!process_exists(req.pid)) {
+      result.end = agent::InvestigationEnd::kTargetExited;
+      break;
+    }
+    result.overhead = overhead();
+    if (result.overhead.overhead_percent > req.overhead_budget_percent) {
+      result.end = agent::InvestigationEnd::kOverheadBudget;
+      break;
+    }
+    if (elapsed >= next_report_s) {
+      (void)build(false);
+      next_report_s += kReportEveryS;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        static_cast<int>(std::min(250.0, (req.duration_s - elapsed) * 1000 + 1))));
+  }
+  result.overhead = overhead();
+  result.report = build(true);
+  result.report.notes.push_back(fmt::format(
+      "investigation: {} ({}); ended: {}; estimated overhead {:.2f}% of the target's CPU "
+      "({} probe hits, {:.0f} ns each)",
+      req.reason, req.target, agent::to_string(result.end), result.overhead.overhead_percent,
+      result.overhead.probe_hits, result.overhead.per_hit_cost_ns));
+  return result;
+}
+
+}  // namespace leakwatch::cli
