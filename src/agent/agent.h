@@ -36,6 +36,9 @@ struct AgentOptions {
   InvestigatorFactory investigator;  // empty: investigations are counted as unavailable
   std::string proc_root = "/proc";
   std::string cgroup_root;           // cgroup2 mount point; "" = from /proc/self/mountinfo
+  // CPU a smaps_rollup read may cost per sample: a process whose page walk costs more is
+  // read only every ceil(cost / budget) samples (at most every 60th).
+  double smaps_budget_s = 1e-3;
 };
 
 // One watched process or cgroup after the last tick.

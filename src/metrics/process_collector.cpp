@@ -26,10 +26,16 @@ double monotonic_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 ProcessCollector::ProcessCollector(std::string proc_root, bool read_smaps)
     : proc_root_(std::move(proc_root)), read_smaps_(read_smaps) {}
 
-Result<ProcessSample> ProcessCollector::collect(int pid) {
+Result<ProcessSample> ProcessCollector::collect(int pid, bool with_smaps) {
   ProcessSample s;
   s.pid = pid;
   s.t_s = monotonic_seconds();
@@ -64,9 +70,12 @@ Result<ProcessSample> ProcessCollector::collect(int pid) {
   s.shmem = status->rss_shmem;
   s.swap = status->vm_swap;
 
-  if (read_smaps_) {
+  if (with_smaps) {
+    // CPU time, not wall time: the cost to the machine, whatever else competes for it.
+    const double t0 = thread_cpu_seconds();
     path_ = dir + "smaps_rollup";
     text = read_proc_file(path_, buf_);
+    s.smaps_seconds = thread_cpu_seconds() - t0;
     if (!text) {
       // A process that exits between two reads makes this ESRCH; a refused read (another
       // user's process without CAP_SYS_PTRACE) keeps the status figures.
@@ -75,13 +84,9 @@ Result<ProcessSample> ProcessCollector::collect(int pid) {
     }
     auto rollup = parse_smaps_rollup(*text);
     if (!rollup) return s;  // the address space went away between status and smaps_rollup
-    // The page walk is exact where status's counters are per-CPU batched approximations.
     s.detailed = true;
-    s.rss = rollup->rss;
     s.pss = rollup->pss;
     s.uss = rollup->uss();
-    s.anon = rollup->anonymous;
-    s.swap = rollup->swap;
   }
   return s;
 }

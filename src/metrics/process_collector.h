@@ -18,9 +18,12 @@ struct ProcessSample {
   double t_s = 0;                 // CLOCK_MONOTONIC seconds when sampled
   bool kernel_thread = false;     // no address space: every memory figure is 0
   bool detailed = false;          // smaps_rollup was read: pss and uss are valid
+  double smaps_seconds = 0;       // CPU time reading smaps_rollup cost (its page walk)
+  // rss, anon, file, shmem and swap come from the kernel's counters (status) on every
+  // sample, so a series is consistent whether or not smaps_rollup was read with it.
   uint64_t rss = 0;               // bytes
-  uint64_t pss = 0;
-  uint64_t uss = 0;               // Private_Clean + Private_Dirty
+  uint64_t pss = 0;               // smaps_rollup
+  uint64_t uss = 0;               // Private_Clean + Private_Dirty (smaps_rollup)
   uint64_t anon = 0;              // anonymous resident memory
   uint64_t file = 0;              // file-backed resident memory (page cache mapped)
   uint64_t shmem = 0;
@@ -47,7 +50,9 @@ class ProcessCollector {
   explicit ProcessCollector(std::string proc_root = "/proc", bool read_smaps = true);
 
   // Errors carry errno: is_gone() tells a vanished process from a refused read.
-  [[nodiscard]] Result<ProcessSample> collect(int pid);
+  [[nodiscard]] Result<ProcessSample> collect(int pid) { return collect(pid, read_smaps_); }
+  // with_smaps=false skips smaps_rollup for this sample only.
+  [[nodiscard]] Result<ProcessSample> collect(int pid, bool with_smaps);
 
  private:
   std::string proc_root_;
@@ -64,6 +69,8 @@ std::optional<ProcessRates> rates_between(const ProcessSample& prev, const Proce
 double clock_ticks_per_second();
 // CLOCK_MONOTONIC in seconds: the timebase of every sample.
 double monotonic_seconds();
+// CPU time of the calling thread (user + system), seconds.
+double thread_cpu_seconds();
 
 // Process discovery.  Thread-safe.
 [[nodiscard]] Result<std::vector<int>> list_pids(const std::string& proc_root = "/proc");

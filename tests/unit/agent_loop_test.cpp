@@ -434,6 +434,39 @@ TEST(AgentLoop, CgroupTargetTriggersAndInvestigatesItsMember) {
   EXPECT_NE(lines[0].find("max 512.0 MiB"), std::string::npos) << lines[0];
 }
 
+TEST(AgentLoop, CostlySmapsRollupIsReadLessOften) {
+  // With a 1 us budget every smaps_rollup read is "costly" (a read costs tens of us), so
+  // it happens every few samples and PSS/USS are carried in between.
+  ChildProcess child({fixture("agent_grower"), "step"});
+  ASSERT_EQ(child.read_line(), "ready");
+  ASSERT_EQ(child.command("anon 16"), "ok");
+  TempDir tmp;
+  AgentConfig c = fast_config(tmp.path());
+  c.memleak_sampling.enabled = false;
+  c.targets.push_back({TargetSpec::Kind::kPid, "", child.pid(), "", 1});
+  AgentOptions o;
+  o.smaps_budget_s = 1e-6;
+  auto ag = Agent::create(c, o).value();
+  int reads = 0;
+  const int ticks = 12;
+  for (int i = 0; i < ticks; ++i) {
+    ag->tick();
+    auto w = ag->snapshot().watched;
+    ASSERT_EQ(w.size(), 1u);
+    if (w[0].sample.smaps_seconds > 0) ++reads;
+    EXPECT_TRUE(w[0].sample.detailed);
+    EXPECT_GT(w[0].sample.pss, 16u * 1024 * 1024);  // read or carried, always there
+  }
+  EXPECT_GE(reads, 1);
+  EXPECT_LE(reads, ticks / 2);
+  // With the default budget a small process is read every sample.
+  auto every = Agent::create(c, AgentOptions{}).value();
+  for (int i = 0; i < 3; ++i) {
+    every->tick();
+    EXPECT_GT(every->snapshot().watched.at(0).sample.smaps_seconds, 0.0);
+  }
+}
+
 TEST(AgentLoop, StatusLinesDescribeEachProcess) {
   ChildProcess child({fixture("agent_grower"), "step"});
   ASSERT_EQ(child.read_line(), "ready");
