@@ -10,7 +10,7 @@ packages=(
   libprotobuf-dev protobuf-compiler libcpp-httplib-dev
   libgtest-dev libbenchmark-dev
   bpftrace golang-go prometheus
-  libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libmimalloc2.0
+  libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libmimalloc2.0 musl-tools
 )
 
 missing=()

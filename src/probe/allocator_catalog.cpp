@@ -213,7 +213,7 @@ AllocatorIdentity identify_allocator(const ElfObject& elf, const std::string& pa
   const bool musl_path = path.find("musl") != std::string::npos;
   if ((musl_path && has("malloc")) || elf.find("__libc_malloc_impl")) {
     id.family = "musl";
-    id.evidence = musl_path ? path : "__libc_malloc_impl";
+    id.evidence = elf.find("__libc_malloc_impl") ? "__libc_malloc_impl" : path;
     return id;
   }
   auto m = elf.find("malloc");

@@ -461,7 +461,20 @@ Result<AllocatorDiscovery> discover_allocators(const PlanRequest& req) {
     if (!o) return std::unexpected(o.error());
     order = std::move(*o);
   }
-  return discover_in_order(order, req.symbols_prefix, explicit_objects);
+  auto d = discover_in_order(order, req.symbols_prefix, explicit_objects);
+  // `-c "env LD_PRELOAD=... prog"` plans for env, not for prog, whose preloaded allocator
+  // is then never probed.  The command inherits leakwatch's environment: export it there.
+  static constexpr std::string_view kWrappers[] = {"env", "sh", "bash", "dash", "nice", "nohup",
+                                                   "setsid", "taskset", "numactl", "stdbuf", "timeout"};
+  std::string exe = basename_of(req.command_path);
+  if (d && req.pid == 0 && !explicit_objects &&
+      std::find(std::begin(kWrappers), std::end(kWrappers), exe) != std::end(kWrappers))
+    d->warnings.push_back(fmt::format(
+        "-c runs {}, which starts another program: its allocator is predicted for {} only; to "
+        "preload an allocator, export LD_PRELOAD before running leakwatch (the command inherits "
+        "its environment), or attach with -p once the program runs",
+        exe, exe));
+  return d;
 }
 
 Result<std::vector<ObjectPlan>> plan_allocator_probes(const PlanRequest& req) {

@@ -288,11 +288,17 @@ Result<LinkOrder> command_link_order(const std::string& exe, const std::string& 
       add(n, *p, why);
     }
   }
+  // musl's dynamic linker is its libc: a DT_NEEDED "libc.so" is the interpreter itself.
+  const bool musl = info->interp.find("ld-musl") != std::string::npos;
   while (!queue.empty()) {
     Pending cur = std::move(queue.front());
     queue.pop_front();
     for (const auto& need : cur.info.needed) {
       if (known.count(need)) continue;
+      if (musl && (need == "libc.so" || need.starts_with("libc.musl"))) {
+        add(need, info->interp, "DT_NEEDED of " + basename_of(cur.path) + " (musl's dynamic linker)");
+        continue;
+      }
       auto p = find_library(need, cur.info, cur.path, search);
       if (!p) {
         log::debug("DT_NEEDED {} of {}: not found", need, cur.path);

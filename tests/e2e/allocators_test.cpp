@@ -151,6 +151,20 @@ TEST_F(Allocators, StrippedStaticExecutableSaysSo) {
   EXPECT_FALSE(run.parsed);
 }
 
+TEST_F(Allocators, MuslDynamicAndStatic) {
+  if (!exists(fixture("ml_musl"))) GTEST_SKIP() << "musl-tools not installed";
+  for (const char* name : {"ml_musl", "ml_musl_static"}) {
+    SCOPED_TRACE(name);
+    auto run = run_with_env({}, fixture(name));
+    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+    ASSERT_TRUE(run.parsed) << run.result.err;
+    expect_leak(run.report, "musl_leak", 3, 1500);
+    expect_leak(run.report, "musl_leak_calloc", 2, 700);
+    EXPECT_TRUE(stacks_in(run.report, "musl_balanced").empty()) << describe(run.report);
+    EXPECT_NE(run.result.err.find("allocator musl in "), std::string::npos) << run.result.err;
+  }
+}
+
 TEST_F(Allocators, PrefixedApiNextToGlibc) {
   auto run = run_with_env({}, fixture("ml_prefixed"));
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;

@@ -251,6 +251,19 @@ TEST(AllocatorPlan, NoProcessYetPlansThisHostsRuntime) {
   EXPECT_NE(all_text(*d).find("no target process yet"), std::string::npos) << all_text(*d);
 }
 
+TEST(AllocatorPlan, CommandThroughEnvIsWarnedAbout) {
+  PlanRequest req;
+  req.command_path = "/usr/bin/env";
+  auto d = discover_allocators(req);
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  ASSERT_EQ(d->warnings.size(), 1u);
+  EXPECT_NE(d->warnings[0].find("export LD_PRELOAD before running leakwatch"), std::string::npos);
+  req.command_path = testing::fixture("ml_alloc");
+  auto plain = discover_allocators(req);
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_TRUE(plain->warnings.empty());
+}
+
 TEST(AllocatorCatalog, KindsAndIdentity) {
   EXPECT_EQ(allocator_function_kind("rallocx"), LW_FN_REALLOC);
   EXPECT_EQ(allocator_function_kind("sdallocx"), LW_FN_FREE);
