@@ -53,7 +53,7 @@ std::pair<double, double> through(const report::Report& r, const std::string& fu
 TEST_F(KernelMemleak, HeldPipesShowInPipeStacksAndClosingThemBringsItBack) {
   // Each pipe costs a struct pipe_inode_info (kmalloc-192 here) and its array of 16
   // struct pipe_buffer (kmalloc-1k), both allocated in alloc_pipe_info().
-  constexpr int kPipes = 1000;
+  constexpr int kPipes = 3000;
   Proc fx({fixture("ml_kpipes")});
   ASSERT_TRUE(fx.wait_for("ready"));
   Proc lw({leakwatch(), "memleak", "-o", "0", "-T", "400", "1"});
@@ -78,12 +78,14 @@ TEST_F(KernelMemleak, HeldPipesShowInPipeStacksAndClosingThemBringsItBack) {
   auto [held_bytes, held_count] = through(*held, "alloc_pipe_info");
   auto [before_bytes, before_count] = through(*before, "alloc_pipe_info");
   auto [after_bytes, after_count] = through(*after, "alloc_pipe_info");
-  // At least two allocations per pipe, of at least 1024 + 128 bytes together; other
-  // processes hold a few pipes too, far fewer than 1000.
-  EXPECT_GE(held_count - before_count, 2.0 * kPipes * 0.95) << held_count << " vs " << before_count;
-  EXPECT_GE(held_bytes - before_bytes, kPipes * 1152.0 * 0.95);
+  // At least two allocations per pipe, of at least 1024 + 128 bytes together.  Other
+  // processes open and close pipes meanwhile (compilers: measured up to ~150 pipes' worth
+  // between two reports), a few percent of 3000.
+  EXPECT_GE(held_count - before_count, 2.0 * kPipes * 0.9) << held_count << " vs " << before_count;
+  EXPECT_GE(held_bytes - before_bytes, kPipes * 1152.0 * 0.9);
   // Closing gives (nearly) all of it back.
-  EXPECT_LE(after_bytes, before_bytes + kPipes * 1152.0 * 0.10) << after_bytes << " vs " << before_bytes;
+  EXPECT_GE(held_bytes - after_bytes, kPipes * 1152.0 * 0.8)
+      << "held " << held_bytes << ", after close " << after_bytes << ", before " << before_bytes;
   // The stacks are the pipe2 path, symbolized from /proc/kallsyms as kernel frames.
   bool pipe2 = false;
   for (const auto& s : held->stacks) {
