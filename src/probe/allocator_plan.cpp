@@ -398,7 +398,7 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
     {
       std::vector<std::string> paths;
       for (const auto& c : cands) paths.push_back(c.obj.path);
-      return fail("no allocator symbols ({}malloc) found in {}", prefix, join(paths));
+      return fail("no allocator function ({}malloc, ...) found in {}", prefix, join(paths));
     }
     if (order.static_executable) {
       if (!internals.empty())
