@@ -14,27 +14,19 @@
  *  - kmem:rss_stat (tp_btf): the current process's RSS counters, first / current / peak.
  *
  * Two user-stack walkers (rodata stack_walker), measured against each other in
- * BENCHMARKS.md: the kernel's (bpf_get_stackid) and a bounded frame-pointer walk here,
- * which stops at a null frame pointer instead of reading address 0.  The own walk also
- * recovers the caller of a frameless leaf (a syscall wrapper, memset): its return address
- * is at [sp], accepted only when the bytes before it are a call instruction.
+ * BENCHMARKS.md: the kernel's (bpf_get_stackid) and leakwatch's (bpf/fp_stack.bpf.h),
+ * which stops at a null frame pointer instead of reading address 0 and recovers the caller
+ * of a frameless syscall wrapper or leaf function.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
+#include "bpf/fp_stack.bpf.h"
 #include "bpf/growth.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* Frame pointers farther than this above the stack pointer are not believed. */
-#define LW_GR_MAX_FRAME_SPAN (8ULL << 20)
-/* Slots above [sp] scanned for return addresses at a syscall (see scan_return_addresses). */
-#define LW_GR_SCAN_SLOTS 16
-#define LW_GR_USER_TOP 0x00007ffffffff000ULL
-/* A pc this far past the start of the function called is not believed to be in it. */
-#define LW_GR_MAX_FUNCTION 8192
 
 const volatile __u32 target_tgid = 0;      /* 0: every process (cgroup filter, if any) */
 const volatile __u32 filter_cgroup = 0;    /* 1: only tasks under cgroup_filter[0] */
@@ -63,14 +55,6 @@ struct {
   __type(key, __u64);
   __type(value, struct lw_gr_stack);
 } fp_stacks SEC(".maps");
-
-/* The walk builds its stack here: a struct lw_gr_stack is larger than the BPF stack. */
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct lw_gr_stack);
-} scratch SEC(".maps");
 
 /* Written with BPF_RB_NO_WAKEUP: a wakeup is an irq_work (a self-IPI) per event; user space
  * polls the ring on a timer instead. */
@@ -133,221 +117,29 @@ static __always_inline bool traced(__u32 tgid)
 
 /* ---- stacks ---- */
 
-static __always_inline __u64 mix(__u64 h, __u64 ip)
-{
-  h ^= ip;
-  h *= 0x9e3779b97f4a7c15ULL;
-  return h ^ (h >> 29);
-}
+/* lw_fp_walk builds a stack here (larger than the BPF stack), then it is stored by hash. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct lw_gr_stack);
+} scratch SEC(".maps");
 
-/* Whether `ret` follows a call instruction: call rel32 (e8), call *disp32(%rip) (ff 15),
- * call *disp8(%reg) (ff 50+r), call *%reg (ff d0+r, optionally REX-prefixed). */
-static __always_inline bool after_call(__u64 ret)
-{
-  __u8 b[8];
-  if (ret < 4096 + 8 || ret >= LW_GR_USER_TOP)
-    return false;
-  if (bpf_probe_read_user(b, sizeof(b), (void *)(ret - 8)))
-    return false;
-  if (b[3] == 0xe8)
-    return true;
-  if (b[2] == 0xff && b[3] == 0x15)
-    return true;
-  if (b[5] == 0xff && (b[6] & 0xf8) == 0x50)
-    return true;
-  return b[6] == 0xff && (b[7] & 0xf8) == 0xd0;
-}
+_Static_assert(sizeof(struct lw_gr_stack) == sizeof(struct lw_fp_frames) &&
+                   LW_GR_MAX_DEPTH == LW_FP_MAX_DEPTH,
+               "lw_gr_stack is the walker's lw_fp_frames as user space reads it");
 
-static __always_inline __s64 rel32(const __u8 *b)
-{
-  return (__s32)((__u32)b[0] | (__u32)b[1] << 8 | (__u32)b[2] << 16 | (__u32)b[3] << 24);
-}
-
-/* The function a call ending at `ret` called: the target of a call rel32 (through a PLT
- * stub, resolved from its GOT slot: `[endbr64] [bnd] jmp *disp32(%rip)`) or of a
- * call *disp32(%rip).  0 when unknown (a call through a register). */
-static __always_inline __u64 call_target(__u64 ret)
-{
-  __u8 b[8];
-  __u64 got = 0, target = 0;
-  if (ret < 4096 + 8 || ret >= LW_GR_USER_TOP)
-    return 0;
-  if (bpf_probe_read_user(b, sizeof(b), (void *)(ret - 8)))
-    return 0;
-  if (b[2] == 0xff && b[3] == 0x15) {
-    got = ret + rel32(&b[4]);
-  } else if (b[3] == 0xe8) {
-    __u64 t = ret + rel32(&b[4]);
-    __u8 p[12];
-    if (bpf_probe_read_user(p, sizeof(p), (void *)t))
-      return 0;
-    bool ibt = p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa;
-    if (ibt && p[4] == 0xf2 && p[5] == 0xff && p[6] == 0x25)
-      got = t + 11 + rel32(&p[7]);
-    else if (ibt && p[4] == 0xff && p[5] == 0x25)
-      got = t + 10 + rel32(&p[6]);
-    else if (p[0] == 0xf2 && p[1] == 0xff && p[2] == 0x25)
-      got = t + 7 + rel32(&p[3]);
-    else if (p[0] == 0xff && p[1] == 0x25)
-      got = t + 6 + rel32(&p[2]);
-    else
-      return t; /* a direct call */
-  } else {
-    return 0;
-  }
-  if (bpf_probe_read_user(&target, sizeof(target), (void *)got))
-    return 0;
-  return target;
-}
-
-/* Whether `ret` is the return address of a call into the function holding `pc` (the frame
- * found before it).  Stale return addresses left in stack slots by earlier calls fail this
- * unless they called the same function. */
-static __always_inline bool returns_from(__u64 ret, __u64 pc)
-{
-  __u64 f = call_target(ret);
-  return f && f <= pc && pc - f < LW_GR_MAX_FUNCTION;
-}
-
-/* A value that may be a return address: not in the stack, inside user space. */
-static __always_inline bool maybe_code(__u64 v, __u64 sp)
-{
-  if (v < 0x10000 || v >= LW_GR_USER_TOP)
-    return false;
-  return !(v >= sp && v < sp + LW_GR_MAX_FRAME_SPAN);
-}
-
-/* State of one walk, shared with the bpf_loop callbacks (each callback is verified once,
- * which keeps the verifier's work small for the 16-slot scan and the 64-frame walk). */
-struct walk_ctx {
-  struct lw_gr_stack *st;
-  __u64 h;        /* hash of the frames so far */
-  __u64 sp;
-  __u64 bp;       /* frame pointer to follow (0: none) */
-  __u64 prev;     /* frames must lie above this */
-  __u64 pc;       /* the last frame found: the next one must have called its function */
-  __u32 n;        /* frames stored */
-  __u32 bp_ok;
-  __u32 last_ret; /* the scan stops at the next return address */
-  __u32 pad;
-  __u64 slots[LW_GR_SCAN_SLOTS];
-};
-
-static __always_inline bool push_ip(struct walk_ctx *w, __u64 ip)
-{
-  __u32 i = w->n;
-  if (i >= LW_GR_MAX_DEPTH)
-    return false;
-  __u32 idx = i;
-  asm volatile("" : "+r"(idx)); /* keep the mask below: the verifier needs it */
-  w->st->ips[idx & (LW_GR_MAX_DEPTH - 1)] = ip;
-  w->n = i + 1;
-  w->h = mix(w->h, ip);
-  return true;
-}
-
-/* One slot of the scan above [sp] at a syscall (see walk_fp). */
-static long scan_slot(__u32 i, struct walk_ctx *w)
-{
-  if (i >= LW_GR_SCAN_SLOTS)
-    return 1;
-  __u64 slot_addr = w->sp + i * 8;
-  if (w->bp_ok && slot_addr >= w->bp)
-    return 1;
-  __u32 idx = i;
-  asm volatile("" : "+r"(idx)); /* keep the mask below: the verifier needs it */
-  __u64 v = w->slots[idx & (LW_GR_SCAN_SLOTS - 1)];
-  if (!w->bp_ok && v > slot_addr && v - slot_addr < LW_GR_MAX_FRAME_SPAN && !(v & 7)) {
-    /* Maybe a saved rbp: believed when the frame it points to holds a return address. */
-    __u64 frame[2];
-    if (bpf_probe_read_user(frame, sizeof(frame), (void *)v) == 0 && after_call(frame[1])) {
-      w->bp = v;
-      w->bp_ok = 1;
-      w->last_ret = 1;
-    }
-    return 0;
-  }
-  if (maybe_code(v, w->sp) && returns_from(v, w->pc)) {
-    push_ip(w, v);
-    w->pc = v;
-    /* Above the return into the function that owns the frame pointer lie its locals,
-     * where stale return addresses of earlier calls may linger: stop here. */
-    if (w->last_ret)
-      return 1;
-  }
-  return 0;
-}
-
-/* One frame of the frame-pointer chain. */
-static long walk_frame(__u32 i, struct walk_ctx *w)
-{
-  __u64 bp = w->bp;
-  /* The outermost frame has a null frame pointer: stop without reading it. */
-  if (bp == 0 || (bp & 7) || bp < w->prev || bp - w->prev > LW_GR_MAX_FRAME_SPAN)
-    return 1;
-  __u64 frame[2];
-  if (bpf_probe_read_user(frame, sizeof(frame), (void *)bp))
-    return 1;
-  if (frame[1] == 0 || !push_ip(w, frame[1]))
-    return 1;
-  w->prev = bp + 16;
-  w->bp = frame[0];
-  return 0;
-}
-
-/* Own frame-pointer walk from the user registers.  Stores the stack in fp_stacks and
- * returns its hash.
- *
- * At a syscall the wrapper that issued it usually has no frame of its own, and wrappers
- * that do (sbrk) use rbp as a plain register: the return addresses are then found by
- * scanning a few slots above [sp] (a value counts when the bytes before it are a call
- * into the function of the frame found before it), and a slot that points to a frame holding a return address is taken as a saved frame
- * pointer to continue the walk from:
- *
- *   mmap (leaf, rbp = caller's frame)     sbrk -> __brk (rbp used as a register)
- *   [sp]    ret -> caller   <- stop       [sp]     ret -> sbrk
- *   ...     caller's locals               [sp+8]   saved rbx
- *   [rbp]   caller's frame  <- walk       [sp+16]  saved rbp -> caller's frame <- walk
- *                                         [sp+24]  saved r12
- *                                         [sp+32]  ret -> caller  <- stop
- *
- * At a fault only [sp] is tried: the caller of a frameless leaf (memset, memcpy). */
 static __always_inline __u64 walk_fp(struct pt_regs *regs, bool at_syscall)
 {
   __u32 zero = 0;
-  struct walk_ctx w = {};
-  w.st = bpf_map_lookup_elem(&scratch, &zero);
-  if (!w.st)
+  struct lw_gr_stack *st = bpf_map_lookup_elem(&scratch, &zero);
+  if (!st)
     return LW_GR_NO_STACK;
-  w.h = 0xcbf29ce484222325ULL;
-  w.sp = BPF_CORE_READ(regs, sp);
-  w.bp = BPF_CORE_READ(regs, bp);
-  w.prev = w.sp;
-  w.pc = BPF_CORE_READ(regs, ip);
-  push_ip(&w, w.pc);
-
-  if (at_syscall) {
-    /* A valid rbp belongs to the wrapper's caller: its return address is the one wanted.
-     * Otherwise (the wrapper uses rbp as a register) the caller's saved rbp is looked for
-     * first, and the return address after it is the last one. */
-    w.bp_ok = w.bp > w.sp && w.bp - w.sp < LW_GR_MAX_FRAME_SPAN && !(w.bp & 7);
-    w.last_ret = w.bp_ok;
-    if (bpf_probe_read_user(w.slots, sizeof(w.slots), (void *)w.sp) == 0)
-      bpf_loop(LW_GR_SCAN_SLOTS, scan_slot, &w, 0);
-    if (!w.bp_ok)
-      w.bp = 0;
-  } else {
-    __u64 top = 0;
-    if (bpf_probe_read_user(&top, sizeof(top), (void *)w.sp) == 0 && maybe_code(top, w.sp) &&
-        returns_from(top, w.pc))
-      push_ip(&w, top);
-  }
-  bpf_loop(LW_GR_MAX_DEPTH, walk_frame, &w, 0);
-
-  __u64 h = w.h == LW_GR_NO_STACK ? 0 : w.h;
-  w.st->depth = w.n;
+  __u64 h = lw_fp_walk(regs, at_syscall, (struct lw_fp_frames *)st);
+  if (h == LW_GR_NO_STACK)
+    h = 0;
   if (!bpf_map_lookup_elem(&fp_stacks, &h) &&
-      bpf_map_update_elem(&fp_stacks, &h, w.st, BPF_NOEXIST) &&
+      bpf_map_update_elem(&fp_stacks, &h, st, BPF_NOEXIST) &&
       !bpf_map_lookup_elem(&fp_stacks, &h))
     return LW_GR_NO_STACK;
   return h;

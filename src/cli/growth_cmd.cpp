@@ -31,6 +31,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitTargetGone = 3;
 constexpr int kDrainTickMs = 100;
+constexpr uint64_t kResolveEveryNs = 1000000000;
 
 uint64_t monotonic_ns() {
   timespec ts;
@@ -163,6 +164,9 @@ Result<void> Session::setup() {
     return std::unexpected(session.error());
   }
   session_ = std::move(*session);
+  // Read a running target's maps now: if it exits before the first symbolization, its
+  // stacks are resolved with them.  (A -c command is read when it is about to exit.)
+  if (o_.pid > 0) resolver_.snapshot(static_cast<uint32_t>(o_.pid));
   return {};
 }
 
@@ -233,6 +237,7 @@ int Session::run() {
   const uint64_t end_ns =
       o_.duration_s > 0 ? start_ns + static_cast<uint64_t>(o_.duration_s * 1e9) : 0;
   uint64_t next_report = start_ns + interval_ns;
+  uint64_t next_resolve = start_ns + kResolveEveryNs;
   int exit_code = kExitOk;
   std::string stop_reason;
 
@@ -272,6 +277,11 @@ int Session::run() {
       break;
     }
     session_->drain();
+    // Symbolize new stacks about once a second, while their processes still live.
+    if (uint64_t t = monotonic_ns(); t >= next_resolve) {
+      session_->resolve_new();
+      next_resolve = t + kResolveEveryNs;
+    }
     bool stop = false;
     if (r > 0 && (fds[0].revents & POLLIN)) {
       signalfd_siginfo si;
@@ -287,6 +297,7 @@ int Session::run() {
     auto on_exiting = [&] {
       session_->drain();
       resolver_.snapshot(static_cast<uint32_t>(target_pid_));
+      session_->resolve_new();
     };
     if (child_ && child_->poll(on_exiting)) {
       int st = child_->exit_status();

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "common/proc_maps.h"
+#include "tracker/frame_resolver.h"
 
 namespace leakwatch::tracker {
 namespace {
@@ -81,6 +82,7 @@ void GrowthTracker::on_event(const lw_gr_event& e) {
   switch (e.type) {
     case LW_GR_EV_FAULT: {
       faults_seen_++;
+      note_stack(e.tgid, e.stack);
       FaultClass c = classify(e.tgid, e.addr, (e.flags & kPageFaultWrite) != 0);
       sampled_[{e.tgid, e.stack}][static_cast<size_t>(c)]++;
       return;
@@ -96,6 +98,7 @@ void GrowthTracker::on_event(const lw_gr_event& e) {
     default:
       break;
   }
+  if (e.type != LW_GR_EV_MUNMAP) note_stack(e.tgid, e.stack);
   auto it = regions_.find(e.tgid);
   if (it == regions_.end()) it = regions_.emplace(e.tgid, RegionMap(cfg_.page_size)).first;
   it->second.apply(e);
@@ -140,8 +143,8 @@ FaultClass GrowthTracker::classify(uint32_t tgid, uint64_t addr, bool write) {
   return FaultClass::kUnknown;
 }
 
-const std::vector<report::Frame>& GrowthTracker::frames_for(const StackKey& key,
-                                                            const GrowthSnapshot& snap) {
+const std::vector<report::Frame>& GrowthTracker::frames_for(
+    const StackKey& key, const std::function<std::vector<uint64_t>(uint64_t)>& read_stack) {
   auto it = frames_.find(key);
   if (it != frames_.end()) return it->second;
   std::vector<report::Frame> frames;
@@ -149,10 +152,23 @@ const std::vector<report::Frame>& GrowthTracker::frames_for(const StackKey& key,
     report::Frame f;
     f.function = "[lost stack]";
     frames.push_back(f);
-  } else if (snap.read_stack) {
-    frames = resolver_.resolve(key.tgid, snap.read_stack(key.stack));
+  } else if (read_stack) {
+    frames = resolver_.resolve(key.tgid, read_stack(key.stack));
   }
+  unresolved_.erase(key);
   return frames_.emplace(key, std::move(frames)).first->second;
+}
+
+void GrowthTracker::note_stack(uint32_t tgid, uint64_t stack) {
+  StackKey key{tgid, stack};
+  if (!frames_.contains(key)) unresolved_.insert(key);
+}
+
+void GrowthTracker::resolve_new(
+    const std::function<std::vector<uint64_t>(uint64_t)>& read_stack) {
+  std::set<StackKey> keys;
+  keys.swap(unresolved_);
+  for (const StackKey& key : keys) frames_for(key, read_stack);
 }
 
 report::GrowthReport GrowthTracker::update(const GrowthSnapshot& snap, double session_s) {
@@ -217,7 +233,7 @@ report::GrowthReport GrowthTracker::update(const GrowthSnapshot& snap, double se
     t.faulted_bytes += s.faulted_bytes.estimate;
     if (s.growth_bytes <= 0 && s.file_faulted_bytes.estimate <= 0 && s.file_mapped_bytes <= 0)
       continue;
-    s.frames = frames_for(key, snap);
+    s.frames = frames_for(key, snap.read_stack);
     rep.stacks.push_back(std::move(s));
   }
   std::sort(rep.stacks.begin(), rep.stacks.end(),
@@ -295,6 +311,10 @@ Result<std::unique_ptr<GrowthSession>> GrowthSession::Create(const GrowthSession
   return s;
 }
 
+void GrowthSession::resolve_new() {
+  tracker_->resolve_new([this](uint64_t stack) { return probe_->read_stack(stack); });
+}
+
 void GrowthSession::drain() {
   probe_->drain_events([this](const lw_gr_event& e) { tracker_->on_event(e); });
 }
@@ -313,6 +333,22 @@ report::GrowthReport GrowthSession::report(bool final_report) {
   report::GrowthReport rep = tracker_->update(snap, elapsed_s());
   rep.final = final_report;
   return rep;
+}
+
+Result<report::GrowthReport> run_growth_for(const GrowthSessionConfig& cfg, double duration_s,
+                                            const std::atomic<bool>& stop) {
+  SymbolizingResolver resolver;
+  auto session = GrowthSession::Create(cfg, resolver);
+  if (!session) return std::unexpected(session.error());
+  const int pid = cfg.probe.pid;
+  for (int tick = 0; !stop.load() && (*session)->elapsed_s() < duration_s; tick++) {
+    ::usleep(100 * 1000);
+    (*session)->drain();
+    if (pid > 0 && !process_exists(pid)) break;
+    // Symbolize while the processes live: an exited one's maps cannot be read.
+    if (tick % 10 == 9) (*session)->resolve_new();
+  }
+  return (*session)->report(true);
 }
 
 }  // namespace leakwatch::tracker

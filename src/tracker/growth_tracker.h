@@ -19,10 +19,12 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,13 +71,19 @@ class GrowthTracker {
 
   report::GrowthReport update(const GrowthSnapshot& snap, double session_s);
 
+  // Resolves the frames of the stacks seen since the last call.  Call it every second or
+  // so while the processes live: once a process has exited its maps cannot be read.
+  void resolve_new(const std::function<std::vector<uint64_t>(uint64_t)>& read_stack);
+
  private:
   struct StackKey {
     uint32_t tgid;
     uint64_t stack;
     auto operator<=>(const StackKey&) const = default;
   };
-  const std::vector<report::Frame>& frames_for(const StackKey& key, const GrowthSnapshot& snap);
+  const std::vector<report::Frame>& frames_for(
+      const StackKey& key, const std::function<std::vector<uint64_t>(uint64_t)>& read_stack);
+  void note_stack(uint32_t tgid, uint64_t stack);
 
   struct BaseMaps {  // a /proc/PID/maps snapshot
     std::vector<MapEntry> entries;  // sorted by start
@@ -89,6 +97,7 @@ class GrowthTracker {
   std::map<uint32_t, BaseMaps> base_maps_;
   std::map<StackKey, std::array<uint64_t, kFaultClasses>> sampled_;
   std::map<StackKey, std::vector<report::Frame>> frames_;
+  std::set<StackKey> unresolved_;  // seen in events, frames not resolved yet
   uint64_t faults_seen_ = 0;
 };
 
@@ -113,6 +122,8 @@ class GrowthSession {
   // Feeds the waiting events to the tracker.  Call it often (every ~100 ms): the ring
   // buffer is written without wakeups and holds a few seconds of a fault storm.
   void drain();
+  // Resolves the frames of stacks seen since the last call (see GrowthTracker).
+  void resolve_new();
   // Drains the events, reads the maps and builds a report.
   report::GrowthReport report(bool final_report);
   double elapsed_s() const;
@@ -124,5 +135,13 @@ class GrowthSession {
   std::unique_ptr<GrowthTracker> tracker_;
   uint64_t start_ns_ = 0;
 };
+
+// A whole session for callers without a loop of their own (the agent, between a trigger
+// and an allocator investigation): attaches, drains every 100 ms, and returns the final
+// report after `duration_s`, when `stop` becomes true (checked every 100 ms) or when the
+// traced process (cfg.probe.pid) exits.  Symbolizes with a SymbolizingResolver.
+[[nodiscard]] Result<report::GrowthReport> run_growth_for(const GrowthSessionConfig& cfg,
+                                                          double duration_s,
+                                                          const std::atomic<bool>& stop);
 
 }  // namespace leakwatch::tracker

@@ -1,0 +1,335 @@
+// End-to-end: `leakwatch growth` traces tests/fixtures/gr_growth.c with real BPF.  The
+// fixture grows memory in known functions by known amounts (see its header):
+//   grow_heap_pages  64 MiB mapped (one mmap) and 64 MiB of first touches (16384 faults)
+//   keep_mappings    30 MiB mapped by its mmap call site, 8 MiB by its mremap call site
+//   grow_brk         20 MiB of program break (24 x sbrk(1 MiB), then sbrk(-4 MiB))
+//   read_file_map    a 16 MiB file mapping read page by page: no anonymous growth
+// Mapped bytes are exact; faulted bytes are exact with --sample-faults 1 (up to a few
+// pages of stack the function itself touches) and estimates otherwise.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "profile.pb.h"
+#include "support/process.h"
+
+namespace leakwatch::testing {
+namespace {
+
+using Json = nlohmann::json;
+constexpr double kMiB = 1024.0 * 1024.0;
+
+class Growth : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
+  }
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct GrowthRun {
+  RunResult result;
+  Json report;
+  bool parsed = false;
+};
+
+// `leakwatch growth -c <fixture> <extra...> --format json --output F`, F parsed.
+GrowthRun growth_command(const std::vector<std::string>& extra) {
+  std::string out = temp_path("growth.json");
+  std::vector<std::string> argv = {leakwatch(), "growth", "-c", fixture("gr_growth")};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.insert(argv.end(), {"--format", "json", "--output", out});
+  GrowthRun run;
+  run.result = run_argv(argv, std::chrono::seconds(60));
+  std::string text = slurp(out);
+  run.report = Json::parse(text, nullptr, false);
+  run.parsed = !run.report.is_discarded() && run.report.is_object();
+  return run;
+}
+
+bool in_system_library(const Json& frame) {
+  std::string m = frame.value("module", "");
+  return m.starts_with("libc.so") || m.starts_with("ld-linux");
+}
+
+// The function that did it: the first frame outside libc and the dynamic loader (which
+// hold the syscall wrappers and memset).
+std::string app_function(const Json& stack) {
+  for (const auto& f : stack["frames"])
+    if (!in_system_library(f)) return f.value("function", "");
+  return "";
+}
+
+struct Sums {
+  double faulted = 0, faulted_lo = 0, faulted_hi = 0, mapped = 0, brk = 0, file_mapped = 0,
+         file_faulted = 0;
+  int stacks = 0;
+};
+
+Sums sums_for(const Json& report, const std::string& fn) {
+  Sums s;
+  for (const auto& st : report["stacks"]) {
+    if (app_function(st) != fn) continue;
+    s.stacks++;
+    s.faulted += st["faulted_bytes"]["estimate"].get<double>();
+    s.faulted_lo += st["faulted_bytes"]["ci95"][0].get<double>();
+    s.faulted_hi += st["faulted_bytes"]["ci95"][1].get<double>();
+    s.mapped += st["mapped_bytes"].get<double>();
+    s.brk += st["brk_bytes"].get<double>();
+    s.file_mapped += st["file_mapped_bytes"].get<double>();
+    s.file_faulted += st["file_faulted_bytes"]["estimate"].get<double>();
+  }
+  return s;
+}
+
+std::string describe(const Json& r) {
+  std::string out;
+  for (const auto& st : r["stacks"]) {
+    out += "  " + app_function(st) + ": faulted " +
+           std::to_string(st["faulted_bytes"]["estimate"].get<double>()) + " mapped " +
+           std::to_string(st["mapped_bytes"].get<double>()) + " |";
+    for (const auto& f : st["frames"]) out += " " + f.value("function", "?");
+    out += "\n";
+  }
+  return out + "totals: " + r["totals"].dump() + "\nlost: " + r["lost"].dump();
+}
+
+void expect_mappings_exact(const Json& r) {
+  EXPECT_EQ(sums_for(r, "grow_heap_pages").mapped, 64 * kMiB) << describe(r);
+  EXPECT_EQ(sums_for(r, "keep_mappings").mapped, (30 + 8) * kMiB) << describe(r);
+  Sums brk = sums_for(r, "grow_brk");
+  EXPECT_EQ(brk.mapped, 20 * kMiB) << describe(r);
+  EXPECT_EQ(brk.brk, 20 * kMiB) << describe(r);
+  Sums file = sums_for(r, "read_file_map");
+  EXPECT_EQ(file.mapped, 0) << describe(r);
+  EXPECT_EQ(file.file_mapped, 16 * kMiB) << describe(r);
+}
+
+TEST_F(Growth, EveryFaultExactlyAndEveryMappingByItsCallSite) {
+  auto run = growth_command({"--sample-faults", "1"});
+  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+  ASSERT_TRUE(run.parsed) << run.result.err;
+  const Json& r = run.report;
+  EXPECT_EQ(r["kind"], "growth");
+  EXPECT_EQ(r["stack_walker"], "fp");
+  EXPECT_EQ(r["final"], true);
+  // 16384 first touches; the function's own stack may add a page or two.
+  Sums heap = sums_for(r, "grow_heap_pages");
+  EXPECT_GE(heap.faulted, 64 * kMiB) << describe(r);
+  EXPECT_LE(heap.faulted, 64 * kMiB + 16 * 4096) << describe(r);
+  expect_mappings_exact(r);
+  // The file mapping is read, not heap: at most the page of stack its write buffer uses.
+  Sums file = sums_for(r, "read_file_map");
+  EXPECT_LE(file.faulted, 64 * 1024) << describe(r);
+  EXPECT_GT(file.file_faulted, 0) << describe(r);
+  EXPECT_EQ(sums_for(r, "keep_mappings").faulted, 0) << describe(r);
+  EXPECT_EQ(sums_for(r, "grow_brk").faulted, 0) << describe(r);
+  // Largest growth first: the two 64 MiB stacks of grow_heap_pages.
+  ASSERT_GE(r["stacks"].size(), 2u);
+  EXPECT_EQ(app_function(r["stacks"][0]), "grow_heap_pages") << describe(r);
+  EXPECT_EQ(app_function(r["stacks"][1]), "grow_heap_pages") << describe(r);
+  // Exact: every fault's stack was captured and classified.
+  const Json& t = r["totals"];
+  EXPECT_EQ(t["faults"], t["sampled_faults"]);
+  EXPECT_EQ(t["classes_estimated"], false);
+  EXPECT_GE(t["anon_faults"].get<double>(), 16384) << describe(r);
+  EXPECT_GT(t["file_faults"].get<double>(), 0) << describe(r);
+  EXPECT_EQ(t["unknown_faults"].get<double>(), 0) << describe(r);
+  EXPECT_EQ(t["mremap_calls"], 1);
+  for (const auto& [name, value] : r["lost"].items()) EXPECT_EQ(value, 0) << name;
+  // RSS from kmem:rss_stat: anonymous memory went past the 64 MiB touched.
+  ASSERT_EQ(r["processes"].size(), 1u);
+  const Json& rss = r["processes"][0]["rss"]["anon"];
+  ASSERT_TRUE(rss.is_object()) << r["processes"].dump();
+  EXPECT_GE(rss["peak"].get<double>(), 60 * kMiB);
+  EXPECT_LT(rss["first"].get<double>(), 16 * kMiB);
+  EXPECT_EQ(r["processes"][0]["comm"], "gr_growth");
+}
+
+TEST_F(Growth, SampledFaultStacksAreScaledBack) {
+  // 1 in 16 of 16384 faults: about 1024 samples, a relative standard error of 3%; the
+  // 20% tolerance is more than 6 standard errors.
+  auto run = growth_command({"--sample-faults", "16"});
+  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+  ASSERT_TRUE(run.parsed) << run.result.err;
+  const Json& r = run.report;
+  EXPECT_EQ(r["sample_period"], 16);
+  Sums heap = sums_for(r, "grow_heap_pages");
+  EXPECT_NEAR(heap.faulted, 64 * kMiB, 0.20 * 64 * kMiB) << describe(r);
+  EXPECT_LT(heap.faulted_lo, heap.faulted) << describe(r);
+  EXPECT_GT(heap.faulted_hi, heap.faulted) << describe(r);
+  EXPECT_EQ(r["totals"]["classes_estimated"], true);
+  EXPECT_LT(r["totals"]["sampled_faults"].get<double>(), r["totals"]["faults"].get<double>() / 8);
+  // Mappings are not sampled.
+  expect_mappings_exact(r);
+  EXPECT_LE(sums_for(r, "read_file_map").faulted, 1 * kMiB) << describe(r);
+}
+
+TEST_F(Growth, AttachesToARunningProcessAndEndsWithIt) {
+  Proc target({fixture("gr_growth"), "wait"});
+  ASSERT_TRUE(target.wait_for("ready"));
+  Proc lw({leakwatch(), "growth", "-p", std::to_string(target.pid()), "--sample-faults", "4",
+           "-T", "5"});
+  ASSERT_TRUE(lw.wait_for("Tracing memory growth of pid")) << lw.out();
+  target.write("go\n");
+  ASSERT_TRUE(target.wait_for("done"));
+  target.close_stdin();  // the fixture exits: leakwatch prints its final report, exits 3
+  int st = lw.wait(std::chrono::seconds(30));
+  target.wait();
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 3) << lw.err();
+  const std::string& out = lw.out();
+  EXPECT_NE(out.find("stacks by memory growth (pid " + std::to_string(target.pid()) + " gr_growth"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("\tgrow_heap_pages+0x"), std::string::npos) << out;
+  EXPECT_NE(out.find("\tkeep_mappings+0x"), std::string::npos) << out;
+  EXPECT_NE(out.find(" bytes faulted (anonymous, "), std::string::npos) << out;
+  EXPECT_NE(out.find("31457280 bytes mapped, from stack"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nRSS pid "), std::string::npos) << out;
+  EXPECT_NE(out.find("mappings: "), std::string::npos) << out;
+}
+
+std::string gunzip(const std::string& in) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) return "";
+  std::string out;
+  char buf[65536];
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - zs.avail_out);
+  }
+  inflateEnd(&zs);
+  return rc == Z_STREAM_END ? out : "";
+}
+
+TEST_F(Growth, PprofAndFoldedOutputs) {
+  std::string pprof = temp_path("growth.pb.gz");
+  auto r = run_argv({leakwatch(), "growth", "-c", fixture("gr_growth"), "--sample-faults", "1",
+                     "--format", "pprof", "--output", pprof});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  perftools::profiles::Profile p;
+  ASSERT_TRUE(p.ParseFromString(gunzip(slurp(pprof))));
+  auto str = [&](int64_t i) { return p.string_table(static_cast<int>(i)); };
+  ASSERT_EQ(p.sample_type_size(), 3);
+  EXPECT_EQ(str(p.sample_type(0).type()), "faulted_bytes");
+  EXPECT_EQ(str(p.sample_type(1).type()), "mapped_bytes");
+  EXPECT_EQ(str(p.default_sample_type()), "faulted_bytes");
+  // The sample whose first location is in grow_heap_pages carries the 16384 faults.
+  std::map<uint64_t, std::string> fn_by_id, fn_of_location;
+  for (const auto& f : p.function()) fn_by_id[f.id()] = str(f.name());
+  for (const auto& l : p.location())
+    if (l.line_size() > 0) fn_of_location[l.id()] = fn_by_id[l.line(0).function_id()];
+  int64_t heap_faults = 0;
+  for (const auto& s : p.sample())
+    if (s.location_id_size() > 0 && fn_of_location[s.location_id(0)] == "grow_heap_pages")
+      heap_faults += s.value(2);
+  EXPECT_GE(heap_faults, 16384);
+  EXPECT_LE(heap_faults, 16384 + 16);
+
+  // `go tool pprof` reads it and ranks grow_heap_pages first by faulted bytes.
+  if (::system("command -v go >/dev/null 2>&1") == 0) {
+    std::string dir = temp_path("gohome");
+    std::filesystem::create_directories(dir);
+    std::string cmd = "env HOME=" + dir + " GOCACHE=" + dir + "/cache GOPATH=" + dir +
+                      "/path PPROF_TMPDIR=" + dir + " GOFLAGS= GO111MODULE=off go tool pprof -top "
+                      "-sample_index=faulted_bytes " + pprof + " 2>&1";
+    auto g = run_argv({"sh", "-c", cmd}, std::chrono::seconds(60));
+    EXPECT_EQ(g.exit_code, 0) << g.out;
+    EXPECT_NE(g.out.find("Type: faulted_bytes"), std::string::npos) << g.out;
+    auto first = g.out.find("flat%");
+    ASSERT_NE(first, std::string::npos) << g.out;
+    auto line_end = g.out.find('\n', g.out.find('\n', first) + 1);
+    EXPECT_NE(g.out.substr(first, line_end - first).find("grow_heap_pages"), std::string::npos)
+        << g.out;
+  }
+
+  std::string folded = temp_path("growth.folded");
+  r = run_argv({leakwatch(), "growth", "-c", fixture("gr_growth"), "--format", "folded",
+                "--output", folded});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string text = slurp(folded);
+  EXPECT_NE(text.find(";main;grow_heap_pages "), std::string::npos) << text;
+  EXPECT_NE(text.find(";main;keep_mappings;mremap 8388608\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(";grow_brk;__sbrk;brk 20971520\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("read_file_map;"), std::string::npos) << text;
+}
+
+TEST_F(Growth, FollowsEveryProcessOfACgroup) {
+  std::string dir = "/sys/fs/cgroup/unified/leakwatch-growth-test-" + std::to_string(::getpid());
+  struct stat st;
+  if (::stat("/sys/fs/cgroup/unified", &st) != 0)
+    dir = "/sys/fs/cgroup/leakwatch-growth-test-" + std::to_string(::getpid());
+  if (::mkdir(dir.c_str(), 0755) != 0) GTEST_SKIP() << "cannot create a cgroup v2 at " << dir;
+  Proc target({fixture("gr_growth"), "wait"});
+  ASSERT_TRUE(target.wait_for("ready"));
+  std::ofstream(dir + "/cgroup.procs") << target.pid() << "\n";
+  std::string json = temp_path("cgroup.json");
+  Proc lw({leakwatch(), "growth", "--cgroup", dir, "--sample-faults", "1", "--format", "json",
+           "--output", json});
+  ASSERT_TRUE(lw.wait_for("Tracing memory growth in cgroup")) << lw.out();
+  target.write("go\n");
+  ASSERT_TRUE(target.wait_for("done"));
+  lw.signal(SIGINT);
+  int status = lw.wait(std::chrono::seconds(30));
+  target.close_stdin();
+  target.wait();
+  std::ofstream("/sys/fs/cgroup/unified/cgroup.procs") << target.pid() << "\n";
+  ::rmdir(dir.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << lw.err();
+  Json r = Json::parse(slurp(json), nullptr, false);
+  ASSERT_TRUE(r.is_object()) << lw.err();
+  EXPECT_EQ(r["target"]["cgroup"], dir);
+  Sums heap = sums_for(r, "grow_heap_pages");
+  EXPECT_GE(heap.faulted, 64 * kMiB) << describe(r);
+  EXPECT_EQ(heap.mapped, 64 * kMiB) << describe(r);
+  // Nothing from outside the cgroup (leakwatch itself, the test runner).
+  for (const auto& s : r["stacks"]) EXPECT_EQ(s["pid"], target.pid()) << describe(r);
+}
+
+TEST_F(Growth, BadInputGetsOneLineAndExitOne) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{}, "give a target: -p PID, -c COMMAND or --cgroup PATH"},
+      {{"-p", "1", "-c", "true"}, "cannot be used together"},
+      {{"-p", "999999999"}, "no such process: 999999999"},
+      {{"--cgroup", "/nonexistent/cg"}, "--cgroup /nonexistent/cg: no such directory"},
+      {{"-c", "true", "--stack-walker", "dwarf"}, "--stack-walker: unknown walker 'dwarf'"},
+      {{"-c", "true", "--sample-faults", "0"}, "--sample-faults: must be >= 1"},
+      {{"-c", "true", "--format", "xml"}, "--format: unknown format 'xml'"},
+      {{"-c", "/nonexistent/program"}, "/nonexistent/program"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv = {leakwatch(), "growth"};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    auto r = run_argv(argv, std::chrono::seconds(30));
+    EXPECT_EQ(r.exit_code, 1) << c.message << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace leakwatch::testing
