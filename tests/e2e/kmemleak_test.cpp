@@ -93,7 +93,9 @@ TEST_F(KernelMemleak, HeldPipesShowInPipeStacksAndClosingThemBringsItBack) {
     for (const auto& f : s.frames) {
       has_alloc |= f.function == "alloc_pipe_info";
       has_syscall |= f.function == "do_pipe2";
-      if (f.function == "alloc_pipe_info") EXPECT_EQ(f.module, "[kernel]");
+      if (f.function == "alloc_pipe_info") {
+        EXPECT_EQ(f.module, "[kernel]");
+      }
     }
     pipe2 |= has_alloc && has_syscall && s.count.sampled >= kPipes;
   }
