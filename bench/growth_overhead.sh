@@ -17,6 +17,9 @@
 # Rounds are interleaved (every tracer and program once per round, the order rotated) and
 # medians reported: the machine is shared and noisy.  Two clocks: wall (CLOCK_MONOTONIC) and
 # process CPU time (the BPF programs run in the faulting thread and are counted there).
+# The "paired" columns are the median over rounds of (run with tracer / run without - 1),
+# both runs of a round taken minutes apart at most: steadier than a ratio of medians when
+# the machine's speed drifts.
 #
 # Knobs: ROUNDS (7), FAULT_ROUNDS (5), WORKLOAD_ROUNDS (1500), PROGRAMS ("faults workload"),
 # TRACERS (the five above).  Output: a markdown table on stdout.
@@ -90,7 +93,7 @@ run_one() {  # PROGRAM TRACER -> result_line
 field() { grep -o "$2=[0-9.]*" <<<"$1" | cut -d= -f2; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A wall cpu
+declare -A wall cpu round_wall round_cpu
 read -ra tracers <<<"$TRACERS"
 n=${#tracers[@]}
 for ((r = 0; r < ROUNDS; r++)); do
@@ -100,21 +103,34 @@ for ((r = 0; r < ROUNDS; r++)); do
       run_one "$prog" "$t"
       wall[$prog,$t]+="$(field "$result_line" total_ns) "
       cpu[$prog,$t]+="$(field "$result_line" cpu_ns) "
+      round_wall[$prog,$t,$r]=$(field "$result_line" total_ns)
+      round_cpu[$prog,$t,$r]=$(field "$result_line" cpu_ns)
       echo "round $r $prog $t: $result_line" >&2
     done
   done
 done
 
-echo "| program | tracer | wall ms (median) | cpu ms (median) | wall overhead | cpu overhead |"
-echo "|---|---|---|---|---|---|"
+# paired PROG TRACER ARRAY -> median over rounds of ARRAY[tracer]/ARRAY[none] - 1, in %
+paired() {
+  local -n a=$3
+  for ((r = 0; r < ROUNDS; r++)); do
+    awk -v x="${a[$1,$2,$r]}" -v b="${a[$1,none,$r]}" 'BEGIN { printf "%.4f\n", 100 * (x / b - 1) }'
+  done | median
+}
+
+echo "| program | tracer | wall ms (median) | cpu ms (median) | wall overhead | cpu overhead | wall paired | cpu paired |"
+echo "|---|---|---|---|---|---|---|---|"
 for prog in $PROGRAMS; do
   base_w=$(tr ' ' '\n' <<<"${wall[$prog,none]}" | grep -v '^$' | median)
   base_c=$(tr ' ' '\n' <<<"${cpu[$prog,none]}" | grep -v '^$' | median)
   for t in "${tracers[@]}"; do
     w=$(tr ' ' '\n' <<<"${wall[$prog,$t]}" | grep -v '^$' | median)
     c=$(tr ' ' '\n' <<<"${cpu[$prog,$t]}" | grep -v '^$' | median)
+    pw=$(paired "$prog" "$t" round_wall)
+    pc=$(paired "$prog" "$t" round_cpu)
     awk -v p="$prog" -v t="$t" -v w="$w" -v c="$c" -v bw="$base_w" -v bc="$base_c" \
-      'BEGIN { printf "| %s | %s | %.1f | %.1f | %+.1f%% | %+.1f%% |\n", p, t, w/1e6, c/1e6,
-               100*(w-bw)/bw, 100*(c-bc)/bc }'
+        -v pw="$pw" -v pc="$pc" \
+      'BEGIN { printf "| %s | %s | %.1f | %.1f | %+.1f%% | %+.1f%% | %+.1f%% | %+.1f%% |\n",
+               p, t, w/1e6, c/1e6, 100*(w-bw)/bw, 100*(c-bc)/bc, pw, pc }'
   done
 done

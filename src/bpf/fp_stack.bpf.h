@@ -97,19 +97,66 @@ static __always_inline __u64 lw_fp_call_target(__u64 ret)
   return target;
 }
 
+/* Call targets already resolved, by process and return address: resolving reads user
+ * memory two or three times, and the same call sites come back on every capture. */
+struct lw_fp_target_key {
+  __u64 ret;
+  __u32 tgid;
+  __u32 pad;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct lw_fp_target_key);
+  __type(value, __u64);
+} lw_fp_call_targets SEC(".maps");
+
+static __always_inline bool lw_fp_in_function(__u64 f, __u64 pc)
+{
+  return f && f <= pc && pc - f < LW_FP_MAX_FUNCTION;
+}
+
 /* Whether `ret` is the return address of a call into the function holding `pc` (the frame
  * found before it).  Stale return addresses left in stack slots by earlier calls fail this
  * unless they called the same function. */
 static __always_inline bool lw_fp_returns_from(__u64 ret, __u64 pc)
 {
+  struct lw_fp_target_key key = {.ret = ret, .tgid = bpf_get_current_pid_tgid() >> 32};
+  __u64 *cached = bpf_map_lookup_elem(&lw_fp_call_targets, &key);
+  if (cached)
+    return lw_fp_in_function(*cached, pc);
+  /* Lazy binding does not make this stale: a return address on the stack is that of a
+   * call that ran, and the GOT slot was bound before the call reached its target. */
   __u64 f = lw_fp_call_target(ret);
-  return f && f <= pc && pc - f < LW_FP_MAX_FUNCTION;
+  bpf_map_update_elem(&lw_fp_call_targets, &key, &f, BPF_ANY);
+  return lw_fp_in_function(f, pc);
 }
 
-/* A value that may be a return address: not in the stack, inside user space. */
-static __always_inline bool lw_fp_maybe_code(__u64 v, __u64 sp)
+/* Where code cannot be, from the process's mm: below the executable's text, between its
+ * text and the end of the heap (data, bss, heap), and in the stack.  Reading a value that
+ * is not mapped costs a kernel page fault (several microseconds here), so candidates are
+ * filtered before any byte is read: sizes, heap pointers and stack addresses are the
+ * common non-code values in stack slots. */
+struct lw_fp_layout {
+  __u64 start_code, end_code, brk;
+};
+
+static __always_inline void lw_fp_read_layout(struct lw_fp_layout *l)
 {
-  if (v < 0x10000 || v >= LW_FP_USER_TOP)
+  struct task_struct *task = bpf_get_current_task_btf();
+  struct mm_struct *mm = task->mm;
+  l->start_code = mm ? mm->start_code : 0;
+  l->end_code = mm ? mm->end_code : 0;
+  l->brk = mm ? mm->brk : 0;
+}
+
+/* A value that may be a return address (see struct lw_fp_layout). */
+static __always_inline bool lw_fp_maybe_code(__u64 v, __u64 sp, const struct lw_fp_layout *l)
+{
+  if (v < 0x10000 || v >= LW_FP_USER_TOP || v < l->start_code)
+    return false;
+  if (v >= l->end_code && v < l->brk)
     return false;
   return !(v >= sp && v < sp + LW_FP_MAX_FRAME_SPAN);
 }
@@ -127,6 +174,7 @@ struct lw_fp_walk_ctx {
   __u32 bp_ok;
   __u32 last_ret; /* the scan stops at the next return address */
   __u32 pad;
+  struct lw_fp_layout layout;
   __u64 slots[LW_FP_SCAN_SLOTS];
 };
 
@@ -158,14 +206,14 @@ static long lw_fp_scan_slot(__u32 i, struct lw_fp_walk_ctx *w)
     /* Maybe a saved rbp: believed when the frame it points to holds a return address. */
     __u64 frame[2];
     if (bpf_probe_read_user(frame, sizeof(frame), (void *)v) == 0 &&
-        lw_fp_after_call(frame[1])) {
+        lw_fp_maybe_code(frame[1], w->sp, &w->layout) && lw_fp_after_call(frame[1])) {
       w->bp = v;
       w->bp_ok = 1;
       w->last_ret = 1;
     }
     return 0;
   }
-  if (lw_fp_maybe_code(v, w->sp) && lw_fp_returns_from(v, w->pc)) {
+  if (lw_fp_maybe_code(v, w->sp, &w->layout) && lw_fp_returns_from(v, w->pc)) {
     lw_fp_push(w, v);
     w->pc = v;
     /* Above the return into the function that owns the frame pointer lie its locals,
@@ -221,6 +269,7 @@ static __always_inline __u64 lw_fp_walk(struct pt_regs *regs, bool at_syscall,
   w.prev = w.sp;
   w.pc = BPF_CORE_READ(regs, ip);
   lw_fp_push(&w, w.pc);
+  lw_fp_read_layout(&w.layout);
 
   if (at_syscall) {
     /* A valid rbp belongs to the wrapper's caller: its return address is the one wanted.
@@ -235,7 +284,7 @@ static __always_inline __u64 lw_fp_walk(struct pt_regs *regs, bool at_syscall,
   } else {
     __u64 top = 0;
     if (bpf_probe_read_user(&top, sizeof(top), (void *)w.sp) == 0 &&
-        lw_fp_maybe_code(top, w.sp) && lw_fp_returns_from(top, w.pc))
+        lw_fp_maybe_code(top, w.sp, &w.layout) && lw_fp_returns_from(top, w.pc))
       lw_fp_push(&w, top);
   }
   bpf_loop(LW_FP_MAX_DEPTH, lw_fp_walk_frame, &w, 0);

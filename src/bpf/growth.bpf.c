@@ -318,7 +318,8 @@ int lw_gr_exit_brk(struct lw_sys_exit *ctx)
   if (new_brk == st.a0 || failed(ctx->ret))
     return 0;
   struct lw_gr_event e = {.type = LW_GR_EV_BRK, .old_addr = st.a0, .addr = new_brk, .fd = -1};
-  emit(ctx, &e, true);
+  /* A shrink only removes bytes: who made it does not matter (malloc trims often). */
+  emit(ctx, &e, new_brk > st.a0);
   return 0;
 }
 
@@ -362,12 +363,12 @@ static __always_inline __s64 rss_pages(struct mm_struct *mm, int member)
 SEC("tp_btf/rss_stat")
 int BPF_PROG(lw_gr_rss, struct mm_struct *mm, int member)
 {
-  struct task_struct *task = bpf_get_current_task_btf();
-  /* Only the current process's own counters: its tgid names them. */
-  if (BPF_CORE_READ(task, mm) != mm)
-    return 0;
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
   if (!traced(tgid) || member < 0 || member >= LW_GR_RSS_MEMBERS)
+    return 0;
+  /* Only the current process's own counters: its tgid names them. */
+  struct task_struct *task = bpf_get_current_task_btf();
+  if (BPF_CORE_READ(task, mm) != mm)
     return 0;
   count(LW_GR_CNT_RSS_EVENTS);
   __s64 pages = rss_pages(mm, member);
