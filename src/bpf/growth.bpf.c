@@ -348,14 +348,30 @@ int BPF_PROG(lw_gr_exit, struct task_struct *p, bool group_dead)
 
 /* ---- RSS ---- */
 
+/* The counters change only when a CPU's batch is folded into them (the kernel reports the
+ * approximate value), while the tracepoint fires on every page: most events repeat the
+ * last value.  A per-CPU copy of the last value seen lets them return before the map. */
+struct rss_last {
+  __u32 tgid;
+  __u32 pad;
+  __s64 pages[LW_GR_RSS_MEMBERS];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct rss_last);
+} rss_seen SEC(".maps");
+
 static __always_inline __s64 rss_pages(struct mm_struct *mm, int member)
 {
   /* Constant indices: the verifier does not allow a variable offset into a BTF object. */
   switch (member) {
-  case 0: return BPF_CORE_READ(mm, rss_stat[0].count);
-  case 1: return BPF_CORE_READ(mm, rss_stat[1].count);
-  case 2: return BPF_CORE_READ(mm, rss_stat[2].count);
-  case 3: return BPF_CORE_READ(mm, rss_stat[3].count);
+  case 0: return mm->rss_stat[0].count;
+  case 1: return mm->rss_stat[1].count;
+  case 2: return mm->rss_stat[2].count;
+  case 3: return mm->rss_stat[3].count;
   default: return 0;
   }
 }
@@ -367,11 +383,22 @@ int BPF_PROG(lw_gr_rss, struct mm_struct *mm, int member)
   if (!traced(tgid) || member < 0 || member >= LW_GR_RSS_MEMBERS)
     return 0;
   /* Only the current process's own counters: its tgid names them. */
-  struct task_struct *task = bpf_get_current_task_btf();
-  if (BPF_CORE_READ(task, mm) != mm)
+  if (bpf_get_current_task_btf()->mm != mm)
     return 0;
   count(LW_GR_CNT_RSS_EVENTS);
   __s64 pages = rss_pages(mm, member);
+  __u32 m = (__u32)member & (LW_GR_RSS_MEMBERS - 1);
+  __u32 zero = 0;
+  struct rss_last *last = bpf_map_lookup_elem(&rss_seen, &zero);
+  if (!last)
+    return 0;
+  if (last->tgid != tgid) {
+    last->tgid = tgid;
+    last->pages[0] = last->pages[1] = last->pages[2] = last->pages[3] = -1;
+  } else if (last->pages[m] == pages) {
+    return 0;
+  }
+  last->pages[m] = pages;
   __s64 bytes = (pages < 0 ? 0 : pages) << page_shift;
 
   struct lw_gr_rss *r = bpf_map_lookup_elem(&rss, &tgid);
@@ -384,7 +411,6 @@ int BPF_PROG(lw_gr_rss, struct mm_struct *mm, int member)
       return 0;
     }
   }
-  __u32 m = (__u32)member & (LW_GR_RSS_MEMBERS - 1);
   if (!(r->seen_mask & (1u << m))) {
     r->first[m] = bytes;
     r->seen_mask |= 1u << m;
