@@ -280,6 +280,16 @@ TEST_F(Growth, FollowsEveryProcessOfACgroup) {
     dir = "/sys/fs/cgroup/leakwatch-growth-test-" + std::to_string(::getpid());
   if (::mkdir(dir.c_str(), 0755) != 0) GTEST_SKIP() << "cannot create a cgroup v2 at " << dir;
   Proc target({fixture("gr_growth"), "wait"});
+  // Whatever happens below, the fixture leaves the cgroup and the cgroup is removed.
+  struct Cleanup {
+    std::string dir, parent;
+    pid_t pid;
+    ~Cleanup() {
+      ::kill(pid, SIGKILL);
+      std::ofstream(parent + "/cgroup.procs") << pid << "\n";
+      ::rmdir(dir.c_str());
+    }
+  } cleanup{dir, dir.substr(0, dir.rfind('/')), target.pid()};
   ASSERT_TRUE(target.wait_for("ready"));
   std::ofstream(dir + "/cgroup.procs") << target.pid() << "\n";
   std::string json = temp_path("cgroup.json");
@@ -292,8 +302,6 @@ TEST_F(Growth, FollowsEveryProcessOfACgroup) {
   int status = lw.wait(std::chrono::seconds(30));
   target.close_stdin();
   target.wait();
-  std::ofstream("/sys/fs/cgroup/unified/cgroup.procs") << target.pid() << "\n";
-  ::rmdir(dir.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << lw.err();
   Json r = Json::parse(slurp(json), nullptr, false);
@@ -304,6 +312,33 @@ TEST_F(Growth, FollowsEveryProcessOfACgroup) {
   EXPECT_EQ(heap.mapped, 64 * kMiB) << describe(r);
   // Nothing from outside the cgroup (leakwatch itself, the test runner).
   for (const auto& s : r["stacks"]) EXPECT_EQ(s["pid"], target.pid()) << describe(r);
+}
+
+TEST_F(Growth, IntervalReportsCountAndDuration) {
+  Proc idle({"sleep", "30"});
+  // interval 0.3 s, 3 reports: two interval reports and the final one, then exit 0.
+  auto r = run_argv({leakwatch(), "growth", "-p", std::to_string(idle.pid()), "0.3", "3"},
+                    std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  size_t headers = 0;
+  for (size_t at = 0; (at = r.out.find("stacks by memory growth", at)) != std::string::npos; at++)
+    headers++;
+  EXPECT_EQ(headers, 3u) << r.out;
+  // --duration ends the session with its final report, whatever the interval.
+  auto start = std::chrono::steady_clock::now();
+  r = run_argv({leakwatch(), "growth", "-p", std::to_string(idle.pid()), "--duration", "0.5",
+                "--format", "json"},
+               std::chrono::seconds(30));
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(took, 10);
+  auto j = Json::parse(r.out.substr(r.out.find('{')), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["final"], true);
+  EXPECT_EQ(j["target"]["comm"], "sleep");
+  EXPECT_GE(j["duration_s"].get<double>(), 0.5);
+  idle.signal(SIGKILL);
+  idle.wait();
 }
 
 TEST_F(Growth, BadInputGetsOneLineAndExitOne) {
