@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "metrics/proc_read.h"
 
@@ -353,7 +354,7 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
     std::string outcome;
     std::map<std::string, uint64_t> lost;
     bool stored = false, store_failed = false;
-    const int64_t started = unix_now_ms();
+    const int64_t started = unix_ms_now();
     std::unique_ptr<Investigator> inv = factory ? factory() : nullptr;
     if (!inv) {
       outcome = "unavailable";
@@ -364,7 +365,7 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
     } else {
       outcome = to_string(res->end);
       lost = res->report.lost;
-      if (auto s = store->store(req, *res, started, unix_now_ms()); s) {
+      if (auto s = store->store(req, *res, started, unix_ms_now()); s) {
         stored = true;
         log::info("agent: report {} stored ({}, {} stacks, top: {})", s->id, outcome, s->stacks,
                   s->top_function.empty() ? "-" : s->top_function);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "report/json_writer.h"
 #include "report/pprof_writer.h"
@@ -20,12 +21,6 @@
 namespace leakwatch::agent {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 namespace {
 
@@ -45,13 +40,6 @@ std::string utc_stamp(int64_t unix_ms) {
   ::gmtime_r(&secs, &t);
   return fmt::format("{:04}{:02}{:02}T{:02}{:02}{:02}Z", t.tm_year + 1900, t.tm_mon + 1,
                      t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
-}
-
-std::string local_hhmmss(int64_t unix_ms) {
-  time_t secs = static_cast<time_t>(unix_ms / 1000);
-  tm t{};
-  ::localtime_r(&secs, &t);
-  return fmt::format("{:02}:{:02}:{:02}", t.tm_hour, t.tm_min, t.tm_sec);
 }
 
 // Allocator entry points are where every stack starts; the summary names the first frame
@@ -132,7 +120,7 @@ Result<std::unique_ptr<ReportStore>> ReportStore::open(const std::string& dir,
     }
   }
   std::lock_guard lock(store->mu_);
-  store->prune_locked(unix_now_ms());
+  store->prune_locked(unix_ms_now());
   if (auto w = store->write_index_locked(); !w) return std::unexpected(w.error());
   return store;
 }
@@ -213,7 +201,7 @@ Result<StoredReport> ReportStore::store(const InvestigationRequest& request,
   }
   entries_.push_back(e);
   if (auto w = write_index_locked(); !w) return std::unexpected(w.error());
-  prune_locked(unix_now_ms());
+  prune_locked(unix_ms_now());
   return e;
 }
 

@@ -79,6 +79,5 @@ class ReportStore {
   uint64_t pruned_total_ = 0;
 };
 
-int64_t unix_now_ms();
 
 }  // namespace leakwatch::agent

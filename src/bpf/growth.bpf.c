@@ -34,6 +34,10 @@ const volatile __u32 stack_walker = LW_GR_WALK_FP;
 const volatile __u32 sample_period = 1;    /* capture 1 in N fault stacks */
 const volatile __u32 page_shift = 12;
 const volatile __u32 syscall_stacks = 1;   /* capture stacks of mmap/mremap/brk */
+/* 1: the target is a child leakwatch started and is still running leakwatch's code before its
+ * exec; nothing it does counts until the exec (its first faults after fork are leakwatch's). */
+const volatile __u32 wait_for_exec = 0;
+__u32 exec_seen = 0;
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -109,6 +113,8 @@ static __always_inline void count(__u32 idx)
 static __always_inline bool traced(__u32 tgid)
 {
   if (target_tgid && tgid != target_tgid)
+    return false;
+  if (wait_for_exec && !exec_seen)
     return false;
   if (filter_cgroup && bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
     return false;
@@ -328,6 +334,8 @@ int lw_gr_exit_brk(struct lw_sys_exit *ctx)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(lw_gr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+  if (wait_for_exec && target_tgid == bpf_get_current_pid_tgid() >> 32)
+    exec_seen = 1;
   if (!traced(bpf_get_current_pid_tgid() >> 32))
     return 0;
   struct lw_gr_event e = {.type = LW_GR_EV_EXEC, .fd = -1};

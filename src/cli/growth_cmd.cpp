@@ -16,7 +16,8 @@
 #include <ctime>
 
 #include "cli/child_process.h"
-#include "common/atomic_file.h"
+#include "cli/output.h"
+#include "common/clock.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "common/proc_maps.h"
@@ -32,21 +33,6 @@ constexpr int kExitError = 1;
 constexpr int kExitTargetGone = 3;
 constexpr int kDrainTickMs = 100;
 constexpr uint64_t kResolveEveryNs = 1000000000;
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::string local_hhmmss() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm;
-  ::localtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-  return buf;
-}
 
 // Everything validated and derived from the flags before anything is attached.
 struct Plan {
@@ -141,6 +127,7 @@ Result<void> Session::setup() {
 
   tracker::GrowthSessionConfig cfg;
   cfg.probe.pid = target_pid_;
+  cfg.probe.wait_for_exec = child_ != nullptr;
   cfg.probe.cgroup_path = o_.cgroup;
   cfg.probe.walker = p_.walker;
   cfg.probe.sample_period = o_.sample_faults;
@@ -200,15 +187,9 @@ int Session::finish() {
     log::error("{}", out.error().message);
     return kExitError;
   }
-  if (!o_.output.empty()) {
-    if (auto w = write_file_atomic(o_.output, *out); !w) {
-      log::error("{}", w.error().message);
-      return kExitError;
-    }
-    log::info("report written to {}", o_.output);
-  } else {
-    std::fwrite(out->data(), 1, out->size(), stdout);
-    std::fflush(stdout);
+  if (auto w = write_output(o_.output, *out); !w) {
+    log::error("{}", w.error().message);
+    return kExitError;
   }
   return kExitOk;
 }

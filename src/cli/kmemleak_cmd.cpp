@@ -10,7 +10,8 @@
 #include <unordered_map>
 
 #include "analysis/sampling.h"
-#include "common/atomic_file.h"
+#include "cli/output.h"
+#include "common/clock.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "probe/kernel_probe.h"
@@ -21,21 +22,6 @@ namespace {
 
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::string local_hhmmss() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm;
-  ::localtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-  return buf;
-}
 
 // Frames of kernel stacks from /proc/kallsyms (the tgid is irrelevant: one kernel).
 class KallsymsResolver : public tracker::FrameResolver {
@@ -216,15 +202,9 @@ int KernelSession::finish() {
     log::error("{}", out.error().message);
     return kExitError;
   }
-  if (!o_.output.empty()) {
-    if (auto w = write_file_atomic(o_.output, *out); !w) {
-      log::error("{}", w.error().message);
-      return kExitError;
-    }
-    log::info("report written to {}", o_.output);
-  } else {
-    std::fwrite(out->data(), 1, out->size(), stdout);
-    std::fflush(stdout);
+  if (auto w = write_output(o_.output, *out); !w) {
+    log::error("{}", w.error().message);
+    return kExitError;
   }
   return kExitOk;
 }

@@ -20,15 +20,16 @@
 #include "analysis/sampling.h"
 #include "cli/child_process.h"
 #include "cli/kmemleak_cmd.h"
-#include "common/atomic_file.h"
+#include "cli/output.h"
+#include "common/clock.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "common/proc_maps.h"
 #include "common/units.h"
 #include "probe/allocator_plan.h"
+#include "probe/frame_pointers.h"
 #include "probe/memleak_probe.h"
 #include "report/render.h"
-#include "probe/frame_pointers.h"
 #include "tracker/dwarf_stacks.h"
 #include "tracker/frame_resolver.h"
 #include "tracker/tracker.h"
@@ -39,21 +40,6 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitTargetGone = 3;
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::string local_hhmmss() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm;
-  ::localtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-  return buf;
-}
 
 const char* kind_name(uint32_t kind) {
   switch (kind) {
@@ -429,15 +415,9 @@ int Session::finish() {
     log::error("{}", out.error().message);
     return kExitError;
   }
-  if (!o_.output.empty()) {
-    if (auto w = write_file_atomic(o_.output, *out); !w) {
-      log::error("{}", w.error().message);
-      return kExitError;
-    }
-    log::info("report written to {}", o_.output);
-  } else {
-    std::fwrite(out->data(), 1, out->size(), stdout);
-    std::fflush(stdout);
+  if (auto w = write_output(o_.output, *out); !w) {
+    log::error("{}", w.error().message);
+    return kExitError;
   }
   return kExitOk;
 }

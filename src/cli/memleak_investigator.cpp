@@ -1,16 +1,16 @@
 #include "cli/memleak_investigator.h"
 
 #include <bpf/bpf.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "common/atomic_file.h"
+#include "common/clock.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "common/proc_maps.h"
+#include "metrics/proc_parse.h"
 #include "probe/allocator_plan.h"
 #include "probe/memleak_probe.h"
 #include "tracker/frame_resolver.h"
@@ -23,27 +23,14 @@ constexpr double kEntryTrapNs = 700;   // emulated uprobe entry (KERNEL-FACTS.md
 constexpr double kReturnTrapNs = 500;  // uretprobe on top of the entry
 constexpr double kReportEveryS = 5;    // history points for the verdicts
 
-uint64_t monotonic_ns() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 // utime + stime of a process, in seconds; < 0 when it is gone.
 double process_cpu_s(int pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string s;
-  std::getline(in, s);
-  size_t rp = s.rfind(')');
-  if (rp == std::string::npos) return -1;
-  std::istringstream rest(s.substr(rp + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; i++) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  auto text = read_file(fmt::format("/proc/{}/stat", pid));
+  if (!text) return -1;
+  auto st = metrics::parse_proc_stat(*text);
+  if (!st) return -1;
+  return static_cast<double>(st->utime_ticks + st->stime_ticks) /
+         static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace

@@ -12,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/output.h"
 #include "common/atomic_file.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "report/alert.h"
 #include "report/bcc_text_reader.h"
@@ -65,15 +67,6 @@ std::string last_bcc_header_time(std::string_view text) {
     pos = end + 1;
   }
   return found;
-}
-
-std::string local_hhmmss(int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm;
-  if (!::localtime_r(&t, &tm)) return "";
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-  return buf;
 }
 
 bool looks_like_json(std::string_view text) {
@@ -196,17 +189,9 @@ int run(const ReportOptions& o) {
     exit_code = std::max(exit_code, severity_exit(alert.severity));
   }
 
-  if (!o.output.empty()) {
-    if (auto w = write_file_atomic(o.output, out); !w) {
-      log::error("{}", w.error().message);
-      return kExitError;
-    }
-  } else {
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    if (std::fflush(stdout) != 0) {
-      log::error("writing the report to stdout: {}", std::strerror(errno));
-      return kExitError;
-    }
+  if (auto w = write_output(o.output, out); !w) {
+    log::error("{}", w.error().message);
+    return kExitError;
   }
   std::FILE* alert_stream = o.output.empty() ? stderr : stdout;
   for (const std::string& line : alert_lines) std::fprintf(alert_stream, "%s\n", line.c_str());

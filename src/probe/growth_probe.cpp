@@ -57,6 +57,7 @@ Result<std::unique_ptr<GrowthProbe>> GrowthProbe::Create(const GrowthProbeConfig
   auto* s = p->skel_.get();
 
   s->rodata->target_tgid = cfg.pid > 0 ? static_cast<uint32_t>(cfg.pid) : 0;
+  s->rodata->wait_for_exec = cfg.wait_for_exec && cfg.pid > 0 ? 1 : 0;
   s->rodata->filter_cgroup = cgroup_fd.valid() ? 1 : 0;
   s->rodata->stack_walker = static_cast<uint32_t>(cfg.walker);
   s->rodata->sample_period = cfg.sample_period ? cfg.sample_period : 1;

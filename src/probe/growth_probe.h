@@ -22,6 +22,7 @@ enum class StackWalker : uint32_t { kKernel = LW_GR_WALK_KERNEL, kFramePointers 
 
 struct GrowthProbeConfig {
   int pid = 0;                   // only this process (0: no pid filter)
+  bool wait_for_exec = false;    // pid is a child held before exec: count from its exec on
   std::string cgroup_path;       // only tasks under this cgroup v2 directory ("" = no filter)
   StackWalker walker = StackWalker::kFramePointers;
   uint32_t sample_period = 1;    // capture the stack of 1 in N faults (random draw)

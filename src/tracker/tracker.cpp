@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "analysis/sampling.h"
+#include "common/clock.h"
 #include "analysis/verdict.h"
 
 namespace leakwatch::tracker {
@@ -83,9 +84,7 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
   rep.target = cfg_.target;
   rep.sampling = cfg_.sampling;
   rep.duration_s = session_s;
-  rep.timestamp_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
+  rep.timestamp_unix_ms = unix_ms_now();
   rep.lost = loss_counters(snap.counters, snap.failed_attaches);
 
   // Every stack seen so far gets a point, zero when nothing of it is outstanding now.

@@ -10,6 +10,7 @@
 #include "agent/exposition.h"
 #include "agent/report_store.h"
 #include "common/atomic_file.h"
+#include "common/clock.h"
 #include "report/json_writer.h"
 
 namespace leakwatch::agent {
@@ -77,7 +78,7 @@ TEST(AgentReportStore, StoresAllFilesAtomicallyWithAnIndex) {
   TempDir tmp;
   auto store = ReportStore::open(tmp.path() + "/reports", ReportsConfig{});
   ASSERT_TRUE(store) << store.error().message;
-  const int64_t now = unix_now_ms();
+  const int64_t now = unix_ms_now();
   auto e = (*store)->store(request(), leak_result("parse_request", 4e6), now - 12500, now);
   ASSERT_TRUE(e) << e.error().message;
   EXPECT_EQ(e->top_function, "parse_request");  // the first frame above the allocator
@@ -123,7 +124,7 @@ TEST(AgentReportStore, PrunesByCountThenAgeAndSurvivesReopen) {
   keep3.max_count = 3;
   keep3.max_age_s = 3600;
   auto store = ReportStore::open(tmp.path(), keep3).value();
-  const int64_t now = unix_now_ms();
+  const int64_t now = unix_ms_now();
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
     auto e = store->store(request(), leak_result("f" + std::to_string(i), 1e6),

@@ -1,0 +1,15 @@
+// Where a command's final output goes: --output FILE (written atomically) or stdout.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace leakwatch::cli {
+
+// Writes `data` to `path` through a temporary file and a rename, or to stdout when `path`
+// is empty; a failed write or flush of stdout is an error too (nothing is lost silently).
+[[nodiscard]] Result<void> write_output(const std::string& path, std::string_view data);
+
+}  // namespace leakwatch::cli

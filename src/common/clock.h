@@ -1,0 +1,19 @@
+// Clocks the layers share: CLOCK_MONOTONIC (the clock of BPF's bpf_ktime_get_ns, so
+// ages computed from BPF timestamps use it) and the local wall time of report headers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace leakwatch {
+
+// CLOCK_MONOTONIC in nanoseconds.
+uint64_t monotonic_ns();
+// Milliseconds since the Unix epoch (CLOCK_REALTIME).
+int64_t unix_ms_now();
+// "HH:MM:SS" in local time of a Unix time in milliseconds; "" if it cannot be converted.
+std::string local_hhmmss(int64_t unix_ms);
+// "HH:MM:SS" in local time now.
+std::string local_hhmmss();
+
+}  // namespace leakwatch
