@@ -269,17 +269,25 @@ static __always_inline void release(__u64 addr, __u64 id, __u32 kind)
     emit(key.tgid, (__u32)id, addr, size, kind, 1);
 }
 
+/* Where the allocating code is when a record is made: at an allocation function's return,
+ * the probe's registers; at a preload hook's entry, the state of the caller of malloc/new
+ * once that call returns (bpf/preload_abi.h: the wrapper calls the hook from its own
+ * frame, so its frame record holds the caller's rbp and the return address into it). */
+struct lw_site {
+  __u64 ip, sp, bp;
+};
+
 /* Copies the registers and the top of the user stack for DWARF unwinding.  Near the top
  * of a stack a full-size read would cross the end of the mapping and fail: halve it. */
-static __always_inline void send_snapshot(struct pt_regs *ctx, __u64 id, __u64 addr)
+static __always_inline void send_snapshot(const struct lw_site *site, __u64 id, __u64 addr)
 {
   __u32 zero = 0;
   struct lw_stack_snapshot *snap = bpf_map_lookup_elem(&snapshot_buf, &zero);
   if (!snap)
     return;
-  snap->ip = PT_REGS_IP(ctx);
-  snap->sp = PT_REGS_SP(ctx);
-  snap->bp = PT_REGS_FP(ctx);
+  snap->ip = site->ip;
+  snap->sp = site->sp;
+  snap->bp = site->bp;
   snap->alloc_addr = addr;
   snap->tgid = id >> 32;
   snap->tid = (__u32)id;
@@ -325,14 +333,12 @@ static __always_inline bool same_stack(const struct lw_stack *a, const struct lw
  * ip and rbp, so the stack is complete) and stores it; returns its id, < 0 when lost.
  * The walk stops at a null or non-increasing frame pointer without reading it.  Equal
  * stacks get equal ids (a hash of the frames, with linear probing on collisions). */
-static __always_inline __s32 capture_stack(struct pt_regs *ctx)
+static __always_inline __s32 capture_stack_from(__u64 ip, __u64 fp)
 {
   __u32 zero = 0;
   struct lw_stack *st = bpf_map_lookup_elem(&stack_scratch, &zero);
   if (!st)
     return -1;
-  __u64 ip = PT_REGS_IP(ctx);
-  __u64 fp = PT_REGS_FP(ctx);
   __u64 h = 0xcbf29ce484222325ULL ^ ip;
   st->ips[0] = ip;
   for (int i = 1; i < LW_MAX_STACK_DEPTH; i++) {
@@ -358,14 +364,19 @@ static __always_inline __s32 capture_stack(struct pt_regs *ctx)
   return -1;
 }
 
-static __always_inline void record(struct pt_regs *ctx, __u64 id, __u64 addr, __u64 size,
-                                   __u32 kind)
+static __always_inline __s32 capture_stack(const struct lw_site *site)
+{
+  return site->ip ? capture_stack_from(site->ip, site->bp) : -1;
+}
+
+static __always_inline void record(const struct lw_site *site, __u64 id, __u64 addr,
+                                   __u64 size, __u32 kind)
 {
   struct lw_alloc_key key = {.addr = addr, .tgid = id >> 32};
   struct lw_alloc_info info = {
       .size = size, .timestamp_ns = bpf_ktime_get_ns(), .kind = kind,
   };
-  info.stack_id = capture_stack(ctx);
+  info.stack_id = capture_stack(site);
   if (info.stack_id < 0)
     count(LW_CNT_STACK_LOST);
 
@@ -380,7 +391,7 @@ static __always_inline void record(struct pt_regs *ctx, __u64 id, __u64 addr, __
   count(LW_CNT_RECORDED);
   combined_add(key.tgid, info.stack_id, size, 1);
   if (unwind_dwarf)
-    send_snapshot(ctx, id, addr);
+    send_snapshot(site, id, addr);
   if (trace_events)
     emit(key.tgid, (__u32)id, addr, size, kind, 0);
 }
@@ -523,8 +534,12 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
     count(LW_CNT_FAILED_ALLOCS);
     return;
   }
-  if (s.sampled)
-    record(ctx, id, addr, s.size, s.kind);
+  if (s.sampled) {
+    struct lw_site site = {
+        .ip = PT_REGS_IP(ctx), .sp = PT_REGS_SP(ctx), .bp = PT_REGS_FP(ctx),
+    };
+    record(&site, id, addr, s.size, s.kind);
+  }
 }
 
 static __always_inline void free_entry(struct pt_regs *ctx, __u32 kind)
@@ -584,5 +599,42 @@ int lw_free_entry(struct pt_regs *ctx)
   if (!traced_task())
     return 0;
   free_entry(ctx, (__u32)bpf_get_attach_cookie(ctx));
+  return 0;
+}
+
+/* ---- in-process mode: the preload library's hooks (bpf/preload_abi.h) ----
+ *
+ * The library decided in-process which allocations are sampled; every hook call is one.
+ * Both hooks are a 5-byte NOP, which this kernel turns into a call instead of a trap. */
+
+SEC("uprobe")
+int lw_hook_alloc(struct pt_regs *ctx)
+{
+  if (!traced_task())
+    return 0;
+  __u64 id = bpf_get_current_pid_tgid();
+  __u64 ptr = PT_REGS_PARM1(ctx), size = PT_REGS_PARM2(ctx);
+  count(LW_CNT_ALLOC_CALLS);
+  if (!ptr || size < min_size || size > max_size)
+    return 0;
+  count(LW_CNT_SAMPLED);
+  __u64 frame[2] = {0, 0}; /* the wrapper's frame record: caller's rbp, return address */
+  __u64 fp = PT_REGS_FP(ctx);
+  if (!fp || bpf_probe_read_user(frame, sizeof(frame), (void *)fp))
+    frame[0] = frame[1] = 0; /* no caller: recorded without a stack (counted as lost) */
+  struct lw_site site = {.ip = frame[1], .sp = fp + 16, .bp = frame[0]};
+  record(&site, id, ptr, size, LW_FN_HOOK_ALLOC);
+  return 0;
+}
+
+SEC("uprobe")
+int lw_hook_free(struct pt_regs *ctx)
+{
+  if (!traced_task())
+    return 0;
+  count(LW_CNT_FREE_CALLS);
+  __u64 ptr = PT_REGS_PARM1(ctx);
+  if (ptr)
+    release(ptr, bpf_get_current_pid_tgid(), LW_FN_HOOK_FREE);
   return 0;
 }

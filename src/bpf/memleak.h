@@ -23,10 +23,13 @@ enum lw_fn_kind {
   LW_FN_NEW = 8,            /* size = arg0 (every operator new / new[] form) */
   LW_FN_MMAP = 9,           /* size = arg1, fails with MAP_FAILED */
   LW_FN_MREMAP = 10,        /* old = arg0, size = arg2, fails with MAP_FAILED */
+  /* in-process mode: the preload library's hooks (bpf/preload_abi.h), entry only */
+  LW_FN_HOOK_ALLOC = 11,    /* ptr = arg0, size = arg1: an allocation sampled in-process */
   /* release functions (entry only) */
   LW_FN_FREE = 16,          /* ptr = arg0 (free, every operator delete form) */
   LW_FN_MUNMAP = 17,        /* ptr = arg0 */
-  LW_FN_KIND_MAX = 18,
+  LW_FN_HOOK_FREE = 18,     /* ptr = arg0: a block sampled in-process is released */
+  LW_FN_KIND_MAX = 19,
 };
 
 /* Loss and activity counters (a per-CPU array indexed by these). */

@@ -86,6 +86,12 @@ static inline int lw_sample_bytes(struct lw_byte_sampler* st, unsigned long long
      * next one, so two consecutive gaps are not the same entry. */
     rnd >>= 16;
   }
+  /* A request of 2^62 bytes or more (one that will fail) reaches any sample point: it must
+   * not wrap into a negative size that moves the next one away. */
+  if (size >= (1ULL << 62)) {
+    st->countdown = (long long)lw_exp_gap(rate, table, rnd);
+    return 1;
+  }
   st->countdown -= (long long)size;
   if (st->countdown > 0) return 0;
   st->countdown = (long long)lw_exp_gap(rate, table, rnd);

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 namespace leakwatch::cli {
 
@@ -73,7 +74,8 @@ Result<std::string> resolve_executable(const std::string& name) {
 }
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const std::string& path,
-                                                          const std::vector<std::string>& argv) {
+                                                          const std::vector<std::string>& argv,
+                                                          const std::vector<std::string>& env) {
   int go[2], err[2];
   if (::pipe2(go, O_CLOEXEC) != 0) return fail_errno("pipe");
   if (::pipe2(err, O_CLOEXEC) != 0) {
@@ -84,6 +86,20 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const std::string& pat
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
+  // The environment is built before fork: the child may only make async-signal-safe calls.
+  std::vector<char*> cenv;
+  for (const auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
+  for (char** e = environ; *e; e++) {
+    std::string_view var(*e);
+    bool replaced = false;
+    for (const auto& o : env) {
+      size_t eq = o.find('=');
+      if (var.size() > eq && var.substr(0, eq + 1) == std::string_view(o).substr(0, eq + 1))
+        replaced = true;
+    }
+    if (!replaced) cenv.push_back(*e);
+  }
+  cenv.push_back(nullptr);
 
   pid_t pid = ::fork();
   if (pid < 0) return fail_errno("fork");
@@ -98,7 +114,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const std::string& pat
     ssize_t n;
     do n = ::read(go[0], &c, 1); while (n < 0 && errno == EINTR);
     if (n != 1) ::_exit(127);  // leakwatch went away before attaching: do not run untraced
-    ::execv(path.c_str(), cargv.data());
+    ::execve(path.c_str(), cargv.data(), cenv.data());
     int e = errno;
     (void)!::write(err[1], &e, sizeof(e));
     ::_exit(127);

@@ -26,9 +26,11 @@ namespace leakwatch::cli {
 class ChildProcess {
  public:
   // Forks; the child waits until release().  SIGINT/SIGTERM/SIGCHLD are unblocked in the
-  // child before exec whatever the parent's mask.
+  // child before exec whatever the parent's mask.  `env` entries ("NAME=value") are added to
+  // the child's environment, replacing a variable of the same name.
   [[nodiscard]] static Result<std::unique_ptr<ChildProcess>> Spawn(
-      const std::string& path, const std::vector<std::string>& argv);
+      const std::string& path, const std::vector<std::string>& argv,
+      const std::vector<std::string>& env = {});
   ~ChildProcess();
 
   pid_t pid() const { return pid_; }

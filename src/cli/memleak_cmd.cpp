@@ -28,7 +28,9 @@
 #include "common/units.h"
 #include "probe/allocator_plan.h"
 #include "probe/frame_pointers.h"
+#include "probe/elf_dynamic.h"
 #include "probe/memleak_probe.h"
+#include "probe/preload_plan.h"
 #include "report/render.h"
 #include "tracker/dwarf_stacks.h"
 #include "tracker/frame_resolver.h"
@@ -55,6 +57,8 @@ const char* kind_name(uint32_t kind) {
     case LW_FN_MREMAP: return "mremap";
     case LW_FN_FREE: return "free";
     case LW_FN_MUNMAP: return "munmap";
+    case LW_FN_HOOK_ALLOC: return "sampled in-process";
+    case LW_FN_HOOK_FREE: return "free (in-process)";
     default: return "?";
   }
 }
@@ -137,6 +141,16 @@ Result<Plan> validate(const MemleakOptions& o) {
     p.snapshot_size = static_cast<uint32_t>(*r);
   }
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
+  if (o.inprocess) {
+    if (o.command.empty())
+      return fail("--inprocess needs -c: the sampling library is loaded into a program "
+                  "leakwatch starts");
+    if (p.sample_mode == probe::SampleMode::kCalls)
+      return fail("--inprocess samples by bytes: use --sample-bytes R instead of -s N");
+    if (!o.objects.empty() || !o.symbols_prefix.empty())
+      return fail("--inprocess wraps the allocator the program binds to: -O and "
+                  "--symbols-prefix apply to attach mode only");
+  }
   return p;
 }
 
@@ -181,6 +195,14 @@ class Session {
   std::set<int> cgroup_pids_;   // processes of the --cgroup already planned
   std::string comm_;            // the target's name, read while it runs
   bool dwarf_ = false;          // --unwind dwarf in effect
+  // --inprocess: the preload library's counters, read at each report and at the exit.
+  std::optional<probe::PreloadStatsReader> preload_stats_reader_;
+  std::optional<leakwatch_preload_stats> preload_stats_;
+  void read_preload_stats();
+  void add_preload_figures(report::Report& rep) const;
+  std::string preload_library_;
+  Result<std::vector<std::string>> inprocess_environment(const std::string& executable);
+  Result<void> plan_inprocess(probe::MemleakConfig& cfg, const std::string& executable);
   tracker::DwarfStacks dwarf_stacks_;
   void drain_snapshots();
   bool choose_dwarf(const std::string& executable) const;
@@ -230,6 +252,83 @@ std::vector<probe::ObjectPlan> Session::plan_cgroup_processes() {
   return out;
 }
 
+// --inprocess: the child's LD_PRELOAD and sampling rate.
+Result<std::vector<std::string>> Session::inprocess_environment(const std::string& executable) {
+  auto lib = probe::find_preload_library();
+  if (!lib) return std::unexpected(lib.error());
+  preload_library_ = *lib;
+  auto dyn = probe::read_dynamic_info(executable);
+  if (dyn && !dyn->has_interp)
+    return fail("--inprocess: {} is statically linked, so it cannot load the sampling library; "
+                "trace it without --inprocess", executable);
+  // First in the search order, so that it wraps whatever allocator the program binds to
+  // (a preloaded or linked jemalloc/tcmalloc too).
+  std::string preload = preload_library_;
+  if (const char* cur = std::getenv("LD_PRELOAD"); cur && *cur) preload += std::string(":") + cur;
+  uint64_t rate = p_.sample_mode == probe::SampleMode::kBytes ? p_.sampling.rate : 1;
+  return std::vector<std::string>{"LD_PRELOAD=" + preload,
+                                  fmt::format("LEAKWATCH_SAMPLE_BYTES={}", rate)};
+}
+
+// --inprocess: the allocation functions are sampled by the preload library, which calls its
+// hooks for sampled blocks only: probe the hooks instead of them.  mmap/mremap/munmap
+// called by the program itself are still probed where they bind (the library does not
+// wrap them), sampled the same way in BPF.
+Result<void> Session::plan_inprocess(probe::MemleakConfig& cfg, const std::string& executable) {
+  for (auto& obj : cfg.objects) {
+    bool own_malloc = false;
+    std::erase_if(obj.sites, [&](const probe::ProbeSite& site) {
+      if (site.kind == LW_FN_MALLOC && site.skipped_reason.empty() &&
+          obj.path == executable)
+        own_malloc = true;
+      return site.kind != LW_FN_MMAP && site.kind != LW_FN_MREMAP && site.kind != LW_FN_MUNMAP;
+    });
+    if (own_malloc)
+      log::warn("--inprocess: {} defines malloc itself; its own calls bypass the sampling "
+                "library (trace it without --inprocess)", obj.display_path);
+  }
+  std::erase_if(cfg.objects, [](const probe::ObjectPlan& obj) { return obj.sites.empty(); });
+  auto hooks = probe::plan_preload_hooks(preload_library_);
+  if (!hooks) return std::unexpected(hooks.error());
+  cfg.objects.push_back(std::move(*hooks));
+  cfg.inprocess = true;
+  auto reader = probe::PreloadStatsReader::Create(preload_library_);
+  if (!reader) return std::unexpected(reader.error());
+  preload_stats_reader_ = std::move(*reader);
+  return {};
+}
+
+void Session::read_preload_stats() {
+  if (!preload_stats_reader_ || target_pid_ <= 0) return;
+  if (auto st = preload_stats_reader_->read(target_pid_)) preload_stats_ = *st;
+}
+
+void Session::add_preload_figures(report::Report& rep) const {
+  if (!preload_stats_) {
+    rep.notes.push_back(
+        "in-process: the sampling library has not reported from the program (not started yet, "
+        "or it did not load " LEAKWATCH_PRELOAD_LIBRARY ": setuid, static, or a cleared "
+        "LD_PRELOAD): nothing is being sampled");
+    return;
+  }
+  const leakwatch_preload_stats& st = *preload_stats_;
+  // A block sampled while the library's set was full is never reported freed.
+  rep.lost["preload_set_full"] = st.set_overflow;
+  rep.lost["preload_bootstrap_failures"] = st.bootstrap_failures;
+  rep.notes.push_back(fmt::format(
+      "in-process: {} sampled allocations, {} sampled frees (R = {} bytes{}); {} allocations "
+      "before the library was initialised were not sampled",
+      st.hook_allocs, st.hook_frees, st.sample_bytes,
+      (st.flags & LW_PRELOAD_F_EXACT) ? ", every allocation" : "", st.unsampled_early));
+  if (st.flags & LW_PRELOAD_F_SHADOWED)
+    rep.notes.push_back(
+        "in-process: an allocation function is defined before the sampling library in the "
+        "program's search order; calls to it are not sampled (trace without --inprocess)");
+  if (st.flags & (LW_PRELOAD_F_DISABLED | LW_PRELOAD_F_NO_SET | LW_PRELOAD_F_CONFIG_ERROR))
+    rep.notes.push_back(fmt::format("in-process: the sampling library is degraded (flags 0x{:x})",
+                                    st.flags));
+}
+
 Result<void> Session::setup() {
   sigset_t set;
   sigemptyset(&set);
@@ -266,7 +365,13 @@ Result<void> Session::setup() {
     auto path = resolve_executable((*words)[0]);
     if (!path) return std::unexpected(path.error());
     req.command_path = *path;
-    auto child = ChildProcess::Spawn(*path, *words);
+    std::vector<std::string> env;
+    if (o_.inprocess) {
+      auto e = inprocess_environment(*path);
+      if (!e) return std::unexpected(e.error());
+      env = std::move(*e);
+    }
+    auto child = ChildProcess::Spawn(*path, *words, env);
     if (!child) return std::unexpected(child.error());
     child_ = std::move(*child);
     target_pid_ = child_->pid();
@@ -277,6 +382,9 @@ Result<void> Session::setup() {
     auto objects = probe::plan_allocator_probes(req);
     if (!objects) return std::unexpected(objects.error());
     cfg.objects = std::move(*objects);
+    if (o_.inprocess) {
+      if (auto r = plan_inprocess(cfg, req.command_path); !r) return std::unexpected(r.error());
+    }
   } else {
     cfg.objects = std::move(cgroup_objects);
     cfg.cgroup_path = o_.cgroup;
@@ -327,7 +435,9 @@ void Session::print_probes() const {
       log::info("  {:<38} {:<28} not probed: {}", a.function, a.object, a.error);
     else if (a.ok)
       log::info("  {:<38} {:<28} at 0x{:x}{}", a.function, a.object, a.offset,
-                a.emulated ? " (emulated)" : " (single-stepped)");
+                a.function.starts_with("leakwatch_hook") ? " (5-byte NOP: a call, no trap)"
+                : a.emulated                             ? " (emulated)"
+                                                         : " (single-stepped)");
     else
       log::info("  {:<38} {:<28} FAILED: {}", a.function, a.object, a.error);
   }
@@ -370,6 +480,10 @@ report::Report Session::build_report(bool final_report) {
         "dwarf unwinding: {} snapshots ({} of stack copied), {} truncated, {:.1f} ms unwinding",
         ds.snapshots, format_size(static_cast<double>(snap.counters[LW_CNT_SNAPSHOT_BYTES])),
         ds.truncated, static_cast<double>(ds.unwind_ns) / 1e6));
+  }
+  if (preload_stats_reader_) {
+    read_preload_stats();
+    add_preload_figures(rep);
   }
   if (comm_.empty() && target_pid_ > 0) comm_ = process_comm(target_pid_);
   if (rep.target.comm.empty()) rep.target.comm = comm_;
@@ -519,6 +633,7 @@ int Session::run() {
     if (child_ && child_->poll([&] {
           resolver_.snapshot(static_cast<uint32_t>(target_pid_));
           comm_ = process_comm(target_pid_);
+          read_preload_stats();
         })) {
       int st = child_->exit_status();
       if (WIFSIGNALED(st)) {
@@ -615,6 +730,10 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
                   "bytes of user stack copied per recorded allocation with --unwind dwarf")
       ->capture_default_str();
   sub->add_option("--btf", o.btf, "kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
+  sub->add_flag("--inprocess", o.inprocess,
+                "with -c: preload libleakwatch-preload.so into the command, which samples "
+                "allocations in the program (by bytes with --sample-bytes R, else every one) and "
+                "reaches BPF only for sampled blocks and their frees: no trap on unsampled calls");
   sub->add_option("--verdicts-only", o.verdicts_only,
                   "report only stacks with this verdict (leak, cache, transient, unknown)");
   sub->footer(
@@ -624,6 +743,7 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       "Examples:\n"
       "  leakwatch memleak -p $(pidof myservice) 10          report every 10 s\n"
       "  leakwatch memleak -c './server --port 8080' -s 1000 sampled, command started traced\n"
+      "  leakwatch memleak -c ./server --inprocess --sample-bytes 512K   cheapest: sampled in-process\n"
       "  leakwatch memleak -p 1234 --duration 60 --format json --output leaks.json");
   return sub;
 }

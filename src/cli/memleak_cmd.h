@@ -40,6 +40,7 @@ struct MemleakOptions {
   std::string unwind = "auto";      // fp | dwarf | auto
   std::string snapshot_size = "8K";  // --snapshot-size
   std::string btf;  // --btf FILE: kernel BTF when /sys/kernel/btf/vmlinux is missing
+  bool inprocess = false;  // -c only: sample in the program (libleakwatch-preload.so)
 };
 
 // Registers the subcommand; `run` is set to the function to call after parsing.

@@ -110,9 +110,11 @@ int lw_sample_slow(size_t size) LW_HIDDEN __attribute__((noinline));
  * This is the whole per-allocation cost of sampling: a TLS load, a subtraction, a store. */
 LW_ALWAYS_INLINE int lw_unsampled(size_t size) {
   struct lw_byte_sampler* st = &lw_tls.sampler;
-  long long left = st->countdown - (long long)size;
-  if (LW_LIKELY(left > 0)) {
-    st->countdown = left;
+  /* Compared unsigned: a request of 2^63 bytes or more (malloc(SIZE_MAX - k), bound to fail)
+   * must not turn into a negative size that pushes the next sample point away. */
+  long long left = st->countdown;
+  if (LW_LIKELY(left > 0 && size < (unsigned long long)left)) {
+    st->countdown = left - (long long)size;
     return 1;
   }
   return !lw_sample_slow(size);

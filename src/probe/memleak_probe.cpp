@@ -144,6 +144,14 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
     bpf_program__set_autoload(s->progs.lw_alloc_session, false);
     bpf_program__set_autoload(s->progs.lw_free_multi, false);
   }
+  if (!cfg.inprocess) {
+    bpf_program__set_autoload(s->progs.lw_hook_alloc, false);
+    bpf_program__set_autoload(s->progs.lw_hook_free, false);
+  } else if (p->session_) {
+    // Entry-only uprobe_multi links, like the release functions.
+    for (bpf_program* prog : {s->progs.lw_hook_alloc, s->progs.lw_hook_free})
+      bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(kAttachUprobeMulti));
+  }
 
   if (int err = memleak_bpf__load(s); err)
     return fail_errno("cannot load the memleak BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
@@ -236,15 +244,21 @@ Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid) {
   };
   Group allocs{bpf_program__fd(skel_->progs.lw_alloc_session), kAttachUprobeSession, {}};
   Group frees{bpf_program__fd(skel_->progs.lw_free_multi), kAttachUprobeMulti, {}};
+  Group hook_allocs{bpf_program__fd(skel_->progs.lw_hook_alloc), kAttachUprobeMulti, {}};
+  Group hook_frees{bpf_program__fd(skel_->progs.lw_hook_free), kAttachUprobeMulti, {}};
   for (const auto& site : obj.sites) {
     if (!site.skipped_reason.empty()) {
       attach_results_.push_back({obj.display_path, site.function, site.file_offset(), false,
                                  false, site.skipped_reason, true});
       continue;
     }
-    (is_alloc(site.kind) ? allocs : frees).sites.push_back(&site);
+    Group& g = site.kind == LW_FN_HOOK_ALLOC ? hook_allocs
+               : site.kind == LW_FN_HOOK_FREE ? hook_frees
+               : is_alloc(site.kind)          ? allocs
+                                              : frees;
+    g.sites.push_back(&site);
   }
-  for (Group* g : {&allocs, &frees}) {
+  for (Group* g : {&allocs, &frees, &hook_allocs, &hook_frees}) {
     if (g->sites.empty()) continue;
     std::vector<uint64_t> offsets, cookies;
     for (const ProbeSite* site : g->sites) {
@@ -298,7 +312,11 @@ Result<void> MemleakProbe::attach_classic(const ObjectPlan& obj, int pid) {
       classic_links_.push_back(l);
       return true;
     };
-    if (is_alloc(site.kind)) {
+    if (site.kind == LW_FN_HOOK_ALLOC) {
+      ar.ok = attach(skel_->progs.lw_hook_alloc, false);
+    } else if (site.kind == LW_FN_HOOK_FREE) {
+      ar.ok = attach(skel_->progs.lw_hook_free, false);
+    } else if (is_alloc(site.kind)) {
       ar.ok = attach(skel_->progs.lw_alloc_entry, false) &&
               attach(skel_->progs.lw_alloc_return, true);
     } else {
@@ -409,7 +427,8 @@ MemleakProbe::RunStats MemleakProbe::run_stats() const {
   RunStats st;
   bpf_program* progs[] = {skel_->progs.lw_alloc_session, skel_->progs.lw_free_multi,
                           skel_->progs.lw_alloc_entry, skel_->progs.lw_alloc_return,
-                          skel_->progs.lw_free_entry};
+                          skel_->progs.lw_free_entry,    skel_->progs.lw_hook_alloc,
+                          skel_->progs.lw_hook_free};
   for (bpf_program* prog : progs) {
     int fd = bpf_program__fd(prog);
     if (fd < 0) continue;

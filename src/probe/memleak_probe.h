@@ -37,6 +37,7 @@ struct MemleakConfig {
   AttachMode attach_mode = AttachMode::kAuto;
   std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
   std::string cgroup_path;         // --cgroup: trace tasks under this cgroup v2 (pid = 0)
+  bool inprocess = false;          // objects include the preload hooks (probe/preload_plan.h)
   bool unwind_dwarf = false;       // send stack snapshots of recorded allocations
   uint32_t snapshot_size = 8192;   // bytes of user stack per snapshot (<= LW_SNAPSHOT_MAX)
   uint32_t snapshot_ring_bytes = 64u << 20;

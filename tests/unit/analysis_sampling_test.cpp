@@ -172,6 +172,25 @@ TEST(ByteSampler, FirstAllocationOnAFreshCpuIsNotAutomaticallySampled) {
   EXPECT_EQ(sampled, 0);
 }
 
+// A request of 2^63 bytes or more (malloc(SIZE_MAX - k), which fails) is sampled like any
+// huge block, and must not read as a negative size that pushes the next sample point away:
+// after it, the small allocations that follow are sampled at the usual rate.
+TEST(ByteSampler, HugeFailedRequestDoesNotMoveTheNextSamplePoint) {
+  const uint64_t rate = 4096;
+  std::mt19937_64 rng(11);
+  ByteSampler s(rate, 1);
+  int after = 0;
+  for (int round = 0; round < 1000; ++round) {
+    EXPECT_TRUE(s.sample(UINT64_MAX - 4096, 0, static_cast<uint32_t>(rng())));
+    EXPECT_TRUE(s.sample(UINT64_MAX / 2 + 1, 0, static_cast<uint32_t>(rng())));
+    // 8 x 4096 bytes right after: each point is at most 7.62 R away, so at least one is hit.
+    int hit = 0;
+    for (int i = 0; i < 8; ++i) hit += s.sample(4096, 0, static_cast<uint32_t>(rng()));
+    after += hit > 0;
+  }
+  EXPECT_EQ(after, 1000);
+}
+
 // 200k allocations of 16 B .. 1 MiB, R = 64 KiB, 2 CPUs, half of them freed: the estimate of
 // what is outstanding is within 5% of the truth (the standard deviation here is ~0.2% for
 // bytes, so 5% is ~20 sd), and the count within 4 standard deviations computed from the

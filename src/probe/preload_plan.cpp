@@ -1,0 +1,155 @@
+#include "probe/preload_plan.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "common/fd.h"
+#include "common/proc_maps.h"
+#include "probe/elf_symbols.h"
+
+namespace leakwatch::probe {
+namespace {
+
+constexpr uint8_t kNop5[] = LEAKWATCH_HOOK_NOP5;
+
+struct ElfCloser {
+  void operator()(Elf* e) const { elf_end(e); }
+};
+
+}  // namespace
+
+Result<std::string> find_preload_library() {
+  if (const char* env = std::getenv("LEAKWATCH_PRELOAD_LIBRARY"); env && *env) {
+    if (::access(env, R_OK) != 0)
+      return fail("LEAKWATCH_PRELOAD_LIBRARY={}: {}", env, std::strerror(errno));
+    return std::string(env);
+  }
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return fail_errno("cannot read /proc/self/exe");
+  std::string dir(self, static_cast<size_t>(n));
+  dir.resize(dir.rfind('/'));
+  std::string path = dir + "/" LEAKWATCH_PRELOAD_LIBRARY;
+  if (::access(path.c_str(), R_OK) != 0)
+    return fail("--inprocess needs {} next to the leakwatch binary (or set "
+                "LEAKWATCH_PRELOAD_LIBRARY): {}",
+                path, std::strerror(errno));
+  return path;
+}
+
+Result<ObjectPlan> plan_preload_hooks(const std::string& library) {
+  auto elf = ElfObject::Open(library);
+  if (!elf) return std::unexpected(elf.error());
+  struct stat st;
+  if (::stat(library.c_str(), &st) != 0) return fail_errno("stat " + library);
+  ObjectPlan plan;
+  plan.path = library;
+  plan.display_path = library;
+  plan.inode = st.st_ino;
+  // Its own mmap calls (the sampled set) are not the program's.
+  plan.defines_malloc = true;
+  plan.allocator = "leakwatch-preload";
+  const std::pair<const char*, lw_fn_kind> hooks[] = {
+      {LEAKWATCH_HOOK_ALLOC_SYMBOL, LW_FN_HOOK_ALLOC},
+      {LEAKWATCH_HOOK_FREE_SYMBOL, LW_FN_HOOK_FREE},
+  };
+  for (const auto& [name, kind] : hooks) {
+    auto sym = elf->find(name);
+    if (!sym) return fail("{}: no symbol {}: not a leakwatch preload library", library, name);
+    auto code = elf->read_code(sym->value, sizeof(kNop5));
+    if (!code) return std::unexpected(code.error());
+    if (std::memcmp(code->data(), kNop5, sizeof(kNop5)) != 0)
+      return fail("{}: {} does not start with the 5-byte NOP of preload ABI {}", library, name,
+                  LEAKWATCH_PRELOAD_ABI_VERSION);
+    ProbeSite site;
+    site.function = name;
+    site.kind = kind;
+    site.symbol_offset = sym->file_offset;
+    site.placement.offset = 0;
+    site.placement.emulated = true;
+    site.placement.insn = "nopl 0x0(%rax,%rax,1)";
+    site.placement.reason = "5-byte NOP: the kernel replaces the trap with a call";
+    plan.sites.push_back(std::move(site));
+  }
+  return plan;
+}
+
+Result<PreloadStatsReader> PreloadStatsReader::Create(const std::string& library) {
+  if (elf_version(EV_CURRENT) == EV_NONE) return fail("libelf: {}", elf_errmsg(-1));
+  UniqueFd fd(::open(library.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return fail_errno("open " + library);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("stat " + library);
+  std::unique_ptr<Elf, ElfCloser> elf(elf_begin(fd.get(), ELF_C_READ, nullptr));
+  if (!elf) return fail("{}: {}", library, elf_errmsg(-1));
+
+  PreloadStatsReader r;
+  r.library_ = library;
+  r.inode_ = st.st_ino;
+  size_t nph = 0;
+  if (elf_getphdrnum(elf.get(), &nph) != 0) return fail("{}: {}", library, elf_errmsg(-1));
+  bool have_load = false;
+  for (size_t i = 0; i < nph && !have_load; i++) {
+    GElf_Phdr ph;
+    if (gelf_getphdr(elf.get(), static_cast<int>(i), &ph) && ph.p_type == PT_LOAD) {
+      r.first_load_ = ph.p_vaddr & ~(static_cast<uint64_t>(ph.p_align ? ph.p_align : 4096) - 1);
+      have_load = true;
+    }
+  }
+  if (!have_load) return fail("{}: no PT_LOAD segment", library);
+
+  for (Elf_Scn* scn = elf_nextscn(elf.get(), nullptr); scn; scn = elf_nextscn(elf.get(), scn)) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || sh.sh_entsize == 0) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (!data) continue;
+    for (size_t i = 1; i < sh.sh_size / sh.sh_entsize; i++) {
+      GElf_Sym sym;
+      if (!gelf_getsym(data, static_cast<int>(i), &sym)) continue;
+      if (GELF_ST_TYPE(sym.st_info) != STT_OBJECT || sym.st_shndx == SHN_UNDEF) continue;
+      const char* name = elf_strptr(elf.get(), sh.sh_link, sym.st_name);
+      if (name && std::strcmp(name, LEAKWATCH_PRELOAD_STATS_SYMBOL) == 0 &&
+          sym.st_size >= sizeof(leakwatch_preload_stats))
+        r.stats_vaddr_ = sym.st_value;
+    }
+  }
+  if (!r.stats_vaddr_)
+    return fail("{}: no {} symbol: not a leakwatch preload library", library,
+                LEAKWATCH_PRELOAD_STATS_SYMBOL);
+  return r;
+}
+
+std::optional<leakwatch_preload_stats> PreloadStatsReader::read(int pid) {
+  if (base_pid_ != pid || !base_) {
+    auto maps = read_proc_maps(pid);
+    if (!maps) return std::nullopt;
+    base_ = 0;
+    for (const auto& m : *maps)
+      if (m.inode == inode_ && m.offset == 0 && m.file_backed()) {
+        base_ = m.start - first_load_;
+        break;
+      }
+    if (!base_) return std::nullopt;
+    base_pid_ = pid;
+  }
+  leakwatch_preload_stats st{};
+  iovec local{&st, sizeof(st)};
+  iovec remote{reinterpret_cast<void*>(base_ + stats_vaddr_), sizeof(st)};
+  if (::process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(st))) {
+    base_ = 0;  // the process exec'd or went away: look it up again next time
+    return std::nullopt;
+  }
+  if (st.magic != LEAKWATCH_PRELOAD_MAGIC) return std::nullopt;
+  return st;
+}
+
+}  // namespace leakwatch::probe
