@@ -141,7 +141,7 @@ Result<Plan> validate(const MemleakOptions& o) {
     p.snapshot_size = static_cast<uint32_t>(*r);
   }
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
-  if (o.inprocess) {
+  if (o.inprocess == 1) {
     if (o.command.empty())
       return fail("--inprocess needs -c: the sampling library is loaded into a program "
                   "leakwatch starts");
@@ -200,9 +200,12 @@ class Session {
   std::optional<leakwatch_preload_stats> preload_stats_;
   void read_preload_stats();
   void add_preload_figures(report::Report& rep) const;
-  std::string preload_library_;
-  Result<std::vector<std::string>> inprocess_environment(const std::string& executable);
-  Result<void> plan_inprocess(probe::MemleakConfig& cfg, const std::string& executable);
+  std::string preload_library_;  // set when in-process mode is used
+  Result<bool> choose_inprocess(const std::string& executable,
+                                const std::vector<probe::ObjectPlan>& plan);
+  std::vector<std::string> inprocess_environment() const;
+  Result<void> plan_inprocess(probe::MemleakConfig& cfg);
+  std::vector<probe::ObjectPlan> command_plan_;  // -c: planned before the fork
   tracker::DwarfStacks dwarf_stacks_;
   void drain_snapshots();
   bool choose_dwarf(const std::string& executable) const;
@@ -252,41 +255,54 @@ std::vector<probe::ObjectPlan> Session::plan_cgroup_processes() {
   return out;
 }
 
-// --inprocess: the child's LD_PRELOAD and sampling rate.
-Result<std::vector<std::string>> Session::inprocess_environment(const std::string& executable) {
+// Whether a -c command runs in-process: asked for (--inprocess: every obstacle is an
+// error), or by default when sampling by bytes (an obstacle means attach mode, said with -v).
+Result<bool> Session::choose_inprocess(const std::string& executable,
+                                       const std::vector<probe::ObjectPlan>& plan) {
+  bool asked = o_.inprocess == 1;
+  if (!asked && (o_.inprocess == 0 || p_.sample_mode != probe::SampleMode::kBytes ||
+                 !o_.objects.empty() || !o_.symbols_prefix.empty()))
+    return false;
+  auto refuse = [&](std::string why) -> Result<bool> {
+    if (asked) return fail("--inprocess: {}", why);
+    log::info("in-process sampling not used: {}; probing the allocator (attach mode)", why);
+    return false;
+  };
   auto lib = probe::find_preload_library();
-  if (!lib) return std::unexpected(lib.error());
-  preload_library_ = *lib;
+  if (!lib) return refuse(lib.error().message);
   auto dyn = probe::read_dynamic_info(executable);
   if (dyn && !dyn->has_interp)
-    return fail("--inprocess: {} is statically linked, so it cannot load the sampling library; "
-                "trace it without --inprocess", executable);
+    return refuse(fmt::format("{} is statically linked, so it cannot load the sampling "
+                              "library; trace it without --inprocess", executable));
+  for (const auto& obj : plan)
+    for (const auto& site : obj.sites)
+      if (site.kind == LW_FN_MALLOC && site.skipped_reason.empty() && obj.path == executable)
+        return refuse(fmt::format("{} defines malloc itself, so its calls would bypass the "
+                                  "sampling library; trace it without --inprocess",
+                                  obj.display_path));
+  preload_library_ = *lib;
+  return true;
+}
+
+// In-process mode: the child's LD_PRELOAD and sampling rate.
+std::vector<std::string> Session::inprocess_environment() const {
   // First in the search order, so that it wraps whatever allocator the program binds to
   // (a preloaded or linked jemalloc/tcmalloc too).
   std::string preload = preload_library_;
   if (const char* cur = std::getenv("LD_PRELOAD"); cur && *cur) preload += std::string(":") + cur;
   uint64_t rate = p_.sample_mode == probe::SampleMode::kBytes ? p_.sampling.rate : 1;
-  return std::vector<std::string>{"LD_PRELOAD=" + preload,
-                                  fmt::format("LEAKWATCH_SAMPLE_BYTES={}", rate)};
+  return {"LD_PRELOAD=" + preload, fmt::format("LEAKWATCH_SAMPLE_BYTES={}", rate)};
 }
 
 // --inprocess: the allocation functions are sampled by the preload library, which calls its
 // hooks for sampled blocks only: probe the hooks instead of them.  mmap/mremap/munmap
 // called by the program itself are still probed where they bind (the library does not
 // wrap them), sampled the same way in BPF.
-Result<void> Session::plan_inprocess(probe::MemleakConfig& cfg, const std::string& executable) {
-  for (auto& obj : cfg.objects) {
-    bool own_malloc = false;
-    std::erase_if(obj.sites, [&](const probe::ProbeSite& site) {
-      if (site.kind == LW_FN_MALLOC && site.skipped_reason.empty() &&
-          obj.path == executable)
-        own_malloc = true;
+Result<void> Session::plan_inprocess(probe::MemleakConfig& cfg) {
+  for (auto& obj : cfg.objects)
+    std::erase_if(obj.sites, [](const probe::ProbeSite& site) {
       return site.kind != LW_FN_MMAP && site.kind != LW_FN_MREMAP && site.kind != LW_FN_MUNMAP;
     });
-    if (own_malloc)
-      log::warn("--inprocess: {} defines malloc itself; its own calls bypass the sampling "
-                "library (trace it without --inprocess)", obj.display_path);
-  }
   std::erase_if(cfg.objects, [](const probe::ObjectPlan& obj) { return obj.sites.empty(); });
   auto hooks = probe::plan_preload_hooks(preload_library_);
   if (!hooks) return std::unexpected(hooks.error());
@@ -365,12 +381,14 @@ Result<void> Session::setup() {
     auto path = resolve_executable((*words)[0]);
     if (!path) return std::unexpected(path.error());
     req.command_path = *path;
+    // Planned before the fork: whether the command runs in-process decides its environment.
+    auto objects = probe::plan_allocator_probes(req);
+    if (!objects) return std::unexpected(objects.error());
+    auto inprocess = choose_inprocess(*path, *objects);
+    if (!inprocess) return std::unexpected(inprocess.error());
+    command_plan_ = std::move(*objects);
     std::vector<std::string> env;
-    if (o_.inprocess) {
-      auto e = inprocess_environment(*path);
-      if (!e) return std::unexpected(e.error());
-      env = std::move(*e);
-    }
+    if (*inprocess) env = inprocess_environment();
     auto child = ChildProcess::Spawn(*path, *words, env);
     if (!child) return std::unexpected(child.error());
     child_ = std::move(*child);
@@ -378,13 +396,15 @@ Result<void> Session::setup() {
   }
 
   probe::MemleakConfig cfg;
-  if (o_.cgroup.empty()) {
+  if (child_) {
+    cfg.objects = std::move(command_plan_);
+    if (!preload_library_.empty()) {
+      if (auto r = plan_inprocess(cfg); !r) return std::unexpected(r.error());
+    }
+  } else if (o_.cgroup.empty()) {
     auto objects = probe::plan_allocator_probes(req);
     if (!objects) return std::unexpected(objects.error());
     cfg.objects = std::move(*objects);
-    if (o_.inprocess) {
-      if (auto r = plan_inprocess(cfg, req.command_path); !r) return std::unexpected(r.error());
-    }
   } else {
     cfg.objects = std::move(cgroup_objects);
     cfg.cgroup_path = o_.cgroup;
@@ -730,10 +750,17 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
                   "bytes of user stack copied per recorded allocation with --unwind dwarf")
       ->capture_default_str();
   sub->add_option("--btf", o.btf, "kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
-  sub->add_flag("--inprocess", o.inprocess,
+  // Two flags rather than one with a negation: the setting has a third state (unset).
+  auto* no_inprocess = sub->add_flag_callback(
+      "--no-inprocess", [&o] { o.inprocess = 0; },
+      "with -c: probe the allocator even where in-process sampling would be the default");
+  sub->add_flag_callback("--inprocess", [&o] { o.inprocess = 1; },
                 "with -c: preload libleakwatch-preload.so into the command, which samples "
                 "allocations in the program (by bytes with --sample-bytes R, else every one) and "
-                "reaches BPF only for sampled blocks and their frees: no trap on unsampled calls");
+                "reaches BPF only for sampled blocks and their frees: no trap on unsampled calls. "
+                "The default with -c --sample-bytes when the program can load it (dynamically "
+                "linked, malloc not its own)")
+      ->excludes(no_inprocess);
   sub->add_option("--verdicts-only", o.verdicts_only,
                   "report only stacks with this verdict (leak, cache, transient, unknown)");
   sub->footer(
@@ -743,7 +770,7 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       "Examples:\n"
       "  leakwatch memleak -p $(pidof myservice) 10          report every 10 s\n"
       "  leakwatch memleak -c './server --port 8080' -s 1000 sampled, command started traced\n"
-      "  leakwatch memleak -c ./server --inprocess --sample-bytes 512K   cheapest: sampled in-process\n"
+      "  leakwatch memleak -c ./server --sample-bytes 512K  cheapest: sampled in the program\n"
       "  leakwatch memleak -p 1234 --duration 60 --format json --output leaks.json");
   return sub;
 }

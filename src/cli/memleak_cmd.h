@@ -40,7 +40,9 @@ struct MemleakOptions {
   std::string unwind = "auto";      // fp | dwarf | auto
   std::string snapshot_size = "8K";  // --snapshot-size
   std::string btf;  // --btf FILE: kernel BTF when /sys/kernel/btf/vmlinux is missing
-  bool inprocess = false;  // -c only: sample in the program (libleakwatch-preload.so)
+  // -c only: sample in the program (libleakwatch-preload.so).  1 --inprocess, 0
+  // --no-inprocess, -1: in-process when sampling by bytes and the program can load it.
+  int inprocess = -1;
 };
 
 // Registers the subcommand; `run` is set to the function to call after parsing.

@@ -118,13 +118,15 @@ TEST_F(MemleakInprocess, ByteSamplingEstimatesAsAccurateAsAttachMode) {
   // covering the truth.  The churn (20000 pairs of mixed sizes) must not count.
   for (bool inprocess : {true, false}) {
     SCOPED_TRACE(inprocess ? "in-process" : "attach");
+    // In-process is the default for -c with --sample-bytes.
     std::vector<std::string> args = {"--sample-bytes", "64K"};
-    if (inprocess) args.push_back("--inprocess");
+    if (!inprocess) args.push_back("--no-inprocess");
     auto run = memleak_command(fixture("ml_many") + " 100000 256 20000", args);
     ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
     ASSERT_TRUE(run.parsed);
     EXPECT_EQ(run.report.sampling.mode, report::SamplingMode::kBytes);
     EXPECT_EQ(run.report.sampling.rate, 65536u);
+    EXPECT_EQ(run.report.lost.contains("preload_set_full"), inprocess) << describe(run.report);
     Totals t = totals_in(run.report, "leak_many");
     EXPECT_NEAR(t.est_bytes, 25.6e6, 25.6e6 * 0.20) << describe(run.report);
     EXPECT_LT(t.count, 2000);  // really sampled
@@ -147,6 +149,19 @@ TEST_F(MemleakInprocess, LargeBlocksAreAlwaysSampled) {
   double total_large = 0;
   for (const auto* s : stacks_in(run.report, "leak_large")) total_large += s->bytes.sampled;
   EXPECT_EQ(total_large, 3 * 1048676.0 + 4194304.0) << describe(run.report);
+}
+
+TEST_F(MemleakInprocess, DefaultFallsBackToAttachModeWhereThePreloadCannotWork) {
+  // A static program cannot load the library: by default it is traced in attach mode, with
+  // the same exact figures (its own copy of malloc is probed).
+  auto run = memleak_command(fixture("ml_static"), {"--sample-bytes", "1"});
+  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+  ASSERT_TRUE(run.parsed) << run.result.err;
+  EXPECT_FALSE(run.report.lost.contains("preload_set_full")) << describe(run.report);
+  // --sample-bytes 1: every byte is a sample point, so every allocation is recorded.
+  Totals t = totals_in(run.report, "static_glibc_leak");
+  EXPECT_EQ(t.count, 4) << describe(run.report);
+  EXPECT_EQ(t.bytes, 4 * 1111.0) << describe(run.report);
 }
 
 TEST_F(MemleakInprocess, BadCombinationsAreRefused) {

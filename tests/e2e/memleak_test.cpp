@@ -135,7 +135,8 @@ TEST_F(Memleak, CallSamplingEstimateWithinTolerance) {
 TEST_F(Memleak, ByteSamplingEstimateWithinTolerance) {
   // 100000 x 256 B = 25.6 MB with R = 64 KiB: p = 1 - exp(-256/65536) = 0.0039, ~390
   // samples, relative sd ~5%; the estimate must be within 20% (~4 sd).
-  auto run = memleak_command(fixture("ml_many") + " 100000 256 0", {"--sample-bytes", "64K"});
+  auto run = memleak_command(fixture("ml_many") + " 100000 256 0",
+                             {"--sample-bytes", "64K", "--no-inprocess"});
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed);
   EXPECT_EQ(run.report.sampling.mode, report::SamplingMode::kBytes);
