@@ -3,6 +3,7 @@
 // on the hooks records them.  Same fixtures, same exact figures as attach mode
 // (memleak_test.cpp), and byte-sampling estimates held to attach mode's tolerance.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <cmath>
 
@@ -162,6 +163,19 @@ TEST_F(MemleakInprocess, DefaultFallsBackToAttachModeWhereThePreloadCannotWork) 
   Totals t = totals_in(run.report, "static_glibc_leak");
   EXPECT_EQ(t.count, 4) << describe(run.report);
   EXPECT_EQ(t.bytes, 4 * 1111.0) << describe(run.report);
+}
+
+TEST_F(MemleakInprocess, ProgramCarriesOnWhenLeakwatchIsKilled) {
+  // The command shares leakwatch's pipes; once leakwatch is gone (SIGKILL: no cleanup of
+  // its own), its probes go with its descriptors and the hooks are bare NOPs again.
+  Proc lw({leakwatch(), "memleak", "--inprocess", "-c", fixture("ml_functions") + " wait"});
+  ASSERT_TRUE(lw.wait_for("ready")) << lw.out();
+  lw.signal(SIGKILL);
+  lw.wait();
+  lw.write("go\n");
+  auto done = lw.wait_for("done", std::chrono::seconds(20));
+  EXPECT_TRUE(done.has_value()) << "the program stopped working with leakwatch gone";
+  lw.close_stdin();  // lets it exit
 }
 
 TEST_F(MemleakInprocess, BadCombinationsAreRefused) {
