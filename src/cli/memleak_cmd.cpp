@@ -274,12 +274,40 @@ Result<bool> Session::choose_inprocess(const std::string& executable,
   if (dyn && !dyn->has_interp)
     return refuse(fmt::format("{} is statically linked, so it cannot load the sampling "
                               "library; trace it without --inprocess", executable));
+  // The library is built against glibc: another C library's loader cannot bind it.
+  if (dyn && dyn->interp.find("/ld-linux") == std::string::npos)
+    return refuse(fmt::format("{} is not a glibc program (its loader is {}), and the sampling "
+                              "library needs glibc; trace it without --inprocess",
+                              executable, dyn->interp));
   for (const auto& obj : plan)
     for (const auto& site : obj.sites)
       if (site.kind == LW_FN_MALLOC && site.skipped_reason.empty() && obj.path == executable)
         return refuse(fmt::format("{} defines malloc itself, so its calls would bypass the "
                                   "sampling library; trace it without --inprocess",
                                   obj.display_path));
+  // Calls to an allocator's own API (jemalloc's mallocx/sdallocx, tc_*, mi_*, a prefixed
+  // API) pass the library by; a block from mallocx freed with free() would even stay
+  // "outstanding".  Programs importing such functions are traced in attach mode.
+  auto wrapped = [](const std::string& fn) {
+    static const std::set<std::string> kWrapped = {
+        "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+        "memalign", "valloc", "pvalloc", "free", "cfree"};
+    return kWrapped.contains(fn) || fn.starts_with("_Zn") || fn.starts_with("_Zd");
+  };
+  std::set<std::string> bypass;
+  for (const auto& obj : plan)
+    for (const auto& site : obj.sites)
+      if (site.kind != LW_FN_MMAP && site.kind != LW_FN_MREMAP && site.kind != LW_FN_MUNMAP &&
+          !wrapped(site.function))
+        bypass.insert(site.function);
+  if (!bypass.empty()) {
+    if (auto imports = probe::read_got_imports(executable)) {
+      for (const auto& [slot, name] : *imports)
+        if (bypass.contains(name))
+          return refuse(fmt::format("{} calls {}, which the sampling library does not wrap",
+                                    executable, name));
+    }
+  }
   preload_library_ = *lib;
   return true;
 }
@@ -303,7 +331,9 @@ Result<void> Session::plan_inprocess(probe::MemleakConfig& cfg) {
     std::erase_if(obj.sites, [](const probe::ProbeSite& site) {
       return site.kind != LW_FN_MMAP && site.kind != LW_FN_MREMAP && site.kind != LW_FN_MUNMAP;
     });
-  std::erase_if(cfg.objects, [](const probe::ObjectPlan& obj) { return obj.sites.empty(); });
+  // Allocator objects stay, probes or not: their own mmap calls are the allocator's.
+  std::erase_if(cfg.objects,
+                [](const probe::ObjectPlan& obj) { return obj.sites.empty() && !obj.defines_malloc; });
   auto hooks = probe::plan_preload_hooks(preload_library_);
   if (!hooks) return std::unexpected(hooks.error());
   cfg.objects.push_back(std::move(*hooks));

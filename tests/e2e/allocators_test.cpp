@@ -218,5 +218,48 @@ TEST_F(Allocators, JemallocAtAPathOnlyTheTargetsMountNamespaceHas) {
   expect_leak(*rep, "alloc_leak_realloc", 1, 2222);
 }
 
+// In-process mode (--inprocess, the default with -c --sample-bytes) wraps whatever
+// allocator the program binds to; where it cannot see every allocation it is not used.
+bool in_process(const report::Report& r) { return r.lost.contains("preload_set_full"); }
+
+TEST_F(Allocators, InProcessWrapsPreloadedAndLinkedAllocators) {
+  for (const auto& [env, command] :
+       {std::pair<std::vector<std::string>, std::string>{{"LD_PRELOAD=" + kJemalloc}, fixture("ml_alloc")},
+        {{"LD_PRELOAD=" + kTcmalloc}, fixture("ml_alloc")},
+        {{}, fixture("ml_alloc_tcmalloc")}}) {
+    SCOPED_TRACE(command + (env.empty() ? "" : " with " + env[0]));
+    auto run = run_with_env(env, command, {"--inprocess"});
+    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+    ASSERT_TRUE(run.parsed) << run.result.err;
+    EXPECT_TRUE(in_process(run.report)) << describe(run.report);
+    expect_ml_alloc_leaks(run.report);
+  }
+}
+
+TEST_F(Allocators, InProcessDefaultFallsBackWhereItWouldMissAllocations) {
+  // jemalloc's own API (mallocx/rallocx) and musl programs: attach mode, same exact figures.
+  {
+    auto run = run_with_env({}, fixture("ml_alloc_jemalloc"), {"--sample-bytes", "1"});
+    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+    ASSERT_TRUE(run.parsed) << run.result.err;
+    EXPECT_FALSE(in_process(run.report));
+    EXPECT_NE(run.result.err.find("does not wrap"), std::string::npos) << run.result.err;
+    expect_leak(run.report, "je_leak_mallocx", 3, 1500);
+    expect_leak(run.report, "je_leak_rallocx", 2, 3000);
+  }
+  if (exists(fixture("ml_musl"))) {
+    auto run = run_with_env({}, fixture("ml_musl"), {"--sample-bytes", "1"});
+    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+    ASSERT_TRUE(run.parsed) << run.result.err;
+    EXPECT_FALSE(in_process(run.report));
+    EXPECT_NE(run.result.err.find("not a glibc program"), std::string::npos) << run.result.err;
+    EXPECT_FALSE(run.report.stacks.empty()) << describe(run.report);
+  }
+  // Asked for explicitly, the same obstacle is an error.
+  auto run = run_with_env({}, fixture("ml_alloc_jemalloc"), {"--inprocess"});
+  EXPECT_EQ(run.result.exit_code, 1);
+  EXPECT_NE(run.result.err.find("--inprocess: "), std::string::npos) << run.result.err;
+}
+
 }  // namespace
 }  // namespace leakwatch::testing
