@@ -12,18 +12,7 @@
 namespace leakwatch::testing {
 namespace {
 
-class MemleakInprocess : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
-  }
-};
-
-void expect_leak(const report::Report& r, const std::string& fn, double count, double each) {
-  Totals t = totals_in(r, fn);
-  EXPECT_EQ(t.count, count) << fn << "\n" << describe(r);
-  EXPECT_EQ(t.bytes, count * each) << fn << "\n" << describe(r);
-}
+class MemleakInprocess : public BpfTest {};
 
 bool has_note(const report::Report& r, const std::string& text) {
   for (const auto& n : r.notes)
@@ -42,17 +31,8 @@ TEST_F(MemleakInprocess, EveryCAllocationFunctionExactly) {
     ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
     ASSERT_TRUE(run.parsed) << run.result.err;
     const auto& r = run.report;
-    expect_leak(r, "leak_malloc", 4, 1111);
-    expect_leak(r, "leak_calloc", 3, 777);
-    expect_leak(r, "leak_realloc_chain", 1, 2222);
-    expect_leak(r, "leak_reallocarray", 2, 363);
-    expect_leak(r, "leak_posix_memalign", 2, 640);
-    expect_leak(r, "leak_aligned_alloc", 2, 1280);
-    expect_leak(r, "leak_memalign", 2, 2560);
-    expect_leak(r, "leak_valloc", 1, 5000);
-    expect_leak(r, "leak_pvalloc", 1, 6000);
-    expect_leak(r, "leak_mmap", 2, 12288);  // mmap is still probed where it binds
-    expect_leak(r, "leak_realloc_fail", 1, 3333);
+    expect_ml_functions_leaks(r);
+    // (leak_mmap among them: mmap is still probed where it binds)
     EXPECT_TRUE(stacks_in(r, "balanced").empty()) << describe(r);
     expect_no_loss(r);
     EXPECT_TRUE(r.lost.contains("preload_set_full")) << "the library's counters were read";
@@ -69,38 +49,24 @@ TEST_F(MemleakInprocess, EveryCAllocationFunctionExactly) {
   }
 }
 
-TEST_F(MemleakInprocess, CxxOperatorsNameTheCaller) {
-  auto run = memleak_command(fixture("ml_cxx"), {"--inprocess"});
-  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-  ASSERT_TRUE(run.parsed);
-  const auto& r = run.report;
-  expect_leak(r, "make_widget()", 7, 40);
-  expect_leak(r, "make_array()", 3, 100);
-  expect_leak(r, "make_aligned()", 2, 128);
-  expect_leak(r, "make_nothrow()", 2, 77);
-  EXPECT_TRUE(stacks_in(r, "balanced").empty()) << describe(r);
-  expect_no_loss(r);
-}
-
 TEST_F(MemleakInprocess, ThreadsDlopenAndShortCommands) {
-  {
-    auto run = memleak_command(fixture("ml_threads"), {"--inprocess"});
+  struct Case {
+    const char* fixture;
+    const char* function;
+    double count, each;
+    const char* balanced;  // a function that must hold nothing ("" for none)
+  };
+  for (const Case& c : {Case{"ml_threads", "leak_in_thread", 5, 4321, "produce"},
+                        Case{"ml_dlopen", "plugin_leak", 4, 555, ""},
+                        Case{"ml_short", "leak_short", 3, 999, ""}}) {
+    SCOPED_TRACE(c.fixture);
+    auto run = memleak_command(fixture(c.fixture), {"--inprocess"});
     ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
     ASSERT_TRUE(run.parsed);
-    expect_leak(run.report, "leak_in_thread", 5, 4321);
-    EXPECT_TRUE(stacks_in(run.report, "produce").empty()) << describe(run.report);
-  }
-  {
-    auto run = memleak_command(fixture("ml_dlopen"), {"--inprocess"});
-    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-    ASSERT_TRUE(run.parsed);
-    expect_leak(run.report, "plugin_leak", 4, 555);
-  }
-  {
-    auto run = memleak_command(fixture("ml_short"), {"--inprocess"});
-    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-    ASSERT_TRUE(run.parsed);
-    expect_leak(run.report, "leak_short", 3, 999);
+    expect_exact_leak(run.report, c.function, c.count, c.each);
+    if (*c.balanced) {
+      EXPECT_TRUE(stacks_in(run.report, c.balanced).empty()) << describe(run.report);
+    }
   }
 }
 
@@ -109,7 +75,7 @@ TEST_F(MemleakInprocess, ForkedChildKeepsWorkingAndIsNotTheTarget) {
   auto run = memleak_command(fixture("ml_fork"), {"--inprocess"});
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed);
-  expect_leak(run.report, "leak_parent", 3, 777);
+  expect_exact_leak(run.report, "leak_parent", 3, 777);
   EXPECT_TRUE(stacks_in(run.report, "leak_child").empty()) << describe(run.report);
 }
 
@@ -146,7 +112,7 @@ TEST_F(MemleakInprocess, LargeBlocksAreAlwaysSampled) {
   auto run = memleak_command(fixture("ml_large"), {"--inprocess", "--sample-bytes", "64K"});
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed);
-  expect_leak(run.report, "leak_large_realloc", 1, 4194304);
+  expect_exact_leak(run.report, "leak_large_realloc", 1, 4194304);
   double total_large = 0;
   for (const auto* s : stacks_in(run.report, "leak_large")) total_large += s->bytes.sampled;
   EXPECT_EQ(total_large, 3 * 1048676.0 + 4194304.0) << describe(run.report);

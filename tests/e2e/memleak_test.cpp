@@ -12,18 +12,7 @@
 namespace leakwatch::testing {
 namespace {
 
-class Memleak : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
-  }
-};
-
-void expect_leak(const report::Report& r, const std::string& fn, double count, double each) {
-  Totals t = totals_in(r, fn);
-  EXPECT_EQ(t.count, count) << fn << "\n" << describe(r);
-  EXPECT_EQ(t.bytes, count * each) << fn << "\n" << describe(r);
-}
+class Memleak : public BpfTest {};
 
 TEST_F(Memleak, EveryCAllocationFunctionExactly) {
   for (const char* mode : {"session", "classic"}) {
@@ -32,17 +21,7 @@ TEST_F(Memleak, EveryCAllocationFunctionExactly) {
     ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
     ASSERT_TRUE(run.parsed) << run.result.err;
     const auto& r = run.report;
-    expect_leak(r, "leak_malloc", 4, 1111);
-    expect_leak(r, "leak_calloc", 3, 777);
-    expect_leak(r, "leak_realloc_chain", 1, 2222);
-    expect_leak(r, "leak_reallocarray", 2, 363);
-    expect_leak(r, "leak_posix_memalign", 2, 640);
-    expect_leak(r, "leak_aligned_alloc", 2, 1280);
-    expect_leak(r, "leak_memalign", 2, 2560);
-    expect_leak(r, "leak_valloc", 1, 5000);
-    expect_leak(r, "leak_pvalloc", 1, 6000);
-    expect_leak(r, "leak_mmap", 2, 12288);
-    expect_leak(r, "leak_realloc_fail", 1, 3333);
+    expect_ml_functions_leaks(r);
     // The balanced calls leave nothing behind.
     EXPECT_TRUE(stacks_in(r, "balanced").empty()) << describe(r);
     for (const auto& [name, value] : r.lost) EXPECT_EQ(value, 0u) << name;
@@ -58,19 +37,27 @@ TEST_F(Memleak, EveryCAllocationFunctionExactly) {
 }
 
 TEST_F(Memleak, CxxOperatorNewNamesTheCaller) {
-  auto run = memleak_command(fixture("ml_cxx"));
-  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-  ASSERT_TRUE(run.parsed);
-  const auto& r = run.report;
-  expect_leak(r, "make_widget()", 7, 40);
-  expect_leak(r, "make_array()", 3, 100);
-  expect_leak(r, "make_aligned()", 2, 128);
-  expect_leak(r, "make_nothrow()", 2, 77);
-  EXPECT_TRUE(stacks_in(r, "balanced").empty()) << describe(r);
-  // No stack may start inside the allocator (a nested malloc counted on its own).
-  for (const auto& s : r.stacks) {
-    if (!s.frames.empty()) {
-      EXPECT_NE(s.frames[0].function.rfind("operator new", 0), 0u) << describe(r);
+  // Attach mode probes the operators; in-process mode (the preload's wrappers) must name
+  // the same callers.
+  for (bool inprocess : {false, true}) {
+    SCOPED_TRACE(inprocess ? "in-process" : "attach");
+    auto run = memleak_command(fixture("ml_cxx"),
+                               {inprocess ? "--inprocess" : "--no-inprocess"});
+    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+    ASSERT_TRUE(run.parsed);
+    const auto& r = run.report;
+    EXPECT_EQ(r.lost.contains("preload_set_full"), inprocess);
+    expect_exact_leak(r, "make_widget()", 7, 40);
+    expect_exact_leak(r, "make_array()", 3, 100);
+    expect_exact_leak(r, "make_aligned()", 2, 128);
+    expect_exact_leak(r, "make_nothrow()", 2, 77);
+    EXPECT_TRUE(stacks_in(r, "balanced").empty()) << describe(r);
+    for (const auto& [name, value] : r.lost) EXPECT_EQ(value, 0u) << name;
+    // No stack may start inside the allocator (a nested malloc counted on its own).
+    for (const auto& s : r.stacks) {
+      if (!s.frames.empty()) {
+        EXPECT_NE(s.frames[0].function.rfind("operator new", 0), 0u) << describe(r);
+      }
     }
   }
 }
@@ -80,7 +67,7 @@ TEST_F(Memleak, LargeMmapBackedMallocCountedOnce) {
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed);
   const auto& r = run.report;
-  expect_leak(r, "leak_large_realloc", 1, 4194304);
+  expect_exact_leak(r, "leak_large_realloc", 1, 4194304);
   auto large = stacks_in(r, "leak_large");
   double total_large = 0;
   for (const auto* s : large) total_large += s->bytes.sampled;
@@ -95,7 +82,7 @@ TEST_F(Memleak, CrossThreadFreesMatch) {
   auto run = memleak_command(fixture("ml_threads"));
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed);
-  expect_leak(run.report, "leak_in_thread", 5, 4321);
+  expect_exact_leak(run.report, "leak_in_thread", 5, 4321);
   EXPECT_TRUE(stacks_in(run.report, "produce").empty()) << describe(run.report);
 }
 
@@ -103,7 +90,7 @@ TEST_F(Memleak, LeakInLibraryLoadedAfterAttach) {
   auto run = memleak_command(fixture("ml_dlopen"));
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed);
-  expect_leak(run.report, "plugin_leak", 4, 555);
+  expect_exact_leak(run.report, "plugin_leak", 4, 555);
   auto s = stacks_in(run.report, "plugin_leak");
   ASSERT_FALSE(s.empty());
   EXPECT_EQ(s[0]->frames[0].module, "libml_plugin.so");
@@ -113,7 +100,7 @@ TEST_F(Memleak, ShortCommandSymbolizedAfterExit) {
   auto run = memleak_command(fixture("ml_short"));
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed);
-  expect_leak(run.report, "leak_short", 3, 999);
+  expect_exact_leak(run.report, "leak_short", 3, 999);
 }
 
 TEST_F(Memleak, CallSamplingEstimateWithinTolerance) {

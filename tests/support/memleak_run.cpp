@@ -43,6 +43,26 @@ Totals totals_in(const report::Report& r, const std::string& function) {
   return t;
 }
 
+void expect_exact_leak(const report::Report& r, const std::string& fn, double count, double each) {
+  Totals t = totals_in(r, fn);
+  EXPECT_EQ(t.count, count) << fn << "\n" << describe(r);
+  EXPECT_EQ(t.bytes, count * each) << fn << "\n" << describe(r);
+}
+
+void expect_ml_functions_leaks(const report::Report& r) {
+  expect_exact_leak(r, "leak_malloc", 4, 1111);
+  expect_exact_leak(r, "leak_calloc", 3, 777);
+  expect_exact_leak(r, "leak_realloc_chain", 1, 2222);
+  expect_exact_leak(r, "leak_reallocarray", 2, 363);
+  expect_exact_leak(r, "leak_posix_memalign", 2, 640);
+  expect_exact_leak(r, "leak_aligned_alloc", 2, 1280);
+  expect_exact_leak(r, "leak_memalign", 2, 2560);
+  expect_exact_leak(r, "leak_valloc", 1, 5000);
+  expect_exact_leak(r, "leak_pvalloc", 1, 6000);
+  expect_exact_leak(r, "leak_mmap", 2, 12288);
+  expect_exact_leak(r, "leak_realloc_fail", 1, 3333);
+}
+
 std::string describe(const report::Report& r) {
   std::string s;
   for (const auto& st : r.stacks) {

@@ -1,6 +1,8 @@
 // Running `leakwatch memleak` on a fixture and reading its JSON report.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
 
@@ -28,5 +30,20 @@ struct Totals {
 Totals totals_in(const report::Report& r, const std::string& function);
 
 std::string describe(const report::Report& r);  // for failure messages
+
+// Expects the stacks_in(r, fn) to hold exactly `count` allocations of `each` bytes (sampled
+// figures: the recorded ones).
+void expect_exact_leak(const report::Report& r, const std::string& fn, double count, double each);
+
+// ml_functions' leaks, one per C allocation function (tests/fixtures/ml_functions.c).
+void expect_ml_functions_leaks(const report::Report& r);
+
+// Base of the tests that trace with real BPF: skipped, saying why, without root and BTF.
+class BpfTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
+  }
+};
 
 }  // namespace leakwatch::testing
