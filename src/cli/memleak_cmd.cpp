@@ -658,7 +658,7 @@ int Session::run() {
     }
     int timeout_ms = static_cast<int>((wake - now + 999999) / 1000000);
     if (o_.trace) timeout_ms = std::min(timeout_ms, 100);
-    if (dwarf_) timeout_ms = std::min(timeout_ms, 50);  // keep the snapshot ring drained
+    if (dwarf_) timeout_ms = std::min(timeout_ms, 10);  // keep the (small) snapshot ring drained
 
     pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {pid_fd_.get(), POLLIN, 0}};
     int nfds = pid_fd_.valid() ? 2 : 1;

@@ -214,7 +214,13 @@ int MemleakProbe::poll_snapshots(int timeout_ms,
                                  const std::function<void(const lw_stack_snapshot&)>& on_snapshot) {
   if (!snapshot_ring_) return 0;
   snapshot_cb_ = on_snapshot;
-  int n = ring_buffer__poll(static_cast<ring_buffer*>(snapshot_ring_), timeout_ms);
+  // The BPF side writes snapshots without wakeups (each would cost the traced thread an
+  // irq_work), so epoll never reports them: consume what is there, then wait if asked to.
+  int n = ring_buffer__consume(static_cast<ring_buffer*>(snapshot_ring_));
+  if (n == 0 && timeout_ms > 0) {
+    ::usleep(static_cast<useconds_t>(timeout_ms) * 1000);
+    n = ring_buffer__consume(static_cast<ring_buffer*>(snapshot_ring_));
+  }
   snapshot_cb_ = nullptr;
   return n;
 }

@@ -40,7 +40,10 @@ struct MemleakConfig {
   bool inprocess = false;          // objects include the preload hooks (probe/preload_plan.h)
   bool unwind_dwarf = false;       // send stack snapshots of recorded allocations
   uint32_t snapshot_size = 8192;   // bytes of user stack per snapshot (<= LW_SNAPSHOT_MAX)
-  uint32_t snapshot_ring_bytes = 64u << 20;
+  // Small enough to stay in the CPU caches: with a 64 MiB ring every snapshot landed in cold
+  // memory and cost the traced thread ~15 us instead of ~2.5 us (8 KiB snapshots, measured
+  // with bpf_stats); user space drains it every 10 ms.
+  uint32_t snapshot_ring_bytes = 8u << 20;
 };
 
 struct AttachResult {
