@@ -141,11 +141,28 @@ TEST(AgentConfig, TheExampleFileParses) {
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->targets.size(), 1u);
   EXPECT_DOUBLE_EQ(c->memleak_sampling.cooldown_s, 1800);
+  EXPECT_DOUBLE_EQ(c->memleak_sampling.sampling_config.growth_seconds, 30);
   EXPECT_DOUBLE_EQ(c->detection.rate_window_s, 120);
   EXPECT_DOUBLE_EQ(c->detection.sustained_for_s, 300);
   EXPECT_DOUBLE_EQ(c->detection.min_spread_bytes_per_s, 1024);
   EXPECT_EQ(c->reports.max_count, 100u);
   EXPECT_DOUBLE_EQ(c->reports.max_age_s, 7 * 86400);
+}
+
+TEST(AgentConfig, GrowthStepTakesAtMostHalfTheTimeBox) {
+  auto with = [](const std::string& sampling) {
+    auto c = parse_config("targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n" +
+                          sampling);
+    EXPECT_TRUE(c) << c.error().message;
+    return c ? c->growth_step_s() : -1;
+  };
+  EXPECT_DOUBLE_EQ(with("    duration_limit: 300\n"), 30);  // the default
+  EXPECT_DOUBLE_EQ(with("    growth_seconds: 45s\n"), 45);
+  EXPECT_DOUBLE_EQ(with("    growth_seconds: 2min\n"), 120);
+  EXPECT_DOUBLE_EQ(with("    growth_seconds: 0\n"), 0);  // no growth step
+  EXPECT_DOUBLE_EQ(with("    growth_seconds: 200\n"), 150);  // half of production's 300
+  EXPECT_DOUBLE_EQ(with("    duration_limit: 40\n"), 20);
+  EXPECT_DOUBLE_EQ(with("    duration_limit: 4\n    growth_seconds: 2\n"), 2);
 }
 
 TEST(AgentConfig, TheDaemonSetConfigMapParses) {
@@ -210,6 +227,18 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
       {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
        "    duration_limit: soon\n",
        "bad.yaml:5:", "memleak_sampling.sampling_config.duration_limit", "duration"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    duration_limit: 300\n    growth_seconds: -5\n",
+       "bad.yaml:6:", "memleak_sampling.sampling_config.growth_seconds",
+       "expected a duration such as 300 (seconds)"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    growth_seconds: a while\n",
+       "bad.yaml:5:", "memleak_sampling.sampling_config.growth_seconds", "expected a duration"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    growth_second: 30\n",
+       "bad.yaml:5:", "memleak_sampling.sampling_config.growth_second",
+       "unknown key (expected one of: default_sample_rate, aggressive_sample_rate, "
+       "duration_limit, growth_seconds)"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
        "    - oom_risk_score: \">1.5\"\n",
        "bad.yaml:5:", "oom_risk_score", "between 0 and 1"},
