@@ -336,8 +336,9 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
   req.duration_s = config_.investigation_duration_s();
   req.overhead_budget_percent = config_.overhead_budget_percent;
   req.reason = describe(why, e, ms.trigger_conditions);
-  log::info("agent: investigating pid {} ({}) for up to {}: {}", req.pid, req.comm,
-            format_duration(req.duration_s), req.reason);
+  log::info("agent: investigating pid {} ({}) for up to {} (growth step {}): {}", req.pid,
+            req.comm, format_duration(req.duration_s), format_duration(config_.growth_step_s()),
+            req.reason);
 
   auto run = std::make_unique<Running>();
   run->target = req.target;
@@ -350,25 +351,20 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
   }
   // The thread owns copies of everything it uses except the Agent's counters (mu_) and
   // stop_, which outlive it: shutdown() joins every thread before the Agent goes away.
-  r->thread = std::thread([this, r, req, factory = options_.investigator, store = store_] {
-    std::string outcome;
-    std::map<std::string, uint64_t> lost;
+  r->thread = std::thread([this, r, req, growth_s = config_.growth_step_s(),
+                           factory = options_.investigator, growth_factory = options_.growth,
+                           store = store_] {
+    InvestigationRecord rec = run_investigation(req, growth_s, growth_factory, factory, stop_);
     bool stored = false, store_failed = false;
-    const int64_t started = unix_ms_now();
-    std::unique_ptr<Investigator> inv = factory ? factory() : nullptr;
-    if (!inv) {
-      outcome = "unavailable";
-      log::warn("agent: no investigator available: pid {} not traced", req.pid);
-    } else if (auto res = inv->run(req, stop_); !res) {
-      outcome = "failed";
-      log::error("agent: investigation of pid {} failed: {}", req.pid, res.error().message);
-    } else {
-      outcome = to_string(res->end);
-      lost = res->report.lost;
-      if (auto s = store->store(req, *res, started, unix_ms_now()); s) {
+    if (rec.memleak || (rec.growth && rec.growth->result)) {
+      if (auto s = store->store(rec); s) {
         stored = true;
-        log::info("agent: report {} stored ({}, {} stacks, top: {})", s->id, outcome, s->stacks,
-                  s->top_function.empty() ? "-" : s->top_function);
+        log::info("agent: report {} stored ({}, {} stacks, top: {}{})", s->id, rec.end,
+                  s->stacks, s->top_function.empty() ? "-" : s->top_function,
+                  s->growth ? "; growth top: " +
+                                  (s->growth->top_function.empty() ? "-"
+                                                                   : s->growth->top_function)
+                            : std::string());
       } else {
         store_failed = true;
         log::error("agent: report of pid {} not stored: {}", req.pid, s.error().message);
@@ -376,8 +372,13 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
     }
     {
       std::lock_guard lock(mu_);
-      counters_.investigations[{req.target, outcome}]++;
-      for (auto& [name, n] : lost) counters_.lost[name] += n;
+      counters_.investigations[{req.target, rec.end}]++;
+      if (rec.growth) counters_.growth_steps[{req.target, rec.growth->outcome}]++;
+      if (rec.memleak)
+        for (auto& [name, n] : rec.memleak->report.lost) counters_.lost[name] += n;
+      if (rec.growth && rec.growth->result)
+        for (auto& [name, n] : rec.growth->result->report.lost)
+          counters_.lost["growth_" + name] += n;
       counters_.reports_stored += stored ? 1 : 0;
       counters_.report_errors += store_failed ? 1 : 0;
       --running_count_;

@@ -1,7 +1,9 @@
 // The agent: every interval it resolves the configured targets to processes (and cgroups),
 // collects their layer-1 figures, feeds one GrowthDetector per process instance, evaluates
 // the trigger conditions and starts at most one investigation per target (and at most
-// max_concurrent overall), each on its own thread, storing the report when it ends.
+// max_concurrent overall), each on its own thread: a growth step (layer 2, where resident
+// memory grows) and then an allocation trace (layer 3) in one time box, storing both
+// reports together when it ends.
 //
 //   tick() ─▶ resolve targets ─▶ collect ─▶ detect ─▶ triggers ─▶ investigation thread
 //                                  │                                   │
@@ -34,6 +36,7 @@ namespace leakwatch::agent {
 
 struct AgentOptions {
   InvestigatorFactory investigator;  // empty: investigations are counted as unavailable
+  GrowthLocatorFactory growth;       // empty: growth steps are counted as unavailable
   std::string proc_root = "/proc";
   std::string cgroup_root;           // cgroup2 mount point; "" = from /proc/self/mountinfo
   // CPU a smaps_rollup read may cost per sample: a process whose page walk costs more is
@@ -76,8 +79,10 @@ struct Snapshot {
 struct AgentCounters {
   std::map<std::pair<std::string, std::string>, uint64_t> triggers;        // target, reason
   std::map<std::pair<std::string, std::string>, uint64_t> investigations;  // target, outcome
+  std::map<std::pair<std::string, std::string>, uint64_t> growth_steps;    // target, outcome
   std::map<std::string, uint64_t> collection_errors;  // kind
-  std::map<std::string, uint64_t> lost;               // report loss counter -> sum
+  std::map<std::string, uint64_t> lost;  // report loss counter -> sum ("growth_" + the
+                                         // growth report's counters)
   uint64_t reports_stored = 0;
   uint64_t report_errors = 0;
   uint64_t ticks = 0;

@@ -15,6 +15,8 @@ namespace {
 
 constexpr const char* kInvestigationOutcomes[] = {
     "duration", "overhead_budget", "stopped", "target_exited", "failed", "unavailable"};
+constexpr const char* kGrowthOutcomes[] = {"duration", "stopped", "target_exited", "failed",
+                                           "unavailable"};
 
 void add_psi(Exposition& x, const metrics::Psi& psi, const Labels& base) {
   auto line = [&](const char* kind, const metrics::PsiLine& l) {
@@ -145,12 +147,17 @@ std::string Agent::metrics_text() const {
             lb, t.investigating ? 1 : 0);
     for (const char* outcome : kInvestigationOutcomes)
       c.investigations.try_emplace({t.target, outcome}, 0);
+    for (const char* outcome : kGrowthOutcomes) c.growth_steps.try_emplace({t.target, outcome}, 0);
   }
   for (auto& [key, n] : c.triggers)
     x.counter("leakwatch_triggers_total", "Trigger conditions that started to hold",
               {{"target", key.first}, {"reason", key.second}}, static_cast<double>(n));
   for (auto& [key, n] : c.investigations)
     x.counter("leakwatch_investigations_total", "Investigations ended, by how they ended",
+              {{"target", key.first}, {"outcome", key.second}}, static_cast<double>(n));
+  for (auto& [key, n] : c.growth_steps)
+    x.counter("leakwatch_growth_steps_total",
+              "Growth steps (layer 2, before the allocation trace) ended, by how they ended",
               {{"target", key.first}, {"outcome", key.second}}, static_cast<double>(n));
   x.gauge("leakwatch_investigations_running", "Investigations running now", {},
           static_cast<double>(running));

@@ -46,6 +46,11 @@ double AgentConfig::investigation_duration_s() const {
                   environment_duration_cap_s(environment));
 }
 
+double AgentConfig::growth_step_s() const {
+  return std::min(memleak_sampling.sampling_config.growth_seconds,
+                  investigation_duration_s() / 2);
+}
+
 Result<ListenAddress> parse_listen(std::string_view text) {
   ListenAddress a;
   size_t colon = text.rfind(':');
@@ -281,7 +286,7 @@ Result<void> Parser::parse_sampling(const YAML::Node& n, AgentConfig& c) const {
   if (auto s = n["sampling_config"]) {
     const std::string sp = path + ".sampling_config";
     LW_CHECK(check_keys(s, sp, {"default_sample_rate", "aggressive_sample_rate",
-                                "duration_limit"}));
+                                "duration_limit", "growth_seconds"}));
     SamplingConfig& sc = m.sampling_config;
     if (auto v = s["default_sample_rate"])
       LW_ASSIGN(sc.default_sample_rate, positive_integer(v, sp + ".default_sample_rate"));
@@ -292,6 +297,9 @@ Result<void> Parser::parse_sampling(const YAML::Node& n, AgentConfig& c) const {
       if (sc.duration_limit_s <= 0)
         return std::unexpected(error(v, sp + ".duration_limit", "expected a positive duration"));
     }
+    // Durations never parse negative; 0 turns the growth step off.
+    if (auto v = s["growth_seconds"])
+      LW_ASSIGN(sc.growth_seconds, quantity(v, sp + ".growth_seconds", parse_duration));
   }
   return {};
 }

@@ -43,6 +43,9 @@ struct SamplingConfig {
   uint64_t default_sample_rate = 1000;   // 1 in N allocations (memleak -s N)
   uint64_t aggressive_sample_rate = 100; // used when the OOM-risk condition fired
   double duration_limit_s = 300;         // before the environment cap
+  // Layer-2 step (page faults and mappings by stack) run before the allocation trace,
+  // inside the same time box; 0 disables it.  AgentConfig::growth_step_s() caps it.
+  double growth_seconds = 30;
 };
 
 struct MemleakSampling {
@@ -81,8 +84,11 @@ struct AgentConfig {
   DetectionConfig detection;
   ReportsConfig reports;
 
-  // duration_limit capped by the environment.
+  // duration_limit capped by the environment: the whole investigation's time box.
   double investigation_duration_s() const;
+  // The growth step's share of that box: growth_seconds, at most half of it, so that the
+  // allocation trace (which gets the rest) always has at least half.  0: no growth step.
+  double growth_step_s() const;
 };
 
 struct ListenAddress {

@@ -14,6 +14,7 @@
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "report/growth_writer.h"
 #include "report/json_writer.h"
 #include "report/pprof_writer.h"
 #include "report/text_writer.h"
@@ -55,6 +56,72 @@ bool is_allocator_frame(const report::Frame& f) {
          fn.starts_with("__libc_") || fn.starts_with("_int_");
 }
 
+// The growth report's stacks start where the kernel saw the growth: a fault in memset or in
+// the allocator, or the mmap/brk wrapper of a syscall.  The summary names the first frame
+// above those.
+bool is_growth_plumbing_frame(const report::Frame& f) {
+  static const std::array<std::string_view, 8> kWrappers{
+      "mmap", "mmap64", "munmap", "mremap", "brk", "sbrk", "sysmalloc", "systrim"};
+  static const std::array<std::string_view, 6> kPrefixes{
+      "__mmap", "__munmap", "__mremap", "__brk", "__sbrk", "__mem"};
+  if (is_allocator_frame(f)) return true;
+  std::string_view fn = f.function;
+  if (size_t paren = fn.find('('); paren != std::string_view::npos) fn = fn.substr(0, paren);
+  if (fn.starts_with("memset") || fn.starts_with("memcpy") || fn.starts_with("memmove"))
+    return true;
+  for (std::string_view p : kPrefixes)
+    if (fn.starts_with(p)) return true;
+  return std::find(kWrappers.begin(), kWrappers.end(), fn) != kWrappers.end();
+}
+
+json growth_to_json(const StoredGrowth& g) {
+  return json{{"outcome", g.outcome},
+              {"error", g.error},
+              {"duration_s", g.duration_s},
+              {"stacks", g.stacks},
+              {"top_function", g.top_function},
+              {"top_bytes", g.top_bytes},
+              {"faulted_bytes", g.faulted_bytes},
+              {"mapped_bytes", g.mapped_bytes},
+              {"lost", g.lost}};
+}
+
+StoredGrowth growth_from_json(const json& j) {
+  StoredGrowth g;
+  g.outcome = j.value("outcome", "");
+  g.error = j.value("error", "");
+  g.duration_s = j.value("duration_s", 0.0);
+  g.stacks = j.value("stacks", size_t{0});
+  g.top_function = j.value("top_function", "");
+  g.top_bytes = j.value("top_bytes", 0.0);
+  g.faulted_bytes = j.value("faulted_bytes", 0.0);
+  g.mapped_bytes = j.value("mapped_bytes", 0.0);
+  g.lost = j.value("lost", uint64_t{0});
+  return g;
+}
+
+StoredGrowth summarize(const GrowthStep& step) {
+  StoredGrowth g;
+  g.outcome = step.outcome;
+  g.error = step.error;
+  if (!step.result) return g;
+  const report::GrowthReport& rep = step.result->report;
+  g.duration_s = rep.duration_s;
+  g.stacks = rep.stacks.size();
+  g.faulted_bytes = rep.totals.faulted_bytes;
+  g.mapped_bytes = rep.totals.mapped_bytes;
+  for (auto& [name, n] : rep.lost) g.lost += n;
+  if (!rep.stacks.empty()) {
+    g.top_bytes = rep.stacks.front().growth_bytes;
+    for (const report::Frame& f : rep.stacks.front().frames)
+      if (!f.function.empty() && !is_growth_plumbing_frame(f)) {
+        g.top_function = f.function;
+        break;
+      }
+  }
+  return g;
+}
+
 json to_json(const StoredReport& r) {
   return json{{"id", r.id},
               {"started_unix_ms", r.started_unix_ms},
@@ -64,6 +131,7 @@ json to_json(const StoredReport& r) {
               {"comm", r.comm},
               {"reason", r.reason},
               {"end", r.end},
+              {"memleak_error", r.memleak_error},
               {"duration_s", r.duration_s},
               {"sample_rate", r.sample_rate},
               {"overhead_percent", r.overhead_percent},
@@ -71,6 +139,7 @@ json to_json(const StoredReport& r) {
               {"top_function", r.top_function},
               {"top_bytes", r.top_bytes},
               {"lost", r.lost},
+              {"growth", r.growth ? growth_to_json(*r.growth) : json(nullptr)},
               {"files", r.files}};
 }
 
@@ -84,6 +153,7 @@ StoredReport from_json(const json& j) {
   r.comm = j.value("comm", "");
   r.reason = j.value("reason", "");
   r.end = j.value("end", "");
+  r.memleak_error = j.value("memleak_error", "");
   r.duration_s = j.value("duration_s", 0.0);
   r.sample_rate = j.value("sample_rate", uint64_t{0});
   r.overhead_percent = j.value("overhead_percent", 0.0);
@@ -91,6 +161,7 @@ StoredReport from_json(const json& j) {
   r.top_function = j.value("top_function", "");
   r.top_bytes = j.value("top_bytes", 0.0);
   r.lost = j.value("lost", uint64_t{0});
+  if (auto g = j.find("growth"); g != j.end() && g->is_object()) r.growth = growth_from_json(*g);
   r.files = j.value("files", std::vector<std::string>{});
   return r;
 }
@@ -128,7 +199,24 @@ Result<std::unique_ptr<ReportStore>> ReportStore::open(const std::string& dir,
 Result<StoredReport> ReportStore::store(const InvestigationRequest& request,
                                         const InvestigationResult& result,
                                         int64_t started_unix_ms, int64_t finished_unix_ms) {
-  const report::Report& rep = result.report;
+  InvestigationRecord record;
+  record.request = request;
+  record.memleak = result;
+  record.end = to_string(result.end);
+  record.started_unix_ms = started_unix_ms;
+  record.finished_unix_ms = finished_unix_ms;
+  return store(record);
+}
+
+Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
+  const InvestigationRequest& request = record.request;
+  const GrowthResult* growth =
+      record.growth && record.growth->result ? &*record.growth->result : nullptr;
+  if (!record.memleak && !growth)
+    return fail("investigation of pid {}: nothing to store (no allocation report, no growth "
+                "report)", request.pid);
+  const int64_t started_unix_ms = record.started_unix_ms;
+  const int64_t finished_unix_ms = record.finished_unix_ms;
   StoredReport e;
   e.started_unix_ms = started_unix_ms;
   e.finished_unix_ms = finished_unix_ms;
@@ -136,32 +224,51 @@ Result<StoredReport> ReportStore::store(const InvestigationRequest& request,
   e.pid = request.pid;
   e.comm = request.comm;
   e.reason = request.reason;
-  e.end = to_string(result.end);
-  e.duration_s = rep.duration_s;
+  e.end = record.end;
+  e.memleak_error = record.memleak_error;
   e.sample_rate = request.sample_rate;
-  e.overhead_percent = result.overhead.overhead_percent;
-  e.stacks = rep.stacks.size();
-  for (auto& [name, n] : rep.lost) e.lost += n;
-  if (!rep.stacks.empty()) {
-    e.top_bytes = rep.stacks.front().bytes.estimate;
-    for (const report::Frame& f : rep.stacks.front().frames)
-      if (!f.function.empty() && !is_allocator_frame(f)) {
-        e.top_function = f.function;
-        break;
-      }
-  }
+  if (record.growth) e.growth = summarize(*record.growth);
 
   // Render everything before touching the disk: a writer failure leaves nothing behind.
   std::vector<std::pair<std::string, std::string>> files;
-  files.emplace_back("report.json", report::write_json(rep));
-  report::TextOptions text;
-  text.time_hhmmss = local_hhmmss(finished_unix_ms);
-  files.emplace_back("report.txt", report::write_bcc_text(rep, text));
-  if (auto pprof = report::write_pprof(rep)) {
-    files.emplace_back("profile.pb.gz", std::move(*pprof));
-  } else {
-    log::warn("agent: pprof profile of pid {} not written: {}", request.pid,
-              pprof.error().message);
+  if (record.memleak) {
+    const InvestigationResult& result = *record.memleak;
+    const report::Report& rep = result.report;
+    e.duration_s = rep.duration_s;
+    e.overhead_percent = result.overhead.overhead_percent;
+    e.stacks = rep.stacks.size();
+    for (auto& [name, n] : rep.lost) e.lost += n;
+    if (!rep.stacks.empty()) {
+      e.top_bytes = rep.stacks.front().bytes.estimate;
+      for (const report::Frame& f : rep.stacks.front().frames)
+        if (!f.function.empty() && !is_allocator_frame(f)) {
+          e.top_function = f.function;
+          break;
+        }
+    }
+    files.emplace_back("report.json", report::write_json(rep));
+    report::TextOptions text;
+    text.time_hhmmss = local_hhmmss(finished_unix_ms);
+    files.emplace_back("report.txt", report::write_bcc_text(rep, text));
+    if (auto pprof = report::write_pprof(rep)) {
+      files.emplace_back("profile.pb.gz", std::move(*pprof));
+    } else {
+      log::warn("agent: pprof profile of pid {} not written: {}", request.pid,
+                pprof.error().message);
+    }
+  }
+  if (growth) {
+    const report::GrowthReport& rep = growth->report;
+    files.emplace_back("growth.json", report::write_growth_json(rep));
+    report::GrowthTextOptions text;
+    text.time_hhmmss = local_hhmmss(finished_unix_ms);
+    files.emplace_back("growth.txt", report::write_growth_text(rep, text));
+    if (auto pprof = report::render_growth(rep, report::Format::kPprof, text)) {
+      files.emplace_back("growth.pb.gz", std::move(*pprof));
+    } else {
+      log::warn("agent: growth pprof profile of pid {} not written: {}", request.pid,
+                pprof.error().message);
+    }
   }
   json inv{{"request",
             {{"pid", request.pid},
@@ -173,14 +280,23 @@ Result<StoredReport> ReportStore::store(const InvestigationRequest& request,
              {"overhead_budget_percent", request.overhead_budget_percent},
              {"reason", request.reason}}},
            {"end", e.end},
-           {"overhead",
-            {{"target_cpu_s", result.overhead.target_cpu_s},
-             {"probe_hits", result.overhead.probe_hits},
-             {"per_hit_cost_ns", result.overhead.per_hit_cost_ns},
-             {"estimated_cost_s", result.overhead.estimated_cost_s},
-             {"overhead_percent", result.overhead.overhead_percent}}},
+           {"memleak_error", e.memleak_error},
            {"started_unix_ms", started_unix_ms},
            {"finished_unix_ms", finished_unix_ms}};
+  if (record.memleak) {
+    const InvestigationOverhead& o = record.memleak->overhead;
+    inv["overhead"] = {{"target_cpu_s", o.target_cpu_s},
+                       {"probe_hits", o.probe_hits},
+                       {"per_hit_cost_ns", o.per_hit_cost_ns},
+                       {"estimated_cost_s", o.estimated_cost_s},
+                       {"overhead_percent", o.overhead_percent}};
+  }
+  if (record.growth) {
+    inv["growth"] = {{"requested_s", record.growth->requested_s},
+                     {"outcome", record.growth->outcome},
+                     {"error", record.growth->error},
+                     {"duration_s", growth ? growth->report.duration_s : 0.0}};
+  }
   files.emplace_back("investigation.json", inv.dump(2) + "\n");
 
   std::lock_guard lock(mu_);

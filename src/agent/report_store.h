@@ -3,10 +3,17 @@
 //   reports_dir/
 //     index.json                      [ entry, ... ] newest last (what /api/reports serves)
 //     20250101T120000Z-myservice-1234/
-//       report.json                   report/json_writer.h
+//       report.json                   allocation report (report/json_writer.h)
 //       report.txt                    BCC memleak text (report/text_writer.h)
 //       profile.pb.gz                 pprof (report/pprof_writer.h)
-//       investigation.json            the request, overhead figures and how it ended
+//       growth.json                   growth step's report (report/growth_writer.h)
+//       growth.txt                    its text
+//       growth.pb.gz                  its pprof (faulted_bytes, mapped_bytes, faults)
+//       investigation.json            the request, overhead figures, how each step ended
+//
+// The report.* files exist when the allocation trace produced a report, the growth.* ones
+// when the growth step did; an investigation is stored when at least one of them did.  An
+// entry's "files" lists what its directory holds.
 //
 // Every file, the index included, is written to a temporary name and renamed, and a
 // report enters the index only after all its files are complete: a reader (or a crash)
@@ -16,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +33,20 @@
 
 namespace leakwatch::agent {
 
+// The growth step as an index entry summarises it.
+struct StoredGrowth {
+  std::string outcome;             // duration|stopped|target_exited|failed|unavailable
+  std::string error;               // why there is no growth report (failed, unavailable)
+  double duration_s = 0;           // traced for (0 without a report)
+  size_t stacks = 0;
+  std::string top_function;        // innermost named frame of the largest growth, past
+                                   // the mmap/brk wrappers and the allocator
+  double top_bytes = 0;            // its growth_bytes
+  double faulted_bytes = 0;        // anonymous first touches, all stacks (estimated)
+  double mapped_bytes = 0;         // anonymous bytes still mapped, all stacks (exact)
+  uint64_t lost = 0;               // sum of the growth report's loss counters
+};
+
 struct StoredReport {
   std::string id;                  // also the subdirectory name
   int64_t started_unix_ms = 0;
@@ -33,7 +55,9 @@ struct StoredReport {
   int pid = 0;
   std::string comm;
   std::string reason;
-  std::string end;                 // to_string(InvestigationEnd)
+  std::string end;                 // InvestigationRecord::end
+  std::string memleak_error;       // why there is no allocation report, or ""
+  // The allocation trace's figures (0 and "" without an allocation report):
   double duration_s = 0;
   uint64_t sample_rate = 0;
   double overhead_percent = 0;
@@ -41,6 +65,7 @@ struct StoredReport {
   std::string top_function;        // innermost named frame of the largest stack
   double top_bytes = 0;            // its estimated outstanding bytes
   uint64_t lost = 0;               // sum of the report's loss counters
+  std::optional<StoredGrowth> growth;  // absent when no growth step was configured
   std::vector<std::string> files;  // relative to the report's directory
 };
 
@@ -53,7 +78,10 @@ class ReportStore {
   [[nodiscard]] static Result<std::unique_ptr<ReportStore>> open(const std::string& dir,
                                                                  ReportsConfig retention);
 
-  // Writes the report's files and adds it to the index, then prunes.
+  // Writes the investigation's files and adds it to the index, then prunes.  Fails
+  // without writing anything when the record holds neither report.
+  [[nodiscard]] Result<StoredReport> store(const InvestigationRecord& record);
+  // An allocation trace alone (no growth step).
   [[nodiscard]] Result<StoredReport> store(const InvestigationRequest& request,
                                            const InvestigationResult& result,
                                            int64_t started_unix_ms, int64_t finished_unix_ms);

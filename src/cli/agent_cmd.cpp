@@ -66,7 +66,8 @@ CLI::App* add_agent_subcommand(CLI::App& app, AgentCommandOptions& options) {
 }
 
 int run_agent_command(const AgentCommandOptions& options,
-                      agent::InvestigatorFactory investigator) {
+                      agent::InvestigatorFactory investigator,
+                      agent::GrowthLocatorFactory growth) {
   auto config = agent::load_config(options.config_path);
   if (!config) {
     std::fprintf(stderr, "leakwatch agent: %s\n", config.error().message.c_str());
@@ -94,6 +95,7 @@ int run_agent_command(const AgentCommandOptions& options,
 
   agent::AgentOptions agent_options;
   agent_options.investigator = std::move(investigator);
+  agent_options.growth = std::move(growth);
   agent_options.proc_root = options.proc_root;
   auto a = agent::Agent::create(*config, std::move(agent_options));
   if (!a) {

@@ -5,8 +5,10 @@
 //   cli::AgentCommandOptions agent_options;
 //   CLI::App* agent_cmd = cli::add_agent_subcommand(app, agent_options);
 //   ... app.parse(argc, argv) ...
-//   if (agent_cmd->parsed()) return cli::run_agent_command(agent_options, factory);
-// where `factory` creates the layer-3 Investigator (BPF memleak, in-process).
+//   if (agent_cmd->parsed())
+//     return cli::run_agent_command(agent_options, investigator_factory, growth_factory);
+// where the factories create the layer-3 Investigator (BPF memleak, in-process) and the
+// layer-2 GrowthLocator (BPF tracepoints, in-process) of each investigation.
 #pragma once
 
 #include <string>
@@ -34,6 +36,7 @@ CLI::App* add_agent_subcommand(CLI::App& app, AgentCommandOptions& options);
 // SIGINT/SIGTERM/SIGHUP so that every thread it creates inherits the mask and the loop
 // receives them synchronously.
 int run_agent_command(const AgentCommandOptions& options,
-                      agent::InvestigatorFactory investigator);
+                      agent::InvestigatorFactory investigator,
+                      agent::GrowthLocatorFactory growth);
 
 }  // namespace leakwatch::cli

@@ -6,6 +6,7 @@
 
 #include "cli/agent_cmd.h"
 #include "cli/growth_cmd.h"
+#include "cli/growth_locator.h"
 #include "cli/memleak_cmd.h"
 #include "cli/memleak_investigator.h"
 #include "cli/report_cmd.h"
@@ -41,7 +42,9 @@ int run(int argc, char** argv) {
   if (growth_cmd->parsed()) return run_growth(growth);
   if (report_cmd->parsed()) return run_report(report);
   if (agent_cmd->parsed())
-    return run_agent_command(agent, [] { return std::make_unique<MemleakInvestigator>(); });
+    return run_agent_command(
+        agent, [] { return std::make_unique<MemleakInvestigator>(); },
+        [] { return std::make_unique<TracepointGrowthLocator>(); });
   return 2;
 }
 

@@ -91,7 +91,10 @@ TEST(AgentSignals, HupReloadsAndTermSavesTheRunningInvestigation) {
     ::dup2(fd, 2);
     AgentCommandOptions o;
     o.config_path = cfg;
-    int rc = run_agent_command(o, [&] { return std::make_unique<UntilStopped>(marker); });
+    // No growth locator (its step is counted as unavailable): this test is about the
+    // signals, not the tracers.
+    int rc = run_agent_command(o, [&] { return std::make_unique<UntilStopped>(marker); },
+                               nullptr);
     ::_exit(rc);
   }
   ASSERT_GT(agent, 0);
@@ -156,7 +159,7 @@ TEST(AgentSignals, OnceAndExitCodes) {
       AgentCommandOptions o;
       o.config_path = dir + "/c.yaml";
       o.once = true;
-      int rc = run_agent_command(o, nullptr);
+      int rc = run_agent_command(o, nullptr, nullptr);
       std::fflush(stdout);
       ::_exit(rc);
     }

@@ -5,8 +5,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "agent/agent.h"
 #include "agent/config.h"
 #include "agent/units.h"
+#include "agent_loop_testing.h"
+#include "common/atomic_file.h"
 
 namespace leakwatch::agent {
 namespace {
@@ -141,11 +144,61 @@ TEST(AgentConfig, TheExampleFileParses) {
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->targets.size(), 1u);
   EXPECT_DOUBLE_EQ(c->memleak_sampling.cooldown_s, 1800);
+  EXPECT_DOUBLE_EQ(c->memleak_sampling.sampling_config.growth_seconds, 30);
   EXPECT_DOUBLE_EQ(c->detection.rate_window_s, 120);
   EXPECT_DOUBLE_EQ(c->detection.sustained_for_s, 300);
   EXPECT_DOUBLE_EQ(c->detection.min_spread_bytes_per_s, 1024);
   EXPECT_EQ(c->reports.max_count, 100u);
   EXPECT_DOUBLE_EQ(c->reports.max_age_s, 7 * 86400);
+}
+
+TEST(AgentConfig, GrowthStepTakesAtMostHalfTheTimeBox) {
+  auto with = [](const std::string& sampling) {
+    auto c = parse_config("targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n" +
+                          sampling);
+    EXPECT_TRUE(c) << c.error().message;
+    return c ? c->growth_step_s() : -1;
+  };
+  EXPECT_DOUBLE_EQ(with("    duration_limit: 300\n"), 30);  // the default
+  EXPECT_DOUBLE_EQ(with("    growth_seconds: 45s\n"), 45);
+  EXPECT_DOUBLE_EQ(with("    growth_seconds: 2min\n"), 120);
+  EXPECT_DOUBLE_EQ(with("    growth_seconds: 0\n"), 0);  // no growth step
+  EXPECT_DOUBLE_EQ(with("    growth_seconds: 200\n"), 150);  // half of production's 300
+  EXPECT_DOUBLE_EQ(with("    duration_limit: 40\n"), 20);
+  EXPECT_DOUBLE_EQ(with("    duration_limit: 4\n    growth_seconds: 2\n"), 2);
+}
+
+// The example configuration in README.md's agent section (the indented block that starts
+// with "# leakwatch.yaml"), as a user would copy it: it parses, and an agent starts on it
+// and evaluates (what `leakwatch agent --config leakwatch.yaml --once` does).
+TEST(AgentConfig, TheReadmeExampleWorks) {
+  const std::string readme = read_file(std::string(LEAKWATCH_SOURCE_DIR) + "/README.md").value();
+  const size_t section = readme.find("\n## leakwatch agent\n");
+  ASSERT_NE(section, std::string::npos) << "README.md has no agent section";
+  const size_t next_section = readme.find("\n## ", section + 1);
+  size_t at = readme.find("\n    # leakwatch.yaml\n", section);
+  ASSERT_LT(at, next_section) << "no example configuration in the agent section";
+  std::string yaml;
+  for (++at; at < readme.size();) {
+    size_t eol = readme.find('\n', at);
+    std::string line = readme.substr(at, eol - at);
+    if (!line.empty() && !line.starts_with("    ")) break;
+    yaml += (line.empty() ? line : line.substr(4)) + "\n";
+    at = eol + 1;
+  }
+  auto c = parse_config(yaml, "README.md");
+  ASSERT_TRUE(c) << c.error().message << "\n" << yaml;
+  EXPECT_TRUE(c->memleak_sampling.enabled);
+  EXPECT_GT(c->growth_step_s(), 0);
+  EXPECT_LE(c->growth_step_s(), c->investigation_duration_s() / 2);
+  ASSERT_FALSE(c->targets.empty());
+
+  TempDir tmp;
+  c->reports_dir = tmp.path() + "/reports";  // not the working directory of the test
+  auto agent = Agent::create(*c, AgentOptions{});
+  ASSERT_TRUE(agent) << agent.error().message;
+  (*agent)->tick();
+  EXPECT_FALSE((*agent)->status_lines().empty());
 }
 
 TEST(AgentConfig, TheDaemonSetConfigMapParses) {
@@ -210,6 +263,18 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
       {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
        "    duration_limit: soon\n",
        "bad.yaml:5:", "memleak_sampling.sampling_config.duration_limit", "duration"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    duration_limit: 300\n    growth_seconds: -5\n",
+       "bad.yaml:6:", "memleak_sampling.sampling_config.growth_seconds",
+       "expected a duration such as 300 (seconds)"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    growth_seconds: a while\n",
+       "bad.yaml:5:", "memleak_sampling.sampling_config.growth_seconds", "expected a duration"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    growth_second: 30\n",
+       "bad.yaml:5:", "memleak_sampling.sampling_config.growth_second",
+       "unknown key (expected one of: default_sample_rate, aggressive_sample_rate, "
+       "duration_limit, growth_seconds)"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
        "    - oom_risk_score: \">1.5\"\n",
        "bad.yaml:5:", "oom_risk_score", "between 0 and 1"},

@@ -15,6 +15,7 @@
 
 #include "agent/agent.h"
 #include "metrics/system_collector.h"
+#include "agent_loop_testing.h"
 #include "agent_testing.h"
 #include "common/atomic_file.h"
 #include "report/json_writer.h"
@@ -25,115 +26,10 @@ namespace fs = std::filesystem;
 using leakwatch::testing::ChildProcess;
 using leakwatch::testing::fixture;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "lw-agent-loop-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Records what it was asked and how many ran at once; returns a report naming
-// "leaky_function" after run_s seconds (or when told to stop).
-struct FakeLog {
-  std::mutex mu;
-  std::vector<InvestigationRequest> requests;
-  int running = 0;
-  int max_running = 0;
-};
-
-class FakeInvestigator : public Investigator {
- public:
-  FakeInvestigator(FakeLog& log, double run_s) : log_(log), run_s_(run_s) {}
-  Result<InvestigationResult> run(const InvestigationRequest& req,
-                                  const std::atomic<bool>& stop) override {
-    {
-      std::lock_guard lock(log_.mu);
-      log_.requests.push_back(req);
-      log_.max_running = std::max(log_.max_running, ++log_.running);
-    }
-    auto until = std::chrono::steady_clock::now() +
-                 std::chrono::milliseconds(static_cast<int>(std::min(run_s_, req.duration_s) * 1000));
-    while (!stop && std::chrono::steady_clock::now() < until)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    InvestigationResult r;
-    r.report.target.pid = req.pid;
-    r.report.target.comm = req.comm;
-    r.report.final = true;
-    report::StackReport s;
-    report::Frame f;
-    f.function = "leaky_function";
-    f.address = 0x1234;
-    s.frames = {f};
-    s.bytes = {100, 100000, 90000, 110000};
-    r.report.stacks.push_back(s);
-    r.report.lost = {{"stack_lost", 1}};
-    r.end = stop ? InvestigationEnd::kStopped : InvestigationEnd::kDuration;
-    {
-      std::lock_guard lock(log_.mu);
-      --log_.running;
-    }
-    return r;
-  }
-
- private:
-  FakeLog& log_;
-  double run_s_;
-};
-
-AgentConfig fast_config(const std::string& reports_dir) {
-  AgentConfig c;
-  c.listen.clear();
-  c.reports_dir = reports_dir;
-  c.environment = Environment::kCi;
-  c.detection.interval_s = 0.1;
-  c.detection.rate_window_s = 1.0;
-  c.detection.sustained_for_s = 1.0;
-  c.detection.baseline_window_s = 30;
-  c.memleak_sampling.enabled = true;
-  c.memleak_sampling.trigger_conditions.memory_growth_rate =
-      Threshold{Comparison::kGreater, 10e6 / 60};  // 10 MB/min
-  c.memleak_sampling.trigger_conditions.rss_increase_threshold =
-      Threshold{Comparison::kGreater, 100e6};
-  c.memleak_sampling.sampling_config.duration_limit_s = 0.3;
-  c.memleak_sampling.cooldown_s = 60;
-  return c;
-}
-
-// Ticks every 100 ms until `done` or `max_s` elapse; returns whether `done` held.
-template <typename Pred>
-bool tick_until(Agent& a, double max_s, Pred done) {
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(static_cast<int>(max_s * 1000));
-  while (std::chrono::steady_clock::now() < deadline) {
-    a.tick();
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
-}
-
 uint64_t total(const std::map<std::pair<std::string, std::string>, uint64_t>& m) {
   uint64_t n = 0;
   for (auto& [k, v] : m) n += v;
   return n;
-}
-
-// The value of the first sample of `family` whose labels contain `label`.
-std::optional<double> metric(const std::string& text, const std::string& family,
-                             const std::string& label) {
-  std::regex re("^" + family + "\\{([^}]*)\\} (\\S+)$", std::regex::multiline);
-  for (std::sregex_iterator it(text.begin(), text.end(), re), end; it != end; ++it)
-    if ((*it)[1].str().find(label) != std::string::npos) return std::stod((*it)[2].str());
-  return std::nullopt;
 }
 
 TEST(AgentLoop, LeakingProcessIsInvestigatedOnceAndReportStored) {
@@ -174,6 +70,8 @@ TEST(AgentLoop, LeakingProcessIsInvestigatedOnceAndReportStored) {
   ASSERT_EQ(index.size(), 1u);
   EXPECT_EQ(index[0]["top_function"], "leaky_function");
   EXPECT_EQ(index[0]["pid"], child.pid());
+  EXPECT_TRUE(index[0]["growth"].is_null());  // growth_seconds 0: no growth step
+  EXPECT_TRUE(cnt.growth_steps.empty());
   const std::string dir = tmp.path() + "/reports/" + index[0]["id"].get<std::string>();
   auto rep = report::read_json(read_file(dir + "/report.json").value());
   ASSERT_TRUE(rep) << rep.error().message;

@@ -154,6 +154,87 @@ TEST(AgentReportStore, PrunesByCountThenAgeAndSurvivesReopen) {
   EXPECT_EQ(nlohmann::json::parse(read_file(tmp.path() + "/index.json").value()).size(), 0u);
 }
 
+// A growth step's report alone (the target exited during it): stored with its own files,
+// summarised in the index past memset and the mmap wrapper, and read back on reopen.
+TEST(AgentReportStore, StoresAGrowthReportAndReadsItsSummaryBack) {
+  TempDir tmp;
+  auto store = ReportStore::open(tmp.path(), ReportsConfig{}).value();
+  InvestigationRecord rec;
+  rec.request = request();
+  rec.end = "target_exited";
+  rec.memleak_error = "not run: the growth step ended with target_exited";
+  rec.started_unix_ms = unix_ms_now() - 3000;
+  rec.finished_unix_ms = unix_ms_now();
+  // Neither report: refused, nothing written.
+  auto empty = store->store(rec);
+  ASSERT_FALSE(empty);
+  EXPECT_NE(empty.error().message.find("nothing to store"), std::string::npos);
+  EXPECT_TRUE(store->list().empty());
+
+  GrowthStep& step = rec.growth.emplace();
+  step.requested_s = 30;
+  step.outcome = "target_exited";
+  GrowthResult& g = step.result.emplace();
+  g.end = InvestigationEnd::kTargetExited;
+  g.report.target.pid = 4242;
+  g.report.target.comm = "myservice";
+  g.report.final = true;
+  g.report.duration_s = 2.5;
+  auto frame = [](const char* fn, const char* module) {
+    report::Frame f;
+    f.function = fn;
+    f.module = module;
+    return f;
+  };
+  report::GrowthStack touched;
+  touched.frames = {frame("__memset_avx2_unaligned_erms", "libc.so.6"),
+                    frame("fill_cache", "myservice"), frame("main", "myservice")};
+  touched.faulted_bytes = {512, 8 << 20, 7 << 20, 9 << 20};
+  touched.growth_bytes = 8 << 20;
+  report::GrowthStack mapped;
+  mapped.frames = {frame("__mmap", "libc.so.6"), frame("map_region", "myservice")};
+  mapped.mapped_bytes = 1 << 20;
+  mapped.growth_bytes = 1 << 20;
+  g.report.stacks = {touched, mapped};
+  g.report.totals.faulted_bytes = 8 << 20;
+  g.report.totals.mapped_bytes = 1 << 20;
+  g.report.lost = {{"stack_lost", 3}};
+
+  auto e = store->store(rec);
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(e->files, (std::vector<std::string>{"growth.json", "growth.txt", "growth.pb.gz",
+                                                "investigation.json"}));
+  EXPECT_EQ(e->end, "target_exited");
+  EXPECT_EQ(e->stacks, 0u);  // no allocation report
+  EXPECT_TRUE(e->top_function.empty());
+  ASSERT_TRUE(e->growth);
+  EXPECT_EQ(e->growth->top_function, "fill_cache");
+  EXPECT_DOUBLE_EQ(e->growth->top_bytes, 8 << 20);
+  const std::string dir = tmp.path() + "/" + e->id;
+  EXPECT_FALSE(fs::exists(dir + "/report.json"));
+  auto inv = nlohmann::json::parse(read_file(dir + "/investigation.json").value());
+  EXPECT_EQ(inv["growth"]["outcome"], "target_exited");
+  EXPECT_DOUBLE_EQ(inv["growth"]["duration_s"].get<double>(), 2.5);
+  EXPECT_FALSE(inv.contains("overhead"));
+  std::string txt = read_file(dir + "/growth.txt").value();
+  EXPECT_NE(txt.find("fill_cache"), std::string::npos) << txt;
+
+  store.reset();
+  auto again = ReportStore::open(tmp.path(), ReportsConfig{}).value();
+  const std::vector<StoredReport> list = again->list();
+  ASSERT_EQ(list.size(), 1u);
+  const StoredReport& back = list[0];
+  ASSERT_TRUE(back.growth);
+  EXPECT_EQ(back.growth->outcome, "target_exited");
+  EXPECT_EQ(back.growth->top_function, "fill_cache");
+  EXPECT_EQ(back.growth->stacks, 2u);
+  EXPECT_DOUBLE_EQ(back.growth->faulted_bytes, 8 << 20);
+  EXPECT_DOUBLE_EQ(back.growth->mapped_bytes, 1 << 20);
+  EXPECT_EQ(back.growth->lost, 3u);
+  EXPECT_EQ(back.memleak_error, rec.memleak_error);
+  EXPECT_EQ(back.files, e->files);
+}
+
 TEST(AgentReportStore, RejectsACorruptIndexAndAnUncreatableDir) {
   TempDir tmp;
   ASSERT_TRUE(write_file_atomic(tmp.path() + "/index.json", "{not json"));
