@@ -17,6 +17,7 @@
 
 #include "cli/child_process.h"
 #include "cli/output.h"
+#include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/fd.h"
 #include "common/log.h"
@@ -64,15 +65,11 @@ Result<Plan> validate(const GrowthOptions& o) {
 }
 
 Result<void> check_environment(const GrowthOptions& o) {
-  if (::geteuid() != 0)
-    return fail("leakwatch growth needs root (CAP_BPF and CAP_PERFMON)");
+  if (auto r = check_tracing_environment("leakwatch growth needs root (CAP_BPF and CAP_PERFMON)",
+                                         o.btf);
+      !r)
+    return r;
   struct stat st;
-  if (!o.btf.empty()) {
-    if (::stat(o.btf.c_str(), &st) != 0) return fail("--btf {}: no such file", o.btf);
-  } else if (::stat("/sys/kernel/btf/vmlinux", &st) != 0) {
-    return fail("no kernel BTF at /sys/kernel/btf/vmlinux: the kernel needs "
-                "CONFIG_DEBUG_INFO_BTF=y (or give --btf FILE)");
-  }
   if (!o.cgroup.empty()) {
     if (::stat(o.cgroup.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       return fail("--cgroup {}: no such directory", o.cgroup);
@@ -182,12 +179,7 @@ report::GrowthReport Session::build_report(bool final_report) {
 
 int Session::finish() {
   report::GrowthReport rep = build_report(true);
-  auto out = report::render_growth(rep, p_.format, text_options());
-  if (!out) {
-    log::error("{}", out.error().message);
-    return kExitError;
-  }
-  if (auto w = write_output(o_.output, *out); !w) {
+  if (auto w = write_rendered(o_.output, report::render_growth(rep, p_.format, text_options())); !w) {
     log::error("{}", w.error().message);
     return kExitError;
   }
@@ -361,15 +353,7 @@ int run_growth(const GrowthOptions& opts) {
     log::error("{}", env.error().message);
     return kExitError;
   }
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  rlimit nofile;
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &nofile);
-  }
-  log::set_level(opts.verbose >= 2 ? log::Level::kDebug
-                 : opts.verbose    ? log::Level::kInfo
-                                   : log::Level::kWarn);
+  prepare_tracer_process(opts.verbose);
   Session s(opts, *plan);
   return s.run();
 }

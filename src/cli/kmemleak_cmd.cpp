@@ -197,12 +197,7 @@ report::TextOptions KernelSession::text_options() const {
 
 int KernelSession::finish() {
   report::Report rep = build_report(true);
-  auto out = report::render(rep, p_.format, text_options());
-  if (!out) {
-    log::error("{}", out.error().message);
-    return kExitError;
-  }
-  if (auto w = write_output(o_.output, *out); !w) {
+  if (auto w = write_rendered(o_.output, report::render(rep, p_.format, text_options())); !w) {
     log::error("{}", w.error().message);
     return kExitError;
   }

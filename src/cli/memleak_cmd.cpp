@@ -21,6 +21,7 @@
 #include "cli/child_process.h"
 #include "cli/kmemleak_cmd.h"
 #include "cli/output.h"
+#include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/fd.h"
 #include "common/log.h"
@@ -152,19 +153,6 @@ Result<Plan> validate(const MemleakOptions& o) {
                   "--symbols-prefix apply to attach mode only");
   }
   return p;
-}
-
-Result<void> check_environment(const MemleakOptions& o) {
-  if (::geteuid() != 0)
-    return fail("leakwatch memleak needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)");
-  struct stat st;
-  if (!o.btf.empty()) {
-    if (::stat(o.btf.c_str(), &st) != 0) return fail("--btf {}: no such file", o.btf);
-  } else if (::stat("/sys/kernel/btf/vmlinux", &st) != 0) {
-    return fail("no kernel BTF at /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y "
-                "(or give --btf FILE)");
-  }
-  return {};
 }
 
 class Session {
@@ -574,12 +562,7 @@ void Session::emit_interval_report() {
 
 int Session::finish() {
   report::Report rep = build_report(true);
-  auto out = report::render(rep, p_.format, text_options(o_));
-  if (!out) {
-    log::error("{}", out.error().message);
-    return kExitError;
-  }
-  if (auto w = write_output(o_.output, *out); !w) {
+  if (auto w = write_rendered(o_.output, report::render(rep, p_.format, text_options(o_))); !w) {
     log::error("{}", w.error().message);
     return kExitError;
   }
@@ -811,20 +794,13 @@ int run_memleak(const MemleakOptions& opts) {
     log::error("{}", plan.error().message);
     return kExitError;
   }
-  if (auto env = check_environment(opts); !env) {
+  if (auto env = check_tracing_environment(
+          "leakwatch memleak needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)", opts.btf);
+      !env) {
     log::error("{}", env.error().message);
     return kExitError;
   }
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  // The symbolizer keeps a descriptor per mapped object of every traced process.
-  rlimit nofile;
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &nofile);
-  }
-  log::set_level(opts.verbose >= 2 ? log::Level::kDebug
-                 : opts.verbose  ? log::Level::kInfo
-                                 : log::Level::kWarn);
+  prepare_tracer_process(opts.verbose);
   if (opts.pid == 0 && opts.command.empty() && opts.cgroup.empty())
     return run_kernel_memleak(opts, {plan->sampling, plan->sample_mode, plan->min_size, plan->max_size,
                                      plan->format, plan->sort, plan->verdicts_only});

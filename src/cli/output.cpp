@@ -18,4 +18,9 @@ Result<void> write_output(const std::string& path, std::string_view data) {
   return {};
 }
 
+Result<void> write_rendered(const std::string& path, const Result<std::string>& rendered) {
+  if (!rendered) return std::unexpected(rendered.error());
+  return write_output(path, std::string_view(*rendered));
+}
+
 }  // namespace leakwatch::cli
