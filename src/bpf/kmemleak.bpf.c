@@ -23,20 +23,11 @@
 #include <bpf/bpf_core_read.h>
 
 #include "bpf/kmemleak.h"
-#include "bpf/sampling_table.h"
+#define LW_COUNTERS_MAX KLW_CNT_MAX
+#include "bpf/alloc_sampling.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define KLW_SAMPLE_EXACT 0
-#define KLW_SAMPLE_CALLS 1
-#define KLW_SAMPLE_BYTES 2
-
-const volatile __u64 min_size = 0;
-const volatile __u64 max_size = ~0ULL;
-const volatile __u32 sample_mode = KLW_SAMPLE_EXACT;
-const volatile __u64 sample_rate = 1;
-const volatile __u32 exp_table[LW_EXP_TABLE_SIZE] = {};
-const volatile __u32 trace_events = 0;
 const volatile __u32 wa_missing_free = 0;
 const volatile __u32 page_shift = 12;
 /* 1: mm_page_free_batched releases pages (0 only to compare with BCC, which ignores it). */
@@ -78,32 +69,6 @@ struct {
   __type(value, struct klw_stack);
 } scratch SEC(".maps");
 
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, KLW_CNT_MAX);
-  __type(key, __u32);
-  __type(value, __u64);
-} counters SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct lw_byte_sampler);
-} countdown SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 4096);
-} events SEC(".maps");
-
-static __always_inline void count(__u32 idx)
-{
-  __u64 *v = bpf_map_lookup_elem(&counters, &idx);
-  if (v)
-    *v += 1;
-}
-
 static __always_inline void emit(__u64 addr, __u64 size, __u32 source, __u32 type)
 {
   struct klw_event e = {
@@ -112,21 +77,6 @@ static __always_inline void emit(__u64 addr, __u64 size, __u32 source, __u32 typ
   };
   if (bpf_ringbuf_output(&events, &e, sizeof(e), 0))
     count(KLW_CNT_EVENTS_LOST);
-}
-
-static __always_inline bool sample_decision(__u64 size)
-{
-  if (size < min_size || size > max_size)
-    return false;
-  if (sample_mode == KLW_SAMPLE_EXACT)
-    return true;
-  if (sample_mode == KLW_SAMPLE_CALLS)
-    return sample_rate <= 1 || bpf_get_prandom_u32() % sample_rate == 0;
-  __u32 zero = 0;
-  struct lw_byte_sampler *st = bpf_map_lookup_elem(&countdown, &zero);
-  if (!st)
-    return false;
-  return lw_sample_bytes(st, size, sample_rate, exp_table, bpf_get_prandom_u32());
 }
 
 static __always_inline void combined_add(__u64 stack_hash, __s64 size, __s64 n)

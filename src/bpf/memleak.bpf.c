@@ -24,25 +24,17 @@
 #include <bpf/bpf_core_read.h>
 
 #include "bpf/memleak.h"
-#include "bpf/sampling_table.h"
 #include "bpf/unwind.h"
 
-char LICENSE[] SEC("license") = "GPL";
+#define LW_COUNTERS_MAX LW_CNT_MAX
+#include "bpf/alloc_sampling.bpf.h"
 
-#define LW_SAMPLE_EXACT 0
-#define LW_SAMPLE_CALLS 1
-#define LW_SAMPLE_BYTES 2
+char LICENSE[] SEC("license") = "GPL";
 
 /* A nested call happens while its outer call runs; state older than this is stale (a
  * return that never came, e.g. operator new left by an exception). */
 #define LW_NEST_WINDOW_NS (100ULL * 1000 * 1000)
 
-const volatile __u64 min_size = 0;
-const volatile __u64 max_size = ~0ULL;
-const volatile __u32 sample_mode = LW_SAMPLE_EXACT;
-const volatile __u64 sample_rate = 1;
-const volatile __u32 exp_table[LW_EXP_TABLE_SIZE] = {};
-const volatile __u32 trace_events = 0;
 /* --cgroup: only tasks under the cgroup in cgroup_filter[0] are traced (the links have no
  * pid filter then: every process mapping the object traps, and is filtered here). */
 const volatile __u32 filter_cgroup = 0;
@@ -96,26 +88,6 @@ struct {
   __type(value, struct lw_thread_state);
 } threads SEC(".maps");
 
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, LW_CNT_MAX);
-  __type(key, __u32);
-  __type(value, __u64);
-} counters SEC(".maps");
-
-/* Per-CPU byte countdown for byte sampling: bytes left until the next sample point. */
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct lw_byte_sampler);
-} countdown SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 4096);
-} events SEC(".maps");
-
 /* Inodes of the objects whose allocator is probed: their own mmap calls are internal. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -153,13 +125,6 @@ struct {
 static __always_inline bool traced_task(void)
 {
   return !filter_cgroup || bpf_current_task_under_cgroup(&cgroup_filter, 0) == 1;
-}
-
-static __always_inline void count(__u32 idx)
-{
-  __u64 *v = bpf_map_lookup_elem(&counters, &idx);
-  if (v)
-    *v += 1;
 }
 
 /* Calls that can contain another probed call always run their return probe. */
@@ -213,22 +178,6 @@ static __always_inline bool called_by_allocator(struct pt_regs *ctx)
   struct vma_ctx c = {};
   bpf_find_vma(bpf_get_current_task_btf(), ret_addr, check_vma, &c, 0);
   return c.internal;
-}
-
-static __always_inline bool sample_decision(__u64 size)
-{
-  if (size < min_size || size > max_size)
-    return false;
-  if (sample_mode == LW_SAMPLE_EXACT)
-    return true;
-  if (sample_mode == LW_SAMPLE_CALLS)
-    return sample_rate <= 1 || bpf_get_prandom_u32() % sample_rate == 0;
-  /* Bytes: a Poisson process over allocated bytes (see bpf/sampling_table.h). */
-  __u32 zero = 0;
-  struct lw_byte_sampler *st = bpf_map_lookup_elem(&countdown, &zero);
-  if (!st)
-    return false;
-  return lw_sample_bytes(st, size, sample_rate, exp_table, bpf_get_prandom_u32());
 }
 
 static __always_inline void emit(__u32 tgid, __u32 tid, __u64 addr, __u64 size, __u32 kind,
