@@ -100,12 +100,9 @@ class Session {
 };
 
 Result<void> Session::setup() {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : {SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGPIPE}) sigaddset(&set, sig);
-  ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  signal_fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd_.valid()) return fail_errno("signalfd");
+  auto signals = signals_to_fd({SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGPIPE});
+  if (!signals) return std::unexpected(signals.error());
+  signal_fd_ = std::move(*signals);
 
   if (o_.pid > 0) {
     if (!process_exists(o_.pid)) return fail("no such process: {}", o_.pid);

@@ -11,6 +11,7 @@
 
 #include "analysis/sampling.h"
 #include "cli/output.h"
+#include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/fd.h"
 #include "common/log.h"
@@ -83,15 +84,9 @@ int32_t KernelSession::id_for(uint64_t stack_hash) {
 }
 
 Result<void> KernelSession::setup() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, SIGPIPE);
-  ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  signal_fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd_.valid()) return fail_errno("signalfd");
+  auto signals = signals_to_fd({SIGINT, SIGTERM, SIGHUP, SIGPIPE});
+  if (!signals) return std::unexpected(signals.error());
+  signal_fd_ = std::move(*signals);
 
   auto ks = symbolize::Kallsyms::Load();
   if (!ks) return std::unexpected(ks.error());

@@ -364,16 +364,9 @@ void Session::add_preload_figures(report::Report& rep) const {
 }
 
 Result<void> Session::setup() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGCHLD);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, SIGPIPE);
-  ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  signal_fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd_.valid()) return fail_errno("signalfd");
+  auto signals = signals_to_fd({SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGPIPE});
+  if (!signals) return std::unexpected(signals.error());
+  signal_fd_ = std::move(*signals);
 
   probe::PlanRequest req;
   req.objects = o_.objects;
