@@ -24,25 +24,12 @@ bool exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-// `leakwatch memleak -c COMMAND -v ...` with extra environment variables for leakwatch,
-// which the command inherits (that is how a -c command gets LD_PRELOAD).
+// `leakwatch memleak -c COMMAND -v ...` with extra environment variables for leakwatch.
 MemleakRun run_with_env(const std::vector<std::string>& env, const std::string& command,
                         const std::vector<std::string>& extra = {}) {
-  std::string out = temp_path("report.json");
-  std::vector<std::string> argv{"env"};
-  argv.insert(argv.end(), env.begin(), env.end());
-  argv.insert(argv.end(), {leakwatch(), "memleak", "-v", "-c", command, "-o", "0"});
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  argv.insert(argv.end(), {"--format", "json", "--output", out});
-  MemleakRun run;
-  run.result = run_argv(argv);
-  auto text = read_file(out);
-  if (!text) return run;
-  auto rep = report::read_json(*text);
-  if (!rep) return run;
-  run.report = std::move(*rep);
-  run.parsed = true;
-  return run;
+  std::vector<std::string> args{"-v"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return memleak_command(command, args, env);
 }
 
 // Sums the stacks whose innermost frame is exactly `fn` (C, or C++ with its signature).

@@ -7,9 +7,15 @@
 
 namespace leakwatch::testing {
 
-MemleakRun memleak_command(const std::string& command, const std::vector<std::string>& extra) {
+MemleakRun memleak_command(const std::string& command, const std::vector<std::string>& extra,
+                           const std::vector<std::string>& env) {
   std::string out = temp_path("report.json");
-  std::vector<std::string> argv{leakwatch(), "memleak", "-c", command, "-o", "0"};
+  std::vector<std::string> argv;
+  if (!env.empty()) {
+    argv.push_back("env");
+    argv.insert(argv.end(), env.begin(), env.end());
+  }
+  argv.insert(argv.end(), {leakwatch(), "memleak", "-c", command, "-o", "0"});
   argv.insert(argv.end(), extra.begin(), extra.end());
   argv.insert(argv.end(), {"--format", "json", "--output", out});
   MemleakRun run;

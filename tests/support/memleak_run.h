@@ -17,8 +17,11 @@ struct MemleakRun {
   bool parsed = false;
 };
 
-// Runs `leakwatch memleak -c "<command>" <extra...> --format json --output F` and parses F.
-MemleakRun memleak_command(const std::string& command, const std::vector<std::string>& extra = {});
+// Runs `leakwatch memleak -c "<command>" -o 0 <extra...> --format json --output F` and parses
+// F.  `env` ("NAME=value") is added to leakwatch's environment, which the command inherits
+// (that is how a -c command gets LD_PRELOAD).
+MemleakRun memleak_command(const std::string& command, const std::vector<std::string>& extra = {},
+                           const std::vector<std::string>& env = {});
 
 // Stacks whose innermost frame's function starts with `function`.
 std::vector<const report::StackReport*> stacks_in(const report::Report& r, const std::string& function);
