@@ -64,6 +64,11 @@ const char* kind_name(uint32_t kind) {
   }
 }
 
+// mmap, mremap, munmap: probed where they bind in every mode (the preload does not wrap them).
+bool is_mapping_call(uint32_t kind) {
+  return kind == LW_FN_MMAP || kind == LW_FN_MREMAP || kind == LW_FN_MUNMAP;
+}
+
 // Everything validated and derived from the flags before anything is attached.
 struct Plan {
   report::Sampling sampling;
@@ -276,17 +281,10 @@ Result<bool> Session::choose_inprocess(const std::string& executable,
   // Calls to an allocator's own API (jemalloc's mallocx/sdallocx, tc_*, mi_*, a prefixed
   // API) pass the library by; a block from mallocx freed with free() would even stay
   // "outstanding".  Programs importing such functions are traced in attach mode.
-  auto wrapped = [](const std::string& fn) {
-    static const std::set<std::string> kWrapped = {
-        "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
-        "memalign", "valloc", "pvalloc", "free", "cfree"};
-    return kWrapped.contains(fn) || fn.starts_with("_Zn") || fn.starts_with("_Zd");
-  };
   std::set<std::string> bypass;
   for (const auto& obj : plan)
     for (const auto& site : obj.sites)
-      if (site.kind != LW_FN_MMAP && site.kind != LW_FN_MREMAP && site.kind != LW_FN_MUNMAP &&
-          !wrapped(site.function))
+      if (!is_mapping_call(site.kind) && !probe::preload_wraps(site.function))
         bypass.insert(site.function);
   if (!bypass.empty()) {
     if (auto imports = probe::read_got_imports(executable)) {
@@ -316,9 +314,8 @@ std::vector<std::string> Session::inprocess_environment() const {
 // wrap them), sampled the same way in BPF.
 Result<void> Session::plan_inprocess(probe::MemleakConfig& cfg) {
   for (auto& obj : cfg.objects)
-    std::erase_if(obj.sites, [](const probe::ProbeSite& site) {
-      return site.kind != LW_FN_MMAP && site.kind != LW_FN_MREMAP && site.kind != LW_FN_MUNMAP;
-    });
+    std::erase_if(obj.sites,
+                  [](const probe::ProbeSite& site) { return !is_mapping_call(site.kind); });
   // Allocator objects stay, probes or not: their own mmap calls are the allocator's.
   std::erase_if(cfg.objects,
                 [](const probe::ObjectPlan& obj) { return obj.sites.empty() && !obj.defines_malloc; });

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <set>
 
 #include "common/fd.h"
 #include "common/proc_maps.h"
@@ -44,6 +45,14 @@ Result<std::string> find_preload_library() {
                 "LEAKWATCH_PRELOAD_LIBRARY): {}",
                 path, std::strerror(errno));
   return path;
+}
+
+bool preload_wraps(const std::string& function) {
+  static const std::set<std::string> kWrapped = {
+      "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+      "memalign", "valloc", "pvalloc", "free", "cfree"};
+  return kWrapped.contains(function) || function.starts_with("_Zn") ||
+         function.starts_with("_Zd");
 }
 
 Result<ObjectPlan> plan_preload_hooks(const std::string& library) {

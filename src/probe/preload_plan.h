@@ -26,6 +26,11 @@ namespace leakwatch::probe {
 // $LEAKWATCH_PRELOAD_LIBRARY.  An error names where it looked.
 [[nodiscard]] Result<std::string> find_preload_library();
 
+// Whether the preload library wraps this allocation entry point (the C functions glibc
+// exports and every C++ operator new/delete), so in-process mode sees its calls; an
+// allocator's own API (mallocx, tc_malloc, mi_malloc, je_malloc...) it does not.
+bool preload_wraps(const std::string& function);
+
 // The two hook probe sites of `library` (kinds LW_FN_HOOK_ALLOC / LW_FN_HOOK_FREE, at
 // offset 0 of each hook, which must start with the ABI's 5-byte NOP).
 [[nodiscard]] Result<ObjectPlan> plan_preload_hooks(const std::string& library);
