@@ -117,20 +117,33 @@ static __always_inline bool lw_fp_in_function(__u64 f, __u64 pc)
   return f && f <= pc && pc - f < LW_FP_MAX_FUNCTION;
 }
 
+/* Whether `pc` lies near the start of the function called, on either side: the function
+ * called may have tail-jumped to a neighbour (operator new[] -> operator new). */
+static __always_inline bool lw_fp_near_function(__u64 f, __u64 pc)
+{
+  return f && (pc - f < LW_FP_MAX_FUNCTION || f - pc < LW_FP_MAX_FUNCTION);
+}
+
+/* The call target of `ret` (0 when unknown), cached. */
+static __always_inline __u64 lw_fp_cached_target(__u64 ret)
+{
+  struct lw_fp_target_key key = {.ret = ret, .tgid = bpf_get_current_pid_tgid() >> 32};
+  __u64 *cached = bpf_map_lookup_elem(&lw_fp_call_targets, &key);
+  if (cached)
+    return *cached;
+  /* Lazy binding does not make this stale: a return address on the stack is that of a
+   * call that ran, and the GOT slot was bound before the call reached its target. */
+  __u64 f = lw_fp_call_target(ret);
+  bpf_map_update_elem(&lw_fp_call_targets, &key, &f, BPF_ANY);
+  return f;
+}
+
 /* Whether `ret` is the return address of a call into the function holding `pc` (the frame
  * found before it).  Stale return addresses left in stack slots by earlier calls fail this
  * unless they called the same function. */
 static __always_inline bool lw_fp_returns_from(__u64 ret, __u64 pc)
 {
-  struct lw_fp_target_key key = {.ret = ret, .tgid = bpf_get_current_pid_tgid() >> 32};
-  __u64 *cached = bpf_map_lookup_elem(&lw_fp_call_targets, &key);
-  if (cached)
-    return lw_fp_in_function(*cached, pc);
-  /* Lazy binding does not make this stale: a return address on the stack is that of a
-   * call that ran, and the GOT slot was bound before the call reached its target. */
-  __u64 f = lw_fp_call_target(ret);
-  bpf_map_update_elem(&lw_fp_call_targets, &key, &f, BPF_ANY);
-  return lw_fp_in_function(f, pc);
+  return lw_fp_in_function(lw_fp_cached_target(ret), pc);
 }
 
 /* Where code cannot be, from the process's mm: below the executable's text, between its

@@ -23,6 +23,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
+#include "bpf/fp_stack.bpf.h"
 #include "bpf/memleak.h"
 #include "bpf/unwind.h"
 
@@ -302,19 +303,117 @@ static __always_inline bool same_stack(const struct lw_stack *a, const struct lw
   return true;
 }
 
-/* Walks the frame-pointer chain from the probe's registers (at a return probe: the caller's
- * ip and rbp, so the stack is complete) and stores it; returns its id, < 0 when lost.
- * The walk stops at a null or non-increasing frame pointer without reading it.  Equal
- * stacks get equal ids (a hash of the frames, with linear probing on collisions). */
-static __always_inline __s32 capture_stack_from(__u64 ip, __u64 fp)
+/* Return addresses the frame-pointer chain does not show.  At an allocation function's
+ * return the ip may lie in a function that keeps no frame pointer and called the allocator
+ * for its own caller: libstdc++'s operator new (not probed: it only calls malloc), strdup,
+ * a wrapper compiled without frame pointers.  rbp then still belongs to that function's
+ * caller, whose frame record names the caller's caller: the caller itself is missing.
+ *
+ *   operator new -> malloc, at malloc's return       the test: does the return address in
+ *   [sp]     saved rbx                               rbp's frame record return from a call
+ *   [sp+8]   ret -> make_widget   <- recovered       into the function holding ip?  If not,
+ *   ...      make_widget's locals                    the slots from sp up to rbp are searched
+ *   [rbp+8]  ret -> main          (the chain)        for the return address that does.
+ *
+ * A recovered frame may itself be frameless (nothrow new -> new -> malloc): the search goes
+ * on until the return address in rbp's record returns from the last frame found.  A slot
+ * counts when it returns from a call into a function starting near the frame before it:
+ * the function called may have tail-jumped to a neighbour (new[] -> new). */
+#define LW_CALLER_SLOTS 16
+#define LW_CALLER_MAX 3
+
+struct lw_caller_scan {
+  __u64 sp, bp, cur;
+  __u64 owner_ret;  /* the return address in rbp's frame record (0: rbp is not a frame) */
+  __u32 n;
+  __u32 pad;
+  __u64 found[4];  /* LW_CALLER_MAX used; a power of two for the index mask */
+  __u64 slots[LW_CALLER_SLOTS];
+  struct lw_fp_layout layout;
+};
+
+/* bpf_loop's context must live on the BPF stack; the state is a per-CPU map value. */
+struct lw_caller_scan_ref {
+  struct lw_caller_scan *c;
+};
+
+static long caller_scan_slot(__u32 i, struct lw_caller_scan_ref *ref)
 {
+  struct lw_caller_scan *c = ref->c;
+  if (i >= LW_CALLER_SLOTS || c->n >= LW_CALLER_MAX)
+    return 1;
+  if (c->owner_ret && c->sp + i * 8 >= c->bp)
+    return 1;
+  __u32 idx = i;
+  asm volatile("" : "+r"(idx)); /* keep the mask below: the verifier needs it */
+  __u64 v = c->slots[idx & (LW_CALLER_SLOTS - 1)];
+  if (!lw_fp_maybe_code(v, c->sp, &c->layout) ||
+      !lw_fp_near_function(lw_fp_cached_target(v), c->cur))
+    return 0;
+  __u32 k = c->n;
+  asm volatile("" : "+r"(k));
+  if (k < LW_CALLER_MAX)
+    c->found[k] = v;
+  c->n = k + 1;
+  c->cur = v;
+  /* Found the caller of the function that owns rbp: the chain goes on from here. */
+  return c->owner_ret && lw_fp_returns_from(c->owner_ret, v) ? 1 : 0;
+}
+
+static __always_inline __u32 frameless_callers(const struct lw_site *site,
+                                               struct lw_caller_scan *c)
+{
+  c->sp = site->sp;
+  c->bp = site->bp;
+  c->cur = site->ip;
+  c->n = 0;
+  c->owner_ret = 0;
+  if (c->bp > c->sp && c->bp - c->sp < LW_FP_MAX_FRAME_SPAN && !(c->bp & 7) &&
+      bpf_probe_read_user(&c->owner_ret, sizeof(c->owner_ret), (void *)(c->bp + 8)))
+    c->owner_ret = 0;
+  /* The common case: ip's function keeps the frame pointer; nothing is missing. */
+  if (c->owner_ret && lw_fp_returns_from(c->owner_ret, c->cur))
+    return 0;
+  if (bpf_probe_read_user(c->slots, sizeof(c->slots), (void *)c->sp))
+    return 0;
+  lw_fp_read_layout(&c->layout);
+  struct lw_caller_scan_ref ref = {.c = c};
+  bpf_loop(LW_CALLER_SLOTS, caller_scan_slot, &ref, 0);
+  return c->n < LW_CALLER_MAX ? c->n : LW_CALLER_MAX;
+}
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct lw_caller_scan);
+} caller_scratch SEC(".maps");
+
+/* Walks the frame-pointer chain from the site (at a return probe: the caller's ip and rbp,
+ * so the stack is complete; frames the chain skips are recovered first, see
+ * frameless_callers) and stores it; returns its id, < 0 when lost.  The walk stops at a
+ * null or non-increasing frame pointer without reading it.  Equal stacks get equal ids (a
+ * hash of the frames, with linear probing on collisions). */
+static __always_inline __s32 capture_stack(const struct lw_site *site)
+{
+  if (!site->ip)
+    return -1;
   __u32 zero = 0;
   struct lw_stack *st = bpf_map_lookup_elem(&stack_scratch, &zero);
-  if (!st)
+  struct lw_caller_scan *c = bpf_map_lookup_elem(&caller_scratch, &zero);
+  if (!st || !c)
     return -1;
+  __u32 extra = frameless_callers(site, c);
+  __u64 ip = site->ip, fp = site->bp;
   __u64 h = 0xcbf29ce484222325ULL ^ ip;
   st->ips[0] = ip;
   for (int i = 1; i < LW_MAX_STACK_DEPTH; i++) {
+    if (i <= LW_CALLER_MAX && i <= extra) {
+      __u64 r = c->found[(i - 1) & 3]; /* i - 1 < LW_CALLER_MAX <= 4 */
+      st->ips[i] = r;
+      h = (h ^ r) * 0x100000001b3ULL;
+      continue;
+    }
     __u64 frame[2] = {0, 0};  /* saved rbp, return address */
     if (fp && bpf_probe_read_user(frame, sizeof(frame), (void *)fp) == 0 && frame[1]) {
       st->ips[i] = frame[1];
@@ -335,11 +434,6 @@ static __always_inline __s32 capture_stack_from(__u64 ip, __u64 fp)
       return (__s32)id;
   }
   return -1;
-}
-
-static __always_inline __s32 capture_stack(const struct lw_site *site)
-{
-  return site->ip ? capture_stack_from(site->ip, site->bp) : -1;
 }
 
 static __always_inline void record(const struct lw_site *site, __u64 id, __u64 addr,

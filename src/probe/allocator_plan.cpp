@@ -163,6 +163,39 @@ std::optional<JumpTarget> tail_jump(Candidate& c, uint64_t vaddr, uint64_t size,
   return std::nullopt;
 }
 
+// The C++ runtimes whose operator new is known to be a loop around malloc (or
+// aligned_alloc) and the new-handler: their calls are left to the allocation function.
+bool cxx_runtime(const std::string& path) {
+  const std::string base = basename_of(path);
+  return base.starts_with("libstdc++.so") || base.starts_with("libc++.so");
+}
+
+// For an operator new of a C++ runtime: the allocation function it calls through the PLT
+// (malloc, aligned_alloc, or another operator new), when that is the only allocation
+// function it calls.  Empty otherwise.
+std::string wrapped_allocation(Candidate& c, const ElfSymbol& sym) {
+  if (sym.size == 0 || sym.size > 512) return "";
+  auto code = c.elf->read_code(sym.value, sym.size);
+  if (!code) return "";
+  std::string wrapped;
+  for (const auto& call : call_sites(*code, sym.value)) {
+    std::string import;
+    if (call.slot) {
+      const auto& got = c.got_imports();
+      if (auto it = got.find(*call.slot); it != got.end()) import = it->second;
+    } else if (call.target && c.elf->names_at(*call.target).empty()) {
+      if (auto via = tail_jump(c, *call.target, 16, 1); via) import = via->import;
+    } else if (call.target) {
+      auto names = c.elf->names_at(*call.target);
+      if (allocator_function_kind(names[0]) != LW_FN_NONE) return "";  // a direct call: not via a bound name
+    }
+    if (import.empty() || allocator_function_kind(import) == LW_FN_NONE) continue;
+    if (!wrapped.empty() && wrapped != import) return "";
+    wrapped = import;
+  }
+  return wrapped;
+}
+
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   std::string out;
   for (const auto& s : v) {
@@ -275,7 +308,7 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
     auto it = site_at[ci].find(value);
     if (it == site_at[ci].end()) return false;
     const std::string& why = plans[ci].sites[it->second].skipped_reason;
-    return why.empty() || why.rfind("tail-jumps to ", 0) == 0;
+    return why.empty() || why.rfind("tail-jumps to ", 0) == 0 || why.rfind("wraps ", 0) == 0;
   };
   auto covered_name = [&](const std::string& name) {
     auto it = bound.find(name);
@@ -291,6 +324,17 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
         if (!site.skipped_reason.empty()) continue;
         auto sym = cands[ci].elf->find(site.function);
         if (!sym) continue;
+        if (site.kind == LW_FN_NEW && cxx_runtime(cands[ci].obj.path)) {
+          // One trap per allocation instead of four (entry and return of new, the nested
+          // malloc's entry): the stack capture at malloc's return recovers new's caller.
+          auto inner = wrapped_allocation(cands[ci], *sym);
+          if (!inner.empty() && covered_name(inner)) {
+            site.skipped_reason = "wraps " + inner + "@plt, probed where it binds (the caller of new is "
+                                  "recovered from the stack)";
+            changed = true;
+            continue;
+          }
+        }
         auto t = tail_jump(cands[ci], sym->value, sym->size);
         if (!t) continue;
         std::string reason;

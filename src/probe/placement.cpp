@@ -301,6 +301,38 @@ Placement plan_probe(std::span<const uint8_t> code, uint64_t func_vaddr) {
                                      std::min<size_t>(insns.size(), kMaxWalk)));
 }
 
+std::vector<CallSite> call_sites(std::span<const uint8_t> code, uint64_t func_vaddr) {
+  std::vector<CallSite> out;
+  Disassembler dis;
+  if (!dis.ok()) return out;
+  cs_insn* in = cs_malloc(dis.get());
+  if (in == nullptr) return out;
+  const uint8_t* p = code.data();
+  size_t left = code.size();
+  uint64_t addr = func_vaddr;
+  while (left > 0) {
+    if (!cs_disasm_iter(dis.get(), &p, &left, &addr, in)) {
+      ++p;
+      --left;
+      ++addr;
+      continue;
+    }
+    if (!in_group(in, CS_GRP_CALL)) continue;
+    const cs_x86& x = in->detail->x86;
+    CallSite c;
+    c.offset = in->address - func_vaddr;
+    if (x.op_count >= 1 && x.operands[0].type == X86_OP_IMM) {
+      c.target = static_cast<uint64_t>(x.operands[0].imm);
+    } else if (x.op_count >= 1 && x.operands[0].type == X86_OP_MEM &&
+               x.operands[0].mem.base == X86_REG_RIP && x.operands[0].mem.index == X86_REG_INVALID) {
+      c.slot = in->address + in->size + static_cast<uint64_t>(x.operands[0].mem.disp);
+    }
+    out.push_back(c);
+  }
+  cs_free(in, 1);
+  return out;
+}
+
 Result<Placement> plan_symbol_probe(const ElfObject& obj, const ElfSymbol& sym) {
   if (sym.size == 0) {
     // At most one instruction (15 bytes), but not past the end of the file-backed segment.

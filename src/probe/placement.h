@@ -41,8 +41,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -67,6 +69,16 @@ Placement plan_probe(std::span<const uint8_t> code, uint64_t func_vaddr);
 // True when `insn` (the bytes of exactly one decoded instruction) is one the x86-64 kernel
 // emulates at a uprobe site (see above).
 bool is_uprobe_emulated(std::span<const uint8_t> insn);
+
+// The calls a function body makes, found by a linear sweep: `call rel32` gives the target
+// address, `call *disp32(%rip)` the address of the slot it reads; calls through a register
+// give neither.
+struct CallSite {
+  uint64_t offset = 0;          // of the call instruction, from the function's start
+  std::optional<uint64_t> target;
+  std::optional<uint64_t> slot;
+};
+std::vector<CallSite> call_sites(std::span<const uint8_t> code, uint64_t func_vaddr);
 
 // Reads the symbol's code from `obj` and plans it.  A symbol without a size (hand-written
 // assembly) cannot be checked for branch targets: it gets offset 0.

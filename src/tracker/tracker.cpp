@@ -23,6 +23,19 @@ std::map<std::string, uint64_t> loss_counters(const probe::Counters& c, size_t f
 Tracker::Tracker(TrackerConfig cfg, FrameResolver& resolver)
     : cfg_(std::move(cfg)), resolver_(resolver) {}
 
+namespace {
+
+// A C++ runtime's operator new is not probed when it only calls malloc (probe/allocator_plan):
+// the allocation is recorded at malloc's return, inside operator new.  Its frames go, so
+// that the stack starts, as in every other mode, at the code that called new.
+void drop_operator_new_frames(std::vector<report::Frame>& frames) {
+  size_t n = 0;
+  while (n + 1 < frames.size() && frames[n].function.starts_with("operator new")) n++;
+  frames.erase(frames.begin(), frames.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+}  // namespace
+
 const Tracker::StackState& Tracker::frames_for(const StackKey& key, const Snapshot& snap) {
   StackState& st = stacks_[key];
   if (!st.resolved) {
@@ -39,6 +52,7 @@ const Tracker::StackState& Tracker::frames_for(const StackKey& key, const Snapsh
     } else if (snap.read_stack) {
       st.frames = resolver_.resolve(key.tgid, snap.read_stack(key.stack_id));
     }
+    drop_operator_new_frames(st.frames);
   }
   return st;
 }

@@ -154,6 +154,32 @@ TEST(AllocatorPlan, JemallocFirstInOrderServesMallocAndOperatorNew) {
       << all_text(*d);
 }
 
+TEST(AllocatorPlan, LibstdcxxOperatorNewIsLeftToMalloc) {
+  // libstdc++'s operator new is a loop around malloc@plt and the new-handler: probing it
+  // would add three traps to each new (its entry and return, malloc's nested entry).  Every
+  // form is left to the allocation function it ends in; its caller is recovered at malloc's
+  // return (memleak.bpf.c, frameless_callers).
+  auto d = discover_in_order(order_for(testing::fixture("ml_cxx")), "", false);
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  const ObjectPlan* cxx = plan_named(*d, "libstdc++");
+  const ObjectPlan* libc = plan_named(*d, "libc.so");
+  ASSERT_NE(cxx, nullptr) << all_text(*d);
+  ASSERT_NE(libc, nullptr) << all_text(*d);
+  for (const char* fn : {"_Znwm", "_ZnwmRKSt9nothrow_t", "_ZnwmSt11align_val_t"}) {
+    ASSERT_NE(site(cxx, fn), nullptr) << fn << "\n" << all_text(*d);
+    EXPECT_EQ(site(cxx, fn)->skipped_reason.rfind("wraps ", 0), 0u) << fn << "\n" << all_text(*d);
+  }
+  EXPECT_NE(site(cxx, "_Znwm")->skipped_reason.find("malloc@plt"), std::string::npos);
+  EXPECT_NE(site(cxx, "_ZnwmSt11align_val_t")->skipped_reason.find("aligned_alloc@plt"), std::string::npos);
+  EXPECT_NE(site(cxx, "_ZnwmRKSt9nothrow_t")->skipped_reason.find("_Znwm@plt"), std::string::npos);
+  for (const auto& s : cxx->sites) {
+    if (s.kind != LW_FN_NEW) continue;
+    EXPECT_FALSE(s.skipped_reason.empty()) << s.function << "\n" << all_text(*d);
+  }
+  EXPECT_TRUE(probed(libc, "malloc"));
+  EXPECT_TRUE(probed(libc, "aligned_alloc"));
+}
+
 TEST(AllocatorPlan, TcmallocAliasesProbedOnceUnderTheStandardName) {
   auto d = discover_in_order(order_for(testing::fixture("ml_alloc_tcmalloc")), "", false);
   ASSERT_TRUE(d.has_value()) << d.error().message;
