@@ -43,6 +43,9 @@
  *   LEAKWATCH_SAMPLE_BYTES   mean sampling interval R in bytes (decimal, optional K/M/G
  *                            suffix, powers of 1024); default 524288.  1 means every
  *                            allocation is sampled (exact mode).  Range 1 .. 2^44.
+ *   LEAKWATCH_SAMPLE_CALLS   sample allocation calls instead of bytes: each call with
+ *                            probability 1/N, whatever its size (-s N); range 1 .. 2^28,
+ *                            1 = exact.  Overrides LEAKWATCH_SAMPLE_BYTES.
  *   LEAKWATCH_PRELOAD_DISABLE=1   wrappers only pass through: no sampling, no hooks.
  *   LEAKWATCH_PRELOAD_SET_SLOTS   capacity of the sampled set (power of two, 2^10 .. 2^26);
  *                            default 2^18 (2^22 in exact mode).
@@ -92,6 +95,7 @@ typedef uint64_t lw_preload_u64;
 #define LW_PRELOAD_F_CONFIG_ERROR 0x4u /* a bad LEAKWATCH_* value; its default was used */
 #define LW_PRELOAD_F_NO_SET 0x8u       /* the sampled set could not be mapped: no sampling */
 #define LW_PRELOAD_F_EXACT 0x10u       /* sample_bytes == 1: every allocation is sampled */
+#define LW_PRELOAD_F_CALLS 0x40u       /* LEAKWATCH_SAMPLE_CALLS: sample_bytes holds N */
 #define LW_PRELOAD_F_SHADOWED 0x20u    /* an allocation function is defined before the library
                                         * in the search order (by the program itself, or an
                                         * earlier LD_PRELOAD): calls to it bypass the library */
@@ -100,7 +104,7 @@ struct leakwatch_preload_stats {
   lw_preload_u64 magic;          /* LEAKWATCH_PRELOAD_MAGIC once initialised, else 0 */
   lw_preload_u32 abi_version;    /* LEAKWATCH_PRELOAD_ABI_VERSION */
   lw_preload_u32 flags;          /* LW_PRELOAD_F_* */
-  lw_preload_u64 sample_bytes;   /* R in effect (1 = exact) */
+  lw_preload_u64 sample_bytes;   /* R in effect (1 = exact); N with LW_PRELOAD_F_CALLS */
   lw_preload_u64 set_capacity;   /* slots in the sampled set */
   lw_preload_u64 hook_allocs;    /* leakwatch_hook_alloc calls (sampled allocations) */
   lw_preload_u64 hook_frees;     /* leakwatch_hook_free calls */

@@ -151,8 +151,6 @@ Result<Plan> validate(const MemleakOptions& o) {
     if (o.command.empty())
       return fail("--inprocess needs -c: the sampling library is loaded into a program "
                   "leakwatch starts");
-    if (p.sample_mode == probe::SampleMode::kCalls)
-      return fail("--inprocess samples by bytes: use --sample-bytes R instead of -s N");
     if (!o.objects.empty() || !o.symbols_prefix.empty())
       return fail("--inprocess wraps the allocator the program binds to: -O and "
                   "--symbols-prefix apply to attach mode only");
@@ -253,7 +251,7 @@ std::vector<probe::ObjectPlan> Session::plan_cgroup_processes() {
 Result<bool> Session::choose_inprocess(const std::string& executable,
                                        const std::vector<probe::ObjectPlan>& plan) {
   bool asked = o_.inprocess == 1;
-  if (!asked && (o_.inprocess == 0 || p_.sample_mode != probe::SampleMode::kBytes ||
+  if (!asked && (o_.inprocess == 0 || p_.sample_mode == probe::SampleMode::kExact ||
                  !o_.objects.empty() || !o_.symbols_prefix.empty()))
     return false;
   auto refuse = [&](std::string why) -> Result<bool> {
@@ -304,8 +302,19 @@ std::vector<std::string> Session::inprocess_environment() const {
   // (a preloaded or linked jemalloc/tcmalloc too).
   std::string preload = preload_library_;
   if (const char* cur = std::getenv("LD_PRELOAD"); cur && *cur) preload += std::string(":") + cur;
-  uint64_t rate = p_.sample_mode == probe::SampleMode::kBytes ? p_.sampling.rate : 1;
-  return {"LD_PRELOAD=" + preload, fmt::format("LEAKWATCH_SAMPLE_BYTES={}", rate)};
+  std::vector<std::string> env = {"LD_PRELOAD=" + preload};
+  switch (p_.sample_mode) {
+    case probe::SampleMode::kBytes:
+      env.push_back(fmt::format("LEAKWATCH_SAMPLE_BYTES={}", p_.sampling.rate));
+      break;
+    case probe::SampleMode::kCalls:
+      env.push_back(fmt::format("LEAKWATCH_SAMPLE_CALLS={}", p_.sampling.rate));
+      break;
+    case probe::SampleMode::kExact:
+      env.push_back("LEAKWATCH_SAMPLE_BYTES=1");
+      break;
+  }
+  return env;
 }
 
 // --inprocess: the allocation functions are sampled by the preload library, which calls its
@@ -347,10 +356,13 @@ void Session::add_preload_figures(report::Report& rep) const {
   rep.lost["preload_set_full"] = st.set_overflow;
   rep.lost["preload_bootstrap_failures"] = st.bootstrap_failures;
   rep.notes.push_back(fmt::format(
-      "in-process: {} sampled allocations, {} sampled frees (R = {} bytes{}); {} allocations "
-      "before the library was initialised were not sampled",
-      st.hook_allocs, st.hook_frees, st.sample_bytes,
-      (st.flags & LW_PRELOAD_F_EXACT) ? ", every allocation" : "", st.unsampled_early));
+      "in-process: {} sampled allocations, {} sampled frees ({}); {} allocations before the "
+      "library was initialised were not sampled",
+      st.hook_allocs, st.hook_frees,
+      (st.flags & LW_PRELOAD_F_EXACT)   ? std::string("every allocation")
+      : (st.flags & LW_PRELOAD_F_CALLS) ? fmt::format("1 in {} calls", st.sample_bytes)
+                                        : fmt::format("R = {} bytes", st.sample_bytes),
+      st.unsampled_early));
   if (st.flags & LW_PRELOAD_F_SHADOWED)
     rep.notes.push_back(
         "in-process: an allocation function is defined before the sampling library in the "
@@ -759,10 +771,10 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       "with -c: probe the allocator even where in-process sampling would be the default");
   sub->add_flag_callback("--inprocess", [&o] { o.inprocess = 1; },
                 "with -c: preload libleakwatch-preload.so into the command, which samples "
-                "allocations in the program (by bytes with --sample-bytes R, else every one) and "
-                "reaches BPF only for sampled blocks and their frees: no trap on unsampled calls. "
-                "The default with -c --sample-bytes when the program can load it (dynamically "
-                "linked, malloc not its own)")
+                "allocations in the program (by bytes with --sample-bytes R, 1 call in N with "
+                "-s N, else every one) and reaches BPF only for sampled blocks and their frees: "
+                "no trap on unsampled calls. The default with -c and -s or --sample-bytes when "
+                "the program can load it (dynamically linked glibc program, malloc not its own)")
       ->excludes(no_inprocess);
   sub->add_option("--verdicts-only", o.verdicts_only,
                   "report only stacks with this verdict (leak, cache, transient, unknown)");

@@ -44,6 +44,7 @@ extern void* __libc_pvalloc(size_t);
 
 int lw_mode = LW_MODE_UNCONFIGURED;
 uint64_t lw_rate = LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES;
+uint64_t lw_call_unit;
 uint32_t lw_exp_table[LW_EXP_TABLE_SIZE];
 uint64_t lw_seed_base;
 uint64_t lw_thread_counter;
@@ -298,6 +299,14 @@ static uint64_t lw_process_seed(void) {
   return lw_mix64(seed ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)&seed);
 }
 
+/* -ln(1 - x) for 0 < x <= 1/2, by its series (no libm in the library): sum x^k / k. */
+static double lw_neg_log1m(double x) {
+  double sum = 0, term = x;
+  for (int k = 1; k < 200 && term > 1e-18 * sum; k++, term *= x)
+    sum += term / k;
+  return sum;
+}
+
 static void lw_configure(void) {
   int expected = 0;
   if (!__atomic_compare_exchange_n(&lw_config_state, &expected, 1, 0, __ATOMIC_ACQ_REL,
@@ -322,6 +331,25 @@ static void lw_configure(void) {
     else
       flags |= LW_PRELOAD_F_CONFIG_ERROR;
   }
+  /* Sampling calls: a call of U "bytes" holds a point of the byte sampler's Poisson process
+   * (mean interval R) with probability 1 - exp(-U/R); R = U / -ln(1 - 1/N) makes that 1/N,
+   * the probability BPF gives each call with -s N. */
+  uint64_t calls = 0, unit = 0;
+  const char* calls_env = getenv("LEAKWATCH_SAMPLE_CALLS");
+  if (calls_env != NULL) {
+    uint64_t v = lw_parse_size(calls_env);
+    if (v >= 1 && v <= (1ull << 28))
+      calls = v;
+    else
+      flags |= LW_PRELOAD_F_CONFIG_ERROR;
+  }
+  if (calls == 1) {
+    rate = 1;
+  } else if (calls > 1) {
+    unit = 1ull << 16;
+    rate = (uint64_t)((double)unit / lw_neg_log1m(1.0 / (double)calls) + 0.5);
+    flags |= LW_PRELOAD_F_CALLS;
+  }
   if (rate == 1 && mode == LW_MODE_BYTES) {
     mode = LW_MODE_EXACT;
     flags |= LW_PRELOAD_F_EXACT;
@@ -342,6 +370,7 @@ static void lw_configure(void) {
 
   lw_preload_build_exp_table(lw_exp_table, LW_EXP_TABLE_SIZE);
   lw_rate = rate;
+  lw_call_unit = mode == LW_MODE_BYTES ? unit : 0;
 
   if (mode != LW_MODE_OFF && lw_set_init(slots) != 0) {
     flags |= LW_PRELOAD_F_NO_SET;
@@ -350,7 +379,7 @@ static void lw_configure(void) {
   if (mode == LW_MODE_BYTES || mode == LW_MODE_EXACT)
     flags |= LW_PRELOAD_F_ACTIVE;
 
-  st->sample_bytes = rate;
+  st->sample_bytes = calls > 1 ? calls : rate;
   st->set_capacity = mode == LW_MODE_OFF ? 0 : slots;
   __atomic_store_n(&st->flags, flags, __ATOMIC_RELAXED);
   __atomic_store_n(&st->magic, LEAKWATCH_PRELOAD_MAGIC, __ATOMIC_RELEASE);

@@ -77,6 +77,10 @@ extern int lw_mode LW_HIDDEN;                 /* enum lw_mode; written once, rel
  * once libc's initialiser has run); returns the mode. */
 int lw_try_configure(void) LW_HIDDEN;
 extern uint64_t lw_rate LW_HIDDEN;            /* R */
+/* Sampling calls (LEAKWATCH_SAMPLE_CALLS): every call counts as this many bytes, whatever
+ * its size, and R is set so that a call holds a sample point with probability 1/N; 0 when
+ * sampling bytes. */
+extern uint64_t lw_call_unit LW_HIDDEN;
 extern uint32_t lw_exp_table[LW_EXP_TABLE_SIZE] LW_HIDDEN;
 extern uint64_t lw_seed_base LW_HIDDEN;       /* mixed into every thread's seed */
 extern uint64_t lw_thread_counter LW_HIDDEN;  /* threads seeded so far (atomic) */
@@ -110,6 +114,8 @@ int lw_sample_slow(size_t size) LW_HIDDEN __attribute__((noinline));
  * This is the whole per-allocation cost of sampling: a TLS load, a subtraction, a store. */
 LW_ALWAYS_INLINE int lw_unsampled(size_t size) {
   struct lw_byte_sampler* st = &lw_tls.sampler;
+  if (LW_UNLIKELY(lw_call_unit != 0))
+    size = lw_call_unit;
   /* Compared unsigned: a request of 2^63 bytes or more (malloc(SIZE_MAX - k), bound to fail)
    * must not turn into a negative size that pushes the next sample point away. */
   long long left = st->countdown;

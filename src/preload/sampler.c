@@ -34,7 +34,9 @@ int lw_sample_slow(size_t size) {
     mode = lw_try_configure(); /* e.g. libstdc++'s initialiser, before our constructor */
   switch (mode) {
     case LW_MODE_BYTES:
-      return lw_sample_bytes(&t->sampler, size, lw_rate, lw_exp_table, lw_next_random(t));
+      /* (size is already the call unit unless configuration happened just now) */
+      return lw_sample_bytes(&t->sampler, lw_call_unit ? lw_call_unit : size, lw_rate,
+                             lw_exp_table, lw_next_random(t));
     case LW_MODE_EXACT:
       /* The countdown stays at 0, so every allocation comes here. */
       t->sampler.countdown = 0;
