@@ -18,6 +18,7 @@
 # program is started by the tracer and gets SIGUSR1 once leakwatch said it is attached:
 #   lw-inproc512k  leakwatch memleak --inprocess --sample-bytes 512K -c PROGRAM
 #   lw-inproc64k   the same with R = 64 KiB
+#   lw-inproc-s1000  leakwatch memleak -s 1000 -c PROGRAM (in-process, the default there)
 #   lw-inproc-exact  leakwatch memleak --inprocess -c PROGRAM (every allocation hooked)
 # and, for finding where the cost goes (not in the default list):
 #   lw-exact-classic, lw-s1000-classic      the same with --attach classic
@@ -36,7 +37,7 @@
 # its allocation calls, counted once per run with bpftrace (bench/count_allocs.bt).
 #
 # Knobs (environment): ROUNDS (5), LOOP_N (20000 pairs), WORKLOAD_ROUNDS (1500),
-# PROGRAMS ("fixed mixed workload"), TRACERS (the five above), RESULTS_DIR (bench/results).
+# PROGRAMS ("fixed mixed workload"), TRACERS (the five above and the three lw-inproc ones but 64k), RESULTS_DIR (bench/results).
 # Output: a markdown table on stdout, also written to RESULTS_DIR/latest.md, and every single
 # measurement in RESULTS_DIR/raw-<time>.tsv.
 set -euo pipefail
@@ -51,7 +52,7 @@ ROUNDS=${ROUNDS:-5}
 LOOP_N=${LOOP_N:-20000}
 WORKLOAD_ROUNDS=${WORKLOAD_ROUNDS:-1500}
 PROGRAMS=${PROGRAMS:-"fixed mixed workload"}
-TRACERS=${TRACERS:-"none lw-exact lw-s1000 lw-bytes512k peer"}
+TRACERS=${TRACERS:-"none lw-exact lw-s1000 lw-bytes512k lw-inproc-exact lw-inproc-s1000 lw-inproc512k peer"}
 RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/results}
 ATTACH_TIMEOUT=60   # seconds for a tracer to attach
 RUN_TIMEOUT=300     # seconds for one timed run
@@ -171,6 +172,7 @@ run_inproc() {
   case $tracer in
     lw-inproc512k) lw+=(--sample-bytes 512K) ;;
     lw-inproc64k) lw+=(--sample-bytes 64K) ;;
+    lw-inproc-s1000) lw+=(-s 1000) ;;
     lw-inproc-exact) ;;
     *) die "unknown tracer $tracer" ;;
   esac
@@ -283,7 +285,7 @@ done
     }
     function lo(key,   n, a, i, m) { n = split(vals[key], a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
     function hi(key,   n, a, i, m) { n = split(vals[key], a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
-    function target(t) { return t ~ /^lw-exact$/ ? "<= 0.40" : t ~ /^lw-s1000$/ ? "<= 0.20" : t ~ /^lw-inproc512k$/ ? "<= 10 ns (loop), <= 1% (workload)" : "" }
+    function target(t) { return t ~ /^lw-(inproc-)?exact$/ ? "<= 0.40" : t ~ /^lw-(inproc-)?s1000$/ ? "<= 0.20" : t ~ /^lw-inproc512k$/ ? "<= 10 ns (loop), <= 1% (workload)" : "" }
     NR > 1 {
       w = $4 / $6; c = $5 / $6
       vals[$2 SUBSEP $3 SUBSEP "w"] = vals[$2 SUBSEP $3 SUBSEP "w"] " " w
