@@ -22,6 +22,8 @@
 #   lw-inproc-exact  leakwatch memleak --inprocess -c PROGRAM (every allocation hooked)
 # and, for finding where the cost goes (not in the default list):
 #   lw-exact-classic, lw-s1000-classic      the same with --attach classic
+#   lw-exact-fp           lw-exact with frame-pointer stacks (the peer's kind), where
+#                         --unwind auto would copy stacks for DWARF unwinding
 #   bt-malloc-entry       bpftrace: counter on malloc entry
 #   bt-malloc-ret         bpftrace: counter on a uretprobe on malloc (entry trap + return)
 #   bt-malloc-ret-ustack  the same keyed by the full user stack
@@ -152,6 +154,7 @@ start_tracer() {
     lw-exact) "${lw[@]}" 3600 >"$out" 2>&1 & ;;
     lw-s1000) "${lw[@]}" -s 1000 3600 >"$out" 2>&1 & ;;
     lw-bytes512k) "${lw[@]}" --sample-bytes 512K 3600 >"$out" 2>&1 & ;;
+    lw-exact-fp) "${lw[@]}" --unwind fp 3600 >"$out" 2>&1 & ;;
     lw-exact-classic) "${lw[@]}" --attach classic 3600 >"$out" 2>&1 & ;;
     lw-s1000-classic) "${lw[@]}" --attach classic -s 1000 3600 >"$out" 2>&1 & ;;
     peer) BPFTRACE_MAP_KEYS_MAX=1000000 bpftrace -p "$pid" "$BENCH_DIR/bcc_memleak_probes.bt" \

@@ -44,6 +44,7 @@ TEST_F(MemleakUnwind, AutoUnwindsThroughLibcHelpersAndADeepChain) {
   // wrapper's frame record), so the same stacks come out.
   for (std::vector<std::string> mode : {std::vector<std::string>{"--unwind", "auto"},
                                         std::vector<std::string>{"--unwind", "dwarf", "-s", "2"},
+                                        std::vector<std::string>{"--unwind", "dwarf", "-s", "2", "--no-inprocess"},
                                         std::vector<std::string>{"--unwind", "auto", "--inprocess"}}) {
     SCOPED_TRACE(mode.back());
     auto run = memleak_command(fixture("ml_nofp_nofp"), mode);
