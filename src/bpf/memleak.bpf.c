@@ -321,16 +321,58 @@ static __always_inline bool same_stack(const struct lw_stack *a, const struct lw
  * the function called may have tail-jumped to a neighbour (new[] -> new). */
 #define LW_CALLER_SLOTS 16
 #define LW_CALLER_MAX 3
+/* rbp is believed to be the frame of ip's own function when the function the return
+ * address in its record called starts at most this far before ip: a function of any
+ * reasonable size, while a frameless function elsewhere (another object) is not taken for
+ * it. */
+#define LW_CALLER_OWNER_SPAN (256u << 10)
+#define LW_VM_EXEC 0x4ULL
+
+struct lw_exec_ctx {
+  bool exec;
+};
+
+static long check_exec_vma(struct task_struct *task, struct vm_area_struct *vma,
+                           struct lw_exec_ctx *c)
+{
+  c->exec = (BPF_CORE_READ(vma, vm_flags) & LW_VM_EXEC) != 0;
+  return 0;
+}
+
+/* The function the call before return address `ret` called (0: unknown, or `ret` is not
+ * in executable memory), cached by process and address.  A value that only looks like a
+ * return address is checked against the process's mappings before any byte behind it is
+ * read: reading a page that is not present costs a kernel exception (~5 us here), and stack
+ * slots hold many such values (pointers to freed mappings, data). */
+static __always_inline __u64 exec_call_target(__u64 ret)
+{
+  struct lw_fp_target_key key = {.ret = ret, .tgid = bpf_get_current_pid_tgid() >> 32};
+  __u64 *cached = bpf_map_lookup_elem(&lw_fp_call_targets, &key);
+  if (cached)
+    return *cached;
+  struct lw_exec_ctx c = {};
+  if (bpf_find_vma(bpf_get_current_task_btf(), ret - 8, check_exec_vma, &c, 0) || !c.exec)
+    return 0; /* not cached: such values (data, pointers) seldom come back */
+  __u64 f = lw_fp_call_target(ret);
+  bpf_map_update_elem(&lw_fp_call_targets, &key, &f, BPF_ANY);
+  return f;
+}
 
 struct lw_caller_scan {
   __u64 sp, bp, cur;
+  __u64 owner;      /* start of the function that owns rbp's frame (0: unknown) */
   __u64 owner_ret;  /* the return address in rbp's frame record (0: rbp is not a frame) */
   __u32 n;
   __u32 pad;
-  __u64 found[4];  /* LW_CALLER_MAX used; a power of two for the index mask */
+  __u64 found[4];   /* LW_CALLER_MAX used; a power of two for the index mask */
   __u64 slots[LW_CALLER_SLOTS];
   struct lw_fp_layout layout;
 };
+
+static __always_inline bool owns_frame(const struct lw_caller_scan *c, __u64 pc)
+{
+  return c->owner && c->owner <= pc && pc - c->owner < LW_CALLER_OWNER_SPAN;
+}
 
 /* bpf_loop's context must live on the BPF stack; the state is a per-CPU map value. */
 struct lw_caller_scan_ref {
@@ -348,16 +390,16 @@ static long caller_scan_slot(__u32 i, struct lw_caller_scan_ref *ref)
   asm volatile("" : "+r"(idx)); /* keep the mask below: the verifier needs it */
   __u64 v = c->slots[idx & (LW_CALLER_SLOTS - 1)];
   if (!lw_fp_maybe_code(v, c->sp, &c->layout) ||
-      !lw_fp_near_function(lw_fp_cached_target(v), c->cur))
+      !lw_fp_near_function(exec_call_target(v), c->cur))
     return 0;
   __u32 k = c->n;
   asm volatile("" : "+r"(k));
   if (k < LW_CALLER_MAX)
-    c->found[k] = v;
+    c->found[k & 3] = v;
   c->n = k + 1;
   c->cur = v;
   /* Found the caller of the function that owns rbp: the chain goes on from here. */
-  return c->owner_ret && lw_fp_returns_from(c->owner_ret, v) ? 1 : 0;
+  return owns_frame(c, v) ? 1 : 0;
 }
 
 static __always_inline __u32 frameless_callers(const struct lw_site *site,
@@ -367,16 +409,19 @@ static __always_inline __u32 frameless_callers(const struct lw_site *site,
   c->bp = site->bp;
   c->cur = site->ip;
   c->n = 0;
+  c->owner = 0;
   c->owner_ret = 0;
+  lw_fp_read_layout(&c->layout);
   if (c->bp > c->sp && c->bp - c->sp < LW_FP_MAX_FRAME_SPAN && !(c->bp & 7) &&
       bpf_probe_read_user(&c->owner_ret, sizeof(c->owner_ret), (void *)(c->bp + 8)))
     c->owner_ret = 0;
+  if (c->owner_ret && lw_fp_maybe_code(c->owner_ret, c->sp, &c->layout))
+    c->owner = exec_call_target(c->owner_ret);
   /* The common case: ip's function keeps the frame pointer; nothing is missing. */
-  if (c->owner_ret && lw_fp_returns_from(c->owner_ret, c->cur))
+  if (owns_frame(c, c->cur))
     return 0;
   if (bpf_probe_read_user(c->slots, sizeof(c->slots), (void *)c->sp))
     return 0;
-  lw_fp_read_layout(&c->layout);
   struct lw_caller_scan_ref ref = {.c = c};
   bpf_loop(LW_CALLER_SLOTS, caller_scan_slot, &ref, 0);
   return c->n < LW_CALLER_MAX ? c->n : LW_CALLER_MAX;
@@ -403,7 +448,8 @@ static __always_inline __s32 capture_stack(const struct lw_site *site)
   struct lw_caller_scan *c = bpf_map_lookup_elem(&caller_scratch, &zero);
   if (!st || !c)
     return -1;
-  __u32 extra = frameless_callers(site, c);
+  /* With DWARF unwinding the stack comes from the snapshot; this one is only its fallback. */
+  __u32 extra = unwind_dwarf ? 0 : frameless_callers(site, c);
   __u64 ip = site->ip, fp = site->bp;
   __u64 h = 0xcbf29ce484222325ULL ^ ip;
   st->ips[0] = ip;
