@@ -299,6 +299,20 @@ static uint64_t lw_process_seed(void) {
   return lw_mix64(seed ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)&seed);
 }
 
+/* A size from the environment: `fallback` when unset, or when out of [lo, hi] (or not a power
+ * of two where one is wanted), which also sets the configuration-error flag. */
+static uint64_t lw_env_size(const char* name, uint64_t fallback, uint64_t lo, uint64_t hi,
+                            int power_of_two, uint32_t* flags) {
+  const char* text = getenv(name);
+  if (text == NULL)
+    return fallback;
+  uint64_t v = lw_parse_size(text);
+  if (v >= lo && v <= hi && (!power_of_two || (v & (v - 1)) == 0))
+    return v;
+  *flags |= LW_PRELOAD_F_CONFIG_ERROR;
+  return fallback;
+}
+
 /* -ln(1 - x) for 0 < x <= 1/2, by its series (no libm in the library): sum x^k / k. */
 static double lw_neg_log1m(double x) {
   double sum = 0, term = x;
@@ -322,27 +336,13 @@ static void lw_configure(void) {
     mode = LW_MODE_OFF;
   }
 
-  uint64_t rate = LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES;
-  const char* rate_env = getenv("LEAKWATCH_SAMPLE_BYTES");
-  if (rate_env != NULL) {
-    uint64_t v = lw_parse_size(rate_env);
-    if (v >= 1 && v <= (1ull << 44))
-      rate = v;
-    else
-      flags |= LW_PRELOAD_F_CONFIG_ERROR;
-  }
+  uint64_t rate = lw_env_size("LEAKWATCH_SAMPLE_BYTES", LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES, 1,
+                               1ull << 44, 0, &flags);
   /* Sampling calls: a call of U "bytes" holds a point of the byte sampler's Poisson process
    * (mean interval R) with probability 1 - exp(-U/R); R = U / -ln(1 - 1/N) makes that 1/N,
    * the probability BPF gives each call with -s N. */
-  uint64_t calls = 0, unit = 0;
-  const char* calls_env = getenv("LEAKWATCH_SAMPLE_CALLS");
-  if (calls_env != NULL) {
-    uint64_t v = lw_parse_size(calls_env);
-    if (v >= 1 && v <= (1ull << 28))
-      calls = v;
-    else
-      flags |= LW_PRELOAD_F_CONFIG_ERROR;
-  }
+  uint64_t unit = 0;
+  uint64_t calls = lw_env_size("LEAKWATCH_SAMPLE_CALLS", 0, 1, 1ull << 28, 0, &flags);
   if (calls == 1) {
     rate = 1;
   } else if (calls > 1) {
@@ -355,15 +355,9 @@ static void lw_configure(void) {
     flags |= LW_PRELOAD_F_EXACT;
   }
 
-  uint64_t slots = mode == LW_MODE_EXACT ? (1ull << 22) : (1ull << 18);
-  const char* slots_env = getenv("LEAKWATCH_PRELOAD_SET_SLOTS");
-  if (slots_env != NULL) {
-    uint64_t v = lw_parse_size(slots_env);
-    if (v >= (1ull << 10) && v <= (1ull << 26) && (v & (v - 1)) == 0)
-      slots = v;
-    else
-      flags |= LW_PRELOAD_F_CONFIG_ERROR;
-  }
+  uint64_t slots = lw_env_size("LEAKWATCH_PRELOAD_SET_SLOTS",
+                                mode == LW_MODE_EXACT ? (1ull << 22) : (1ull << 18), 1ull << 10,
+                                1ull << 26, 1, &flags);
 
   const char* seed_env = getenv("LEAKWATCH_PRELOAD_SEED");
   lw_seed_base = seed_env != NULL ? lw_mix64(lw_parse_size(seed_env) + 1) : lw_process_seed();

@@ -67,6 +67,8 @@ struct Insn {
   std::string text;                     // "push r12"
   bool emulated = false;
   std::optional<uint64_t> branch_to;    // direct jump/call target (absolute), if any
+  bool call = false;
+  std::optional<uint64_t> rip_slot;     // call/jmp *disp32(%rip): the address it reads
   std::optional<std::string> impure;    // why it is not pure, if it is not
 };
 
@@ -214,6 +216,11 @@ std::vector<Insn> decode_all(const Disassembler& dis, std::span<const uint8_t> c
         x.operands[0].type == X86_OP_IMM) {
       d.branch_to = static_cast<uint64_t>(x.operands[0].imm);
     }
+    d.call = in_group(in, CS_GRP_CALL);
+    if ((in_group(in, CS_GRP_JUMP) || d.call) && x.op_count >= 1 && x.operands[0].type == X86_OP_MEM &&
+        x.operands[0].mem.base == X86_REG_RIP && x.operands[0].mem.index == X86_REG_INVALID) {
+      d.rip_slot = in->address + in->size + static_cast<uint64_t>(x.operands[0].mem.disp);
+    }
     d.impure = why_impure(dis.get(), in);
     out.push_back(std::move(d));
   }
@@ -302,34 +309,11 @@ Placement plan_probe(std::span<const uint8_t> code, uint64_t func_vaddr) {
 }
 
 std::vector<CallSite> call_sites(std::span<const uint8_t> code, uint64_t func_vaddr) {
-  std::vector<CallSite> out;
   Disassembler dis;
-  if (!dis.ok()) return out;
-  cs_insn* in = cs_malloc(dis.get());
-  if (in == nullptr) return out;
-  const uint8_t* p = code.data();
-  size_t left = code.size();
-  uint64_t addr = func_vaddr;
-  while (left > 0) {
-    if (!cs_disasm_iter(dis.get(), &p, &left, &addr, in)) {
-      ++p;
-      --left;
-      ++addr;
-      continue;
-    }
-    if (!in_group(in, CS_GRP_CALL)) continue;
-    const cs_x86& x = in->detail->x86;
-    CallSite c;
-    c.offset = in->address - func_vaddr;
-    if (x.op_count >= 1 && x.operands[0].type == X86_OP_IMM) {
-      c.target = static_cast<uint64_t>(x.operands[0].imm);
-    } else if (x.op_count >= 1 && x.operands[0].type == X86_OP_MEM &&
-               x.operands[0].mem.base == X86_REG_RIP && x.operands[0].mem.index == X86_REG_INVALID) {
-      c.slot = in->address + in->size + static_cast<uint64_t>(x.operands[0].mem.disp);
-    }
-    out.push_back(c);
+  std::vector<CallSite> out;
+  for (const Insn& in : decode_all(dis, code, func_vaddr)) {
+    if (in.call) out.push_back({in.offset, in.branch_to, in.rip_slot});
   }
-  cs_free(in, 1);
   return out;
 }
 
