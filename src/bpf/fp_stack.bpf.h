@@ -124,13 +124,37 @@ static __always_inline bool lw_fp_near_function(__u64 f, __u64 pc)
   return f && (pc - f < LW_FP_MAX_FUNCTION || f - pc < LW_FP_MAX_FUNCTION);
 }
 
-/* The call target of `ret` (0 when unknown), cached. */
-static __always_inline __u64 lw_fp_cached_target(__u64 ret)
+#define LW_FP_VM_EXEC 0x4ULL
+
+struct lw_fp_exec_ctx {
+  bool exec;
+};
+
+static long lw_fp_check_exec_vma(struct task_struct *task, struct vm_area_struct *vma,
+                                 struct lw_fp_exec_ctx *c)
+{
+  c->exec = (BPF_CORE_READ(vma, vm_flags) & LW_FP_VM_EXEC) != 0;
+  return 0;
+}
+
+/* The call target of `ret` (0 when unknown), cached by process and address.
+ * `exec_only`: `ret` is first checked against the process's mappings, and nothing behind it
+ * is read unless it lies in executable memory: reading a page that is not present costs a
+ * kernel exception (~5 us here), and stack slots searched for return addresses hold many
+ * values that only look like one (pointers to freed mappings, data).  Such values are not
+ * cached either: they seldom come back, and inserting them churns the LRU. */
+static __always_inline __u64 lw_fp_cached_target(__u64 ret, bool exec_only)
 {
   struct lw_fp_target_key key = {.ret = ret, .tgid = bpf_get_current_pid_tgid() >> 32};
   __u64 *cached = bpf_map_lookup_elem(&lw_fp_call_targets, &key);
   if (cached)
     return *cached;
+  if (exec_only) {
+    struct lw_fp_exec_ctx c = {};
+    if (bpf_find_vma(bpf_get_current_task_btf(), ret - 8, lw_fp_check_exec_vma, &c, 0) ||
+        !c.exec)
+      return 0;
+  }
   /* Lazy binding does not make this stale: a return address on the stack is that of a
    * call that ran, and the GOT slot was bound before the call reached its target. */
   __u64 f = lw_fp_call_target(ret);
@@ -143,7 +167,7 @@ static __always_inline __u64 lw_fp_cached_target(__u64 ret)
  * unless they called the same function. */
 static __always_inline bool lw_fp_returns_from(__u64 ret, __u64 pc)
 {
-  return lw_fp_in_function(lw_fp_cached_target(ret), pc);
+  return lw_fp_in_function(lw_fp_cached_target(ret, false), pc);
 }
 
 /* Where code cannot be, from the process's mm: below the executable's text, between its

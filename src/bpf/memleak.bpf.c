@@ -326,37 +326,6 @@ static __always_inline bool same_stack(const struct lw_stack *a, const struct lw
  * reasonable size, while a frameless function elsewhere (another object) is not taken for
  * it. */
 #define LW_CALLER_OWNER_SPAN (256u << 10)
-#define LW_VM_EXEC 0x4ULL
-
-struct lw_exec_ctx {
-  bool exec;
-};
-
-static long check_exec_vma(struct task_struct *task, struct vm_area_struct *vma,
-                           struct lw_exec_ctx *c)
-{
-  c->exec = (BPF_CORE_READ(vma, vm_flags) & LW_VM_EXEC) != 0;
-  return 0;
-}
-
-/* The function the call before return address `ret` called (0: unknown, or `ret` is not
- * in executable memory), cached by process and address.  A value that only looks like a
- * return address is checked against the process's mappings before any byte behind it is
- * read: reading a page that is not present costs a kernel exception (~5 us here), and stack
- * slots hold many such values (pointers to freed mappings, data). */
-static __always_inline __u64 exec_call_target(__u64 ret)
-{
-  struct lw_fp_target_key key = {.ret = ret, .tgid = bpf_get_current_pid_tgid() >> 32};
-  __u64 *cached = bpf_map_lookup_elem(&lw_fp_call_targets, &key);
-  if (cached)
-    return *cached;
-  struct lw_exec_ctx c = {};
-  if (bpf_find_vma(bpf_get_current_task_btf(), ret - 8, check_exec_vma, &c, 0) || !c.exec)
-    return 0; /* not cached: such values (data, pointers) seldom come back */
-  __u64 f = lw_fp_call_target(ret);
-  bpf_map_update_elem(&lw_fp_call_targets, &key, &f, BPF_ANY);
-  return f;
-}
 
 struct lw_caller_scan {
   __u64 sp, bp, cur;
@@ -390,7 +359,7 @@ static long caller_scan_slot(__u32 i, struct lw_caller_scan_ref *ref)
   asm volatile("" : "+r"(idx)); /* keep the mask below: the verifier needs it */
   __u64 v = c->slots[idx & (LW_CALLER_SLOTS - 1)];
   if (!lw_fp_maybe_code(v, c->sp, &c->layout) ||
-      !lw_fp_near_function(exec_call_target(v), c->cur))
+      !lw_fp_near_function(lw_fp_cached_target(v, true), c->cur))
     return 0;
   __u32 k = c->n;
   asm volatile("" : "+r"(k));
@@ -416,7 +385,7 @@ static __always_inline __u32 frameless_callers(const struct lw_site *site,
       bpf_probe_read_user(&c->owner_ret, sizeof(c->owner_ret), (void *)(c->bp + 8)))
     c->owner_ret = 0;
   if (c->owner_ret && lw_fp_maybe_code(c->owner_ret, c->sp, &c->layout))
-    c->owner = exec_call_target(c->owner_ret);
+    c->owner = lw_fp_cached_target(c->owner_ret, true);
   /* The common case: ip's function keeps the frame pointer; nothing is missing. */
   if (owns_frame(c, c->cur))
     return 0;

@@ -68,7 +68,7 @@ struct Insn {
   bool emulated = false;
   std::optional<uint64_t> branch_to;    // direct jump/call target (absolute), if any
   bool call = false;
-  std::optional<uint64_t> rip_slot;     // call/jmp *disp32(%rip): the address it reads
+  std::optional<uint64_t> rip_slot;     // call *disp32(%rip): the address it reads
   std::optional<std::string> impure;    // why it is not pure, if it is not
 };
 
@@ -217,7 +217,7 @@ std::vector<Insn> decode_all(const Disassembler& dis, std::span<const uint8_t> c
       d.branch_to = static_cast<uint64_t>(x.operands[0].imm);
     }
     d.call = in_group(in, CS_GRP_CALL);
-    if ((in_group(in, CS_GRP_JUMP) || d.call) && x.op_count >= 1 && x.operands[0].type == X86_OP_MEM &&
+    if (d.call && x.op_count >= 1 && x.operands[0].type == X86_OP_MEM &&
         x.operands[0].mem.base == X86_REG_RIP && x.operands[0].mem.index == X86_REG_INVALID) {
       d.rip_slot = in->address + in->size + static_cast<uint64_t>(x.operands[0].mem.disp);
     }
