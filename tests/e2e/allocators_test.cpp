@@ -32,27 +32,13 @@ MemleakRun run_with_env(const std::vector<std::string>& env, const std::string& 
   return memleak_command(command, args, env);
 }
 
-// Sums the stacks whose innermost frame is exactly `fn` (C, or C++ with its signature).
-void expect_leak(const report::Report& r, const std::string& fn, double count, double each) {
-  double n = 0, bytes = 0;
-  for (const auto& s : r.stacks) {
-    if (s.frames.empty()) continue;
-    const std::string& f = s.frames[0].function;
-    if (f != fn && f.rfind(fn + "(", 0) != 0) continue;
-    n += s.count.sampled;
-    bytes += s.bytes.sampled;
-  }
-  EXPECT_EQ(n, count) << fn << "\n" << describe(r);
-  EXPECT_EQ(bytes, count * each) << fn << "\n" << describe(r);
-}
-
 // ml_alloc's leaks (tests/fixtures/ml_alloc.cpp).
 void expect_ml_alloc_leaks(const report::Report& r) {
-  expect_leak(r, "alloc_leak_malloc", 4, 1111);
-  expect_leak(r, "alloc_leak_calloc", 3, 777);
-  expect_leak(r, "alloc_leak_realloc", 1, 2222);
-  expect_leak(r, "alloc_leak_new", 5, 40);
-  expect_leak(r, "alloc_leak_new_array", 3, 100);
+  expect_exact_leak(r, "alloc_leak_malloc", 4, 1111);
+  expect_exact_leak(r, "alloc_leak_calloc", 3, 777);
+  expect_exact_leak(r, "alloc_leak_realloc", 1, 2222);
+  expect_exact_leak(r, "alloc_leak_new", 5, 40);
+  expect_exact_leak(r, "alloc_leak_new_array", 3, 100);
   EXPECT_TRUE(stacks_in(r, "alloc_balanced").empty()) << describe(r);
   for (const auto& [name, value] : r.lost) EXPECT_EQ(value, 0u) << name;
 }
@@ -99,8 +85,8 @@ TEST_F(Allocators, JemallocLinkedWithItsOwnApi) {
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed) << run.result.err;
   expect_ml_alloc_leaks(run.report);
-  expect_leak(run.report, "je_leak_mallocx", 3, 1500);   // mallocx(size, flags)
-  expect_leak(run.report, "je_leak_rallocx", 2, 3000);   // rallocx(ptr, size, flags)
+  expect_exact_leak(run.report, "je_leak_mallocx", 3, 1500);   // mallocx(size, flags)
+  expect_exact_leak(run.report, "je_leak_rallocx", 2, 3000);   // rallocx(ptr, size, flags)
   EXPECT_TRUE(stacks_in(run.report, "je_balanced").empty()) << describe(run.report);  // dallocx, sdallocx
 }
 
@@ -115,8 +101,8 @@ TEST_F(Allocators, AllocatorDefinedInTheExecutable) {
   auto run = run_with_env({}, fixture("ml_static_alloc"));
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed) << run.result.err;
-  expect_leak(run.report, "static_leak", 6, 999);
-  expect_leak(run.report, "static_leak_calloc", 2, 600);
+  expect_exact_leak(run.report, "static_leak", 6, 999);
+  expect_exact_leak(run.report, "static_leak_calloc", 2, 600);
   EXPECT_TRUE(stacks_in(run.report, "static_balanced").empty()) << describe(run.report);
   EXPECT_NE(run.result.err.find("allocator custom in ml_static_alloc (defines malloc): IN USE"), std::string::npos)
       << run.result.err;
@@ -126,7 +112,7 @@ TEST_F(Allocators, StaticGlibcExecutable) {
   auto run = run_with_env({}, fixture("ml_static"));
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed) << run.result.err;
-  expect_leak(run.report, "static_glibc_leak", 4, 1111);
+  expect_exact_leak(run.report, "static_glibc_leak", 4, 1111);
   EXPECT_TRUE(stacks_in(run.report, "static_glibc_balanced").empty()) << describe(run.report);
 }
 
@@ -145,8 +131,8 @@ TEST_F(Allocators, MuslDynamicAndStatic) {
     auto run = run_with_env({}, fixture(name));
     ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
     ASSERT_TRUE(run.parsed) << run.result.err;
-    expect_leak(run.report, "musl_leak", 3, 1500);
-    expect_leak(run.report, "musl_leak_calloc", 2, 700);
+    expect_exact_leak(run.report, "musl_leak", 3, 1500);
+    expect_exact_leak(run.report, "musl_leak_calloc", 2, 700);
     EXPECT_TRUE(stacks_in(run.report, "musl_balanced").empty()) << describe(run.report);
     EXPECT_NE(run.result.err.find("allocator musl in "), std::string::npos) << run.result.err;
   }
@@ -156,16 +142,16 @@ TEST_F(Allocators, PrefixedApiNextToGlibc) {
   auto run = run_with_env({}, fixture("ml_prefixed"));
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   ASSERT_TRUE(run.parsed) << run.result.err;
-  expect_leak(run.report, "prefixed_leak", 3, 1234);
-  expect_leak(run.report, "prefixed_leak_calloc", 2, 500);
-  expect_leak(run.report, "plain_leak", 2, 4321);
+  expect_exact_leak(run.report, "prefixed_leak", 3, 1234);
+  expect_exact_leak(run.report, "prefixed_leak_calloc", 2, 500);
+  expect_exact_leak(run.report, "plain_leak", 2, 4321);
   EXPECT_TRUE(stacks_in(run.report, "prefixed_balanced").empty()) << describe(run.report);
 
   // --symbols-prefix overrides: only the je_ API.
   auto only = run_with_env({}, fixture("ml_prefixed"), {"--symbols-prefix", "je_"});
   ASSERT_EQ(only.result.exit_code, 0) << only.result.err;
   ASSERT_TRUE(only.parsed) << only.result.err;
-  expect_leak(only.report, "prefixed_leak", 3, 1234);
+  expect_exact_leak(only.report, "prefixed_leak", 3, 1234);
   EXPECT_TRUE(stacks_in(only.report, "plain_leak").empty()) << describe(only.report);
 }
 
@@ -200,9 +186,9 @@ TEST_F(Allocators, JemallocAtAPathOnlyTheTargetsMountNamespaceHas) {
   ASSERT_TRUE(text.has_value());
   auto rep = report::read_json(*text);
   ASSERT_TRUE(rep.has_value());
-  expect_leak(*rep, "alloc_leak_malloc", 4, 1111);
-  expect_leak(*rep, "alloc_leak_new", 5, 40);
-  expect_leak(*rep, "alloc_leak_realloc", 1, 2222);
+  expect_exact_leak(*rep, "alloc_leak_malloc", 4, 1111);
+  expect_exact_leak(*rep, "alloc_leak_new", 5, 40);
+  expect_exact_leak(*rep, "alloc_leak_realloc", 1, 2222);
 }
 
 // In-process mode (--inprocess, the default with -c --sample-bytes) wraps whatever
@@ -231,8 +217,8 @@ TEST_F(Allocators, InProcessDefaultFallsBackWhereItWouldMissAllocations) {
     ASSERT_TRUE(run.parsed) << run.result.err;
     EXPECT_FALSE(in_process(run.report));
     EXPECT_NE(run.result.err.find("does not wrap"), std::string::npos) << run.result.err;
-    expect_leak(run.report, "je_leak_mallocx", 3, 1500);
-    expect_leak(run.report, "je_leak_rallocx", 2, 3000);
+    expect_exact_leak(run.report, "je_leak_mallocx", 3, 1500);
+    expect_exact_leak(run.report, "je_leak_rallocx", 2, 3000);
   }
   if (exists(fixture("ml_musl"))) {
     auto run = run_with_env({}, fixture("ml_musl"), {"--sample-bytes", "1"});

@@ -34,8 +34,9 @@ Totals totals_in(const report::Report& r, const std::string& function);
 
 std::string describe(const report::Report& r);  // for failure messages
 
-// Expects the stacks_in(r, fn) to hold exactly `count` allocations of `each` bytes (sampled
-// figures: the recorded ones).
+// Expects the stacks whose innermost frame is exactly `fn` (a C name, or a C++ name with its
+// parameters: "f" matches "f(int)", not "f_other") to hold exactly `count` allocations of
+// `each` bytes (sampled figures: the recorded ones).
 void expect_exact_leak(const report::Report& r, const std::string& fn, double count, double each);
 
 // ml_functions' leaks, one per C allocation function (tests/fixtures/ml_functions.c).
