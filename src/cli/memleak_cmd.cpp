@@ -213,7 +213,7 @@ bool Session::choose_dwarf(const std::string& executable) const {
   }
   bool dwarf = !check->keeps_frame_pointers();
   log::info("--unwind auto: {} of {} functions of {} set up a frame pointer: {}",
-            check->with_prologue, check->functions, executable,
+            check->with_frame, check->functions, executable,
             dwarf ? "DWARF unwinding" : "frame pointers");
   return dwarf;
 }
