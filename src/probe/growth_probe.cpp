@@ -9,6 +9,7 @@
 
 #include "common/fd.h"
 #include "growth.skel.h"
+#include "probe/tracefs.h"
 
 namespace leakwatch::probe {
 namespace {
@@ -87,6 +88,7 @@ Result<std::unique_ptr<GrowthProbe>> GrowthProbe::Create(const GrowthProbeConfig
       s->progs.lw_gr_exit_mremap,  s->progs.lw_gr_enter_brk,   s->progs.lw_gr_exit_brk,
       s->progs.lw_gr_exec,         s->progs.lw_gr_exit,        s->progs.lw_gr_rss,
   };
+  ensure_tracefs();  // libbpf finds tracepoint ids there
   for (bpf_program* prog : progs) {
     if (!bpf_program__autoload(prog)) continue;
     bpf_link* l = bpf_program__attach(prog);

@@ -11,6 +11,7 @@
 #include "bpf/sampling_table.h"
 #include "common/log.h"
 #include "kmemleak.skel.h"
+#include "probe/tracefs.h"
 
 namespace leakwatch::probe {
 namespace {
@@ -73,14 +74,6 @@ const char* source_name(uint32_t source) {
     case KLW_SRC_PERCPU: return "percpu";
     default: return "?";
   }
-}
-
-bool tracepoint_exists(const std::string& category, const std::string& name) {
-  for (const char* root : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"}) {
-    struct stat st;
-    if (::stat((std::string(root) + category + "/" + name).c_str(), &st) == 0) return true;
-  }
-  return false;
 }
 
 void KernelProbe::SkelDeleter::operator()(kmemleak_bpf* s) const { kmemleak_bpf__destroy(s); }

@@ -87,9 +87,6 @@ class KernelProbe {
   std::vector<KernelAttach> attach_results_;
 };
 
-// Whether the tracepoint exists on this kernel (tracefs or debugfs events directory).
-bool tracepoint_exists(const std::string& category, const std::string& name);
-
 const char* source_name(uint32_t source);
 
 }  // namespace leakwatch::probe

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "probe/kernel_probe.h"
+#include "probe/tracefs.h"
 #include "support/process.h"
 #include "symbolize/kallsyms.h"
 
