@@ -341,6 +341,9 @@ Result<report::GrowthReport> run_growth_for(const GrowthSessionConfig& cfg, doub
   auto session = GrowthSession::Create(cfg, resolver);
   if (!session) return std::unexpected(session.error());
   const int pid = cfg.probe.pid;
+  // The target's maps as it runs now: its stacks can still be symbolized if it exits
+  // between two resolutions below (its maps are read again for an address they miss).
+  if (pid > 0) resolver.snapshot(static_cast<uint32_t>(pid));
   for (int tick = 0; !stop.load() && (*session)->elapsed_s() < duration_s; tick++) {
     ::usleep(100 * 1000);
     (*session)->drain();
