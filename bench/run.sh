@@ -39,9 +39,14 @@
 # its allocation calls, counted once per run with bpftrace (bench/count_allocs.bt).
 #
 # Knobs (environment): ROUNDS (5), LOOP_N (20000 pairs), WORKLOAD_ROUNDS (1500),
-# PROGRAMS ("fixed mixed workload"), TRACERS (the five above and the three lw-inproc ones but 64k), RESULTS_DIR (bench/results).
+# PROGRAMS ("fixed mixed workload"), TRACERS (the five above and the three lw-inproc ones but 64k), RESULTS_DIR (bench/results),
+# PIN_CPU (unset: no pinning; N: every timed program runs on CPU N, the tracers on the
+# others, so the runs compared are always on the same CPU; the vCPUs here differ by ~10%).
 # Output: a markdown table on stdout, also written to RESULTS_DIR/latest.md, and every single
-# measurement in RESULTS_DIR/raw-<time>.tsv.
+# measurement in RESULTS_DIR/raw-<time>.tsv.  With `none` among the tracers, a second table
+# gives each tracer's CPU time over the untraced run of the same round (paired, so slow and
+# fast minutes of the host cancel out): the median ratio and its 95% confidence interval
+# (distribution-free, from the order statistics of the per-round ratios).
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -58,6 +63,7 @@ TRACERS=${TRACERS:-"none lw-exact lw-s1000 lw-bytes512k lw-inproc-exact lw-inpro
 RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/results}
 ATTACH_TIMEOUT=60   # seconds for a tracer to attach
 RUN_TIMEOUT=300     # seconds for one timed run
+PIN_CPU=${PIN_CPU:-}
 
 LEAKWATCH=$BUILD_DIR/leakwatch
 ALLOC_LOOP=$BUILD_DIR/bench/bench_alloc_loop
@@ -71,6 +77,19 @@ for f in "$LEAKWATCH" "$ALLOC_LOOP" "$WORKLOAD"; do
   [[ -x $f ]] || die "$f not built (cmake --build $BUILD_DIR --target leakwatch bench_alloc_loop bench_workload)"
 done
 [[ -e $LIBC ]] || die "$LIBC not found"
+# With PIN_CPU: the programs on that CPU, the tracers (and this script) on the others.
+tracer_cpus=""
+if [[ -n $PIN_CPU ]]; then
+  command -v taskset >/dev/null || die "PIN_CPU needs taskset (util-linux)"
+  ((PIN_CPU < $(nproc))) || die "PIN_CPU=$PIN_CPU: this machine has $(nproc) CPUs"
+  tracer_cpus=$(seq 0 $(($(nproc) - 1)) | grep -vx "$PIN_CPU" | paste -sd,)
+  [[ -n $tracer_cpus ]] || die "PIN_CPU needs a second CPU for the tracers"
+  taskset -pc "$tracer_cpus" $$ >/dev/null
+fi
+# pin_program PID: moves a program that waits for its start signal onto PIN_CPU.
+pin_program() {
+  [[ -z $PIN_CPU ]] || taskset -pc "$PIN_CPU" "$1" >/dev/null
+}
 
 mkdir -p "$RESULTS_DIR"
 WORK=$(mktemp -d /tmp/leakwatch-bench.XXXXXX)
@@ -189,6 +208,7 @@ run_inproc() {
   local pid
   pid=$(sed -n 's/^Attaching to pid \([0-9]*\).*/\1/p' "$tout" | head -1)
   [[ -n $pid ]] || die "$tracer: no pid in its output: $(tail -3 "$tout")"
+  pin_program "$pid"
   kill -USR1 "$pid"
   wait_exit "$tracer_pid" "$RUN_TIMEOUT"
   tracer_pid=""
@@ -219,6 +239,7 @@ run_one() {
       die "$tracer did not attach to $prog: $(tail -3 "$tout")"
     fi
   fi
+  pin_program "$prog_pid"
   kill -USR1 "$prog_pid"
   wait_exit "$prog_pid" "$RUN_TIMEOUT"
   prog_pid=""
@@ -317,6 +338,41 @@ done
           printf "| %s | %.0f | %.0f (%.0f-%.0f) | %s | %s | %s | %s | %s |\n", tr[t], mw, mc,
                  lo(k SUBSEP "c"), hi(k SUBSEP "c"), aw, ac, rw, rc, target(tr[t])
         }
+      }
+    }' "$raw"
+  # Paired by round: each tracer's CPU time over the untraced run of the same round.
+  awk -F'\t' -v tracer_order="$TRACERS" -v program_order="$PROGRAMS" '
+    function sort(a, n,   i, j, t) {
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t }
+    }
+    # Rank k of the lower 95% bound of a median of n values: the largest k with
+    # P(Binomial(n, 1/2) <= k - 1) <= 0.025; 0 when n is too small for one.
+    function ci_rank(n,   k, p, cdf) {
+      p = 0.5 ^ n; cdf = p; k = 0
+      while (cdf <= 0.025) { k++; p = p * (n - k + 1) / k; cdf += p }
+      return k
+    }
+    NR > 1 { cpu[$1 SUBSEP $2 SUBSEP $3] = $5; rounds[$1] = 1 }
+    END {
+      nt = split(tracer_order, tr, " "); np = split(program_order, pr, " ")
+      for (t = 1; t <= nt; t++) if (tr[t] == "none") have_none = 1
+      if (!have_none) exit
+      print "\n### CPU time over the untraced run of the same round (paired)\n"
+      print "| program | tracer | rounds | median ratio | 95% CI | per-round min-max |"
+      print "|---|---|---:|---:|---|---|"
+      for (p = 1; p <= np; p++) for (t = 1; t <= nt; t++) {
+        if (tr[t] == "none") continue
+        n = 0; delete a
+        for (r in rounds) {
+          b = cpu[r SUBSEP pr[p] SUBSEP "none"]; x = cpu[r SUBSEP pr[p] SUBSEP tr[t]]
+          if (b > 0 && x > 0) a[++n] = x / b
+        }
+        if (n == 0) continue
+        sort(a, n)
+        med = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        k = ci_rank(n)
+        ci = k > 0 ? sprintf("%.4f - %.4f", a[k], a[n - k + 1]) : "(too few rounds)"
+        printf "| %s | %s | %d | %.4f | %s | %.4f - %.4f |\n", pr[p], tr[t], n, med, ci, a[1], a[n]
       }
     }' "$raw"
 } | tee "$RESULTS_DIR/latest.md"
