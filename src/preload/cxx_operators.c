@@ -4,7 +4,8 @@
  * malloc): libstdc++ is built without frame pointers, so a hook reached through its
  * operator new would show [hook, operator new, caller of the caller of new, ...]: the
  * function that called new is lost, and in C++ programs that is most allocations.  Defined
- * here, with frame pointers, the hook sees [hook, caller of new, ...], as for malloc.
+ * here, the sampled path (lw_sampled_new, entered by a tail jump, with a frame pointer)
+ * shows [hook, caller of new, ...], as for malloc.
  * Being earlier in the search order than libstdc++, these definitions are the ones the
  * program and libstdc++ itself bind to.
  *
@@ -65,8 +66,7 @@ static void lw_no_next_new(void) {
 }
 
 /* The allocation failed: let the C++ runtime's operator new apply the standard semantics. */
-static __attribute__((noinline)) void* lw_new_failed(enum lw_new_form form, size_t n,
-                                                     size_t align, const void* tag) {
+void* lw_new_failed(int form, size_t n, size_t align, const void* tag) {
   void* next = __atomic_load_n(&lw_next_new[form], __ATOMIC_ACQUIRE);
   if (next == NULL) {
     next = dlsym(RTLD_NEXT, lw_new_names[form]);
@@ -94,31 +94,26 @@ static __attribute__((noinline)) void* lw_new_failed(enum lw_new_form form, size
   }
 }
 
-/* Plain forms: malloc.  Always inlined into each operator so the hook sees its frame. */
+/* Plain forms: malloc.  Unsampled: a call, because a NULL result must become the C++
+ * runtime's failure semantics; otherwise a tail jump to the sampled path. */
 LW_ALWAYS_INLINE void* lw_new_body(enum lw_new_form form, size_t n, const void* tag) {
-  if (LW_LIKELY(lw_unsampled(n))) {
-    void* p = lw_real.malloc(n);
-    if (LW_LIKELY(p != NULL))
-      return p;
-    return lw_new_failed(form, n, 0, tag);
-  }
+  if (LW_UNLIKELY(!lw_charge(n)))
+    return lw_sampled_new(form, n, tag);
   void* p = lw_real.malloc(n);
-  if (LW_UNLIKELY(p == NULL))
-    return lw_new_failed(form, n, 0, tag);
-  lw_sampled_alloc(p, n);
-  return p;
+  if (LW_LIKELY(p != NULL))
+    return p;
+  return lw_new_failed(form, n, 0, tag);
 }
 
 /* Aligned forms: posix_memalign (accepts any power of two >= sizeof(void*)). */
 LW_ALWAYS_INLINE void* lw_new_aligned_body(enum lw_new_form form, size_t n, size_t align,
                                            const void* tag) {
+  if (LW_UNLIKELY(!lw_charge(n)))
+    return lw_sampled_new_aligned(form, n, align, tag);
   size_t a = align < sizeof(void*) ? sizeof(void*) : align;
   void* p = NULL;
-  int sampled = !lw_unsampled(n);
   if (LW_UNLIKELY(lw_real.posix_memalign(&p, a, n) != 0 || p == NULL))
     return lw_new_failed(form, n, align, tag);
-  if (LW_UNLIKELY(sampled))
-    lw_sampled_alloc(p, n);
   return p;
 }
 

@@ -71,6 +71,7 @@ static void* lw_arena_alloc(size_t n, size_t align) {
     if (__atomic_compare_exchange_n(&lw_arena_used, &cur, off + n, 1, __ATOMIC_RELAXED,
                                     __ATOMIC_RELAXED)) {
       ((size_t*)start)[-1] = n;
+      lw_filter_pin((void*)start); /* its free must not reach the real free */
       LW_STAT_ADD(bootstrap_allocs, 1);
       return (void*)start; /* zeroed: the arena is .bss and never reused */
     }

@@ -5,8 +5,19 @@
  *   init.c           finding the real allocator, the bootstrap arena, configuration, fork
  *   sampler.c        the per-thread byte countdown's slow path (draws, seeding)
  *   sampled_set.c    the lock-free set of sampled addresses and its counting filter
- *   wrappers.c       malloc, free, calloc, realloc, ... (the C allocation functions)
- *   cxx_operators.c  every operator new / delete form
+ *   wrappers.c       malloc, free, calloc, realloc, ... (the C allocation functions): their
+ *                    unsampled paths, built without frame pointers
+ *   cxx_operators.c  every operator new / delete form: likewise
+ *   sampled.c        the sampled paths of both, built with frame pointers: the functions
+ *                    that call leakwatch_hook_alloc
+ *
+ * How the hook sees the program's caller.  An exported wrapper takes its unsampled path in a
+ * few instructions and without a frame of its own.  Otherwise it leaves by a tail jump to
+ * its lw_sampled_* function, so that function's frame record holds the program's rbp and
+ * the return address into the program, exactly as if the program had called it; it calls
+ * the hook from that frame.  A frame-pointer walk at the hook then starts in the caller of
+ * malloc/new.  (The unit test PreloadLayout.SampledPathsAreReachedByTailJumps checks the
+ * jumps in the built library.)
  *
  * Thread-safety: every function here may be called from any thread at any time, including
  * from a signal handler that interrupted another wrapper on the same thread.  Nothing on a
@@ -110,9 +121,11 @@ extern __thread struct lw_thread lw_tls LW_HIDDEN __attribute__((tls_model("init
  * lw_sample_bytes() of the BPF program on this thread's state.  1 = sampled. */
 int lw_sample_slow(size_t size) LW_HIDDEN __attribute__((noinline));
 
-/* 1 when this allocation of `size` bytes is not sampled: the countdown stays positive.
- * This is the whole per-allocation cost of sampling: a TLS load, a subtraction, a store. */
-LW_ALWAYS_INLINE int lw_unsampled(size_t size) {
+/* 1 when the countdown stays positive after `size` bytes: the allocation is not sampled and
+ * its bytes are charged.  This is the whole per-allocation cost of sampling: a TLS load, a
+ * subtraction, a store.  0: nothing was changed, and lw_sample_slow() must decide (it
+ * charges, tests and redraws), so calling lw_charge() again first is harmless. */
+LW_ALWAYS_INLINE int lw_charge(size_t size) {
   struct lw_byte_sampler* st = &lw_tls.sampler;
   if (LW_UNLIKELY(lw_call_unit != 0))
     size = lw_call_unit;
@@ -123,7 +136,12 @@ LW_ALWAYS_INLINE int lw_unsampled(size_t size) {
     st->countdown = left - (long long)size;
     return 1;
   }
-  return !lw_sample_slow(size);
+  return 0;
+}
+
+/* The whole decision: 1 when this allocation of `size` bytes is not sampled. */
+LW_ALWAYS_INLINE int lw_unsampled(size_t size) {
+  return lw_charge(size) || !lw_sample_slow(size);
 }
 
 /* Child side of fork: re-seed this (the only) thread and draw a fresh gap. */
@@ -145,30 +163,48 @@ LW_ALWAYS_INLINE int lw_maybe_sampled(const void* p) {
 
 /* Maps the set (capacity a power of two).  0 on success. */
 int lw_set_init(uint64_t capacity) LW_HIDDEN;
+/* Marks `p`'s filter counter for good, so that free(p) leaves the fast path (bootstrap arena
+ * blocks: free must not hand them to the real allocator). */
+void lw_filter_pin(const void* p) LW_HIDDEN;
 /* Remembers a sampled block; 0 when its probe window is full (counted in set_overflow). */
 int lw_set_insert(void* p, uint64_t size) LW_HIDDEN;
 /* Forgets `p` if it was sampled: returns 1 and its size, else 0. */
 int lw_set_take(void* p, uint64_t* size) LW_HIDDEN;
 
-/* ---- the sampled paths (wrappers.c) ---- */
+/* ---- the sampled paths (sampled.c) ----
+ *
+ * Each is entered by a tail jump from its exported wrapper when lw_charge() failed (or, for
+ * realloc, when the old block may be sampled), with the wrapper's arguments; it takes the
+ * sampling decision itself (lw_unsampled) and, for a sampled allocation, calls
+ * leakwatch_hook_alloc from its own frame.  A wrapper must never `call` them. */
+void* lw_sampled_malloc(size_t n) LW_HIDDEN __attribute__((noinline));
+void* lw_sampled_calloc(size_t n, size_t m) LW_HIDDEN __attribute__((noinline));
+void* lw_sampled_realloc(void* old, size_t n) LW_HIDDEN __attribute__((noinline));
+int lw_sampled_posix_memalign(void** out, size_t align, size_t n) LW_HIDDEN
+    __attribute__((noinline));
+void* lw_sampled_aligned_alloc(size_t align, size_t n) LW_HIDDEN __attribute__((noinline));
+void* lw_sampled_memalign(size_t align, size_t n) LW_HIDDEN __attribute__((noinline));
+void* lw_sampled_valloc(size_t n) LW_HIDDEN __attribute__((noinline));
+void* lw_sampled_pvalloc(size_t n) LW_HIDDEN __attribute__((noinline));
+/* operator new of any form (enum lw_new_form in cxx_operators.c); align 0 for the plain
+ * forms, tag is the nothrow tag or NULL. */
+void* lw_sampled_new(int form, size_t n, const void* tag) LW_HIDDEN __attribute__((noinline));
+void* lw_sampled_new_aligned(int form, size_t n, size_t align, const void* tag) LW_HIDDEN
+    __attribute__((noinline));
+/* operator new failed: the C++ runtime's semantics (new_handler, bad_alloc, nothrow NULL). */
+void* lw_new_failed(int form, size_t n, size_t align, const void* tag) LW_HIDDEN
+    __attribute__((noinline));
 
-/* A sampled allocation succeeded: remember it, count it.  The caller then calls
- * leakwatch_hook_alloc from its own frame (see lw_sampled_alloc). */
-void lw_remember(void* p, size_t size) LW_HIDDEN __attribute__((noinline));
+/* realloc of a bootstrap arena block: copies it into a real block. */
+void* lw_realloc_from_arena(void* old, size_t n) LW_HIDDEN __attribute__((noinline));
 
-/* Called from the exported wrapper itself, so that the frame-pointer walk at the hook starts
- * with the wrapper's frame and its return address: the wrapper's caller. */
-LW_ALWAYS_INLINE void lw_sampled_alloc(void* p, size_t size) {
-  lw_remember(p, size);
-  leakwatch_hook_alloc(p, size);
-}
-
-/* free() of a pointer the filter did not rule out (or NULL, or an arena block). */
+/* free() of a pointer the filter did not rule out (or an arena block). */
 void lw_free_slow(void* p) LW_HIDDEN __attribute__((noinline));
 
-/* The whole of free(): one filter load and the arena range check, then the real free. */
+/* The whole of free(): one filter load, then the real free.  Arena blocks are pinned in the
+ * filter (lw_filter_pin), so they always take the slow path. */
 LW_ALWAYS_INLINE void lw_free(void* p) {
-  if (LW_LIKELY(!lw_maybe_sampled(p) && !lw_in_arena(p))) {
+  if (LW_LIKELY(!lw_maybe_sampled(p))) {
     lw_real.free(p);
     return;
   }

@@ -8,7 +8,9 @@
  * Filter: 64 KiB of 8-bit counters, one per hash bucket, counting the live sampled blocks
  * that fall in it.  A free whose counter is 0 cannot be sampled, so the common free costs
  * one byte load from a table small enough to stay in cache.  A counter that reaches 255
- * stays there (it then always sends its frees to the set, which is still correct).
+ * stays there (it then always sends its frees to the set, which is still correct).  The
+ * blocks of the bootstrap arena are counted in for good (lw_filter_pin): their frees must
+ * reach lw_free_slow, which drops them, and free's fast path tests nothing else.
  *
  * Slots: open addressing with linear probing, 16-byte slots {address, size}, capacity a
  * power of two, mmap'ed once (pages are touched only as slots are used).  Keys: 0 = never
@@ -83,6 +85,8 @@ static void lw_filter_dec(uintptr_t a) {
   } while (!__atomic_compare_exchange_n(c, &v, (uint8_t)(v - 1), 1, __ATOMIC_RELEASE,
                                         __ATOMIC_RELAXED));
 }
+
+void lw_filter_pin(const void* p) { lw_filter_inc((uintptr_t)p); }
 
 int lw_set_insert(void* p, uint64_t size) {
   struct lw_slot* slots = __atomic_load_n(&lw_slots, __ATOMIC_ACQUIRE);

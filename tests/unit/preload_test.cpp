@@ -2,10 +2,12 @@
 // in real programs.  The pl_* fixtures run under LD_PRELOAD, with the hook recorder
 // libpl_hooks.so in front of the library so that every hook call is seen and checked
 // (tests/fixtures/pl_hooks.h).  No privileges needed: nothing here probes the hooks.
+#include <capstone/capstone.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
@@ -75,11 +77,62 @@ TEST(PreloadLayout, HooksAreOneFiveByteNopThenRet) {
   }
 }
 
-TEST(PreloadLayout, AllocationWrappersSetUpAFramePointer) {
-  // The hooks are called from these functions' own frames; a frame-pointer walk at the hook
-  // then yields the wrapper's caller.  Each must therefore start with push %rbp.
+// The branches out of a function: (target, is_call) for every direct call and jmp.
+std::vector<std::pair<uint64_t, bool>> direct_branches(const probe::ElfObject& elf,
+                                                       const probe::ElfSymbol& sym) {
+  std::vector<std::pair<uint64_t, bool>> out;
+  auto code = elf.read_code(sym.value, sym.size);
+  if (!code) return out;
+  csh h;
+  if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK) return out;
+  cs_option(h, CS_OPT_DETAIL, CS_OPT_ON);
+  cs_insn* insn = nullptr;
+  size_t n = cs_disasm(h, code->data(), code->size(), sym.value, 0, &insn);
+  for (size_t i = 0; i < n; i++) {
+    bool call = insn[i].id == X86_INS_CALL, jmp = insn[i].id == X86_INS_JMP;
+    const cs_x86& x = insn[i].detail->x86;
+    if ((call || jmp) && x.op_count == 1 && x.operands[0].type == X86_OP_IMM)
+      out.emplace_back(static_cast<uint64_t>(x.operands[0].imm), call);
+  }
+  cs_free(insn, n);
+  cs_close(&h);
+  return out;
+}
+
+// Whether the function sets up a frame pointer (push %rbp, later mov %rsp,%rbp) before its
+// first call.
+bool frame_before_first_call(const probe::ElfObject& elf, const probe::ElfSymbol& sym) {
+  auto code = elf.read_code(sym.value, sym.size);
+  if (!code) return false;
+  csh h;
+  if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK) return false;
+  cs_insn* insn = nullptr;
+  size_t n = cs_disasm(h, code->data(), code->size(), sym.value, 0, &insn);
+  bool pushed = false, framed = false;
+  for (size_t i = 0; i < n && insn[i].id != X86_INS_CALL; i++) {
+    std::string text = std::string(insn[i].mnemonic) + " " + insn[i].op_str;
+    if (text == "push rbp") pushed = true;
+    if (pushed && text == "mov rbp, rsp") framed = true;
+  }
+  cs_free(insn, n);
+  cs_close(&h);
+  return framed;
+}
+
+TEST(PreloadLayout, SampledPathsAreReachedByTailJumps) {
+  // The hook is called from an lw_sampled_* function's frame; each exported wrapper must
+  // reach its sampled path by a jmp (never a call), so that frame's record holds the
+  // program's return address: a frame-pointer walk at the hook then names the caller of
+  // malloc/new (see preload_internal.h).
   auto elf = probe::ElfObject::Open(preload_library());
   ASSERT_TRUE(elf) << elf.error().message;
+  std::map<uint64_t, std::string> sampled_paths;
+  for (const auto& sym : elf->symbols()) {
+    if (sym.name.rfind("lw_sampled_", 0) != 0 || sym.size == 0) continue;
+    sampled_paths[sym.value] = sym.name;
+    EXPECT_TRUE(frame_before_first_call(*elf, sym)) << sym.name << " sets up no frame pointer";
+  }
+  ASSERT_GE(sampled_paths.size(), 10u) << "lw_sampled_* functions missing from .symtab";
   for (const char* name :
        {"malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
         "memalign", "valloc", "pvalloc", "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t",
@@ -87,19 +140,21 @@ TEST(PreloadLayout, AllocationWrappersSetUpAFramePointer) {
         "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t"}) {
     auto sym = elf->find(name);
     ASSERT_TRUE(sym && sym->dynamic) << name << " not exported";
-    auto code = elf->read_code(sym->value, 1);
-    ASSERT_TRUE(code) << code.error().message;
-    EXPECT_EQ((*code)[0], 0x55) << name << " does not start with push %rbp";
+    int jumps = 0;
+    for (const auto& [target, is_call] : direct_branches(*elf, *sym)) {
+      auto it = sampled_paths.find(target);
+      if (it == sampled_paths.end()) continue;
+      EXPECT_FALSE(is_call) << name << " calls " << it->second << " instead of jumping to it";
+      jumps++;
+    }
+    EXPECT_GE(jumps, 1) << name << " never jumps to a sampled path";
   }
   for (const char* name : {"free", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t",
                            "_ZdaPvRKSt9nothrow_t", "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
                            "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
                            "_ZdlPvSt11align_val_tRKSt9nothrow_t",
-                           "_ZdaPvSt11align_val_tRKSt9nothrow_t",
-                           LEAKWATCH_PRELOAD_STATS_SYMBOL}) {
+                           "_ZdaPvSt11align_val_tRKSt9nothrow_t"}) {
     auto sym = elf->find(name);
-    if (std::string(name) == LEAKWATCH_PRELOAD_STATS_SYMBOL)
-      continue;  // data, not in the FUNC index
     EXPECT_TRUE(sym && sym->dynamic) << name << " not exported";
   }
 }
