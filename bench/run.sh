@@ -18,9 +18,13 @@
 # program is started by the tracer and gets SIGUSR1 once leakwatch said it is attached:
 #   lw-inproc512k  leakwatch memleak --inprocess --sample-bytes 512K -c PROGRAM
 #   lw-inproc64k   the same with R = 64 KiB
+#   lw-inproc512k-dwarf  lw-inproc512k with DWARF stacks (what programs without frame
+#                  pointers get from --unwind auto)
 #   lw-inproc-s1000  leakwatch memleak -s 1000 -c PROGRAM (in-process, the default there)
 #   lw-inproc-exact  leakwatch memleak --inprocess -c PROGRAM (every allocation hooked)
 # and, for finding where the cost goes (not in the default list):
+#   preload512k           no tracer: the program runs with libleakwatch-preload.so sampling
+#                         at 512 KiB and nobody probing its hooks (the library's own cost)
 #   lw-exact-classic, lw-s1000-classic      the same with --attach classic
 #   lw-exact-fp           lw-exact with frame-pointer stacks (the peer's kind), where
 #                         --unwind auto would copy stacks for DWARF unwinding
@@ -81,8 +85,8 @@ done
 tracer_cpus=""
 if [[ -n $PIN_CPU ]]; then
   command -v taskset >/dev/null || die "PIN_CPU needs taskset (util-linux)"
-  ((PIN_CPU < $(nproc))) || die "PIN_CPU=$PIN_CPU: this machine has $(nproc) CPUs"
-  tracer_cpus=$(seq 0 $(($(nproc) - 1)) | grep -vx "$PIN_CPU" | paste -sd,)
+  ((PIN_CPU < $(nproc --all))) || die "PIN_CPU=$PIN_CPU: this machine has $(nproc --all) CPUs"
+  tracer_cpus=$(seq 0 $(($(nproc --all) - 1)) | grep -vx "$PIN_CPU" | paste -sd,)
   [[ -n $tracer_cpus ]] || die "PIN_CPU needs a second CPU for the tracers"
   taskset -pc "$tracer_cpus" $$ >/dev/null
 fi
@@ -169,7 +173,7 @@ start_tracer() {
     name=lw-${name#lwb-}
   fi
   case $name in
-    none) tracer_pid=""; return 0 ;;
+    none | preload512k) tracer_pid=""; return 0 ;;
     lw-exact) "${lw[@]}" 3600 >"$out" 2>&1 & ;;
     lw-s1000) "${lw[@]}" -s 1000 3600 >"$out" 2>&1 & ;;
     lw-bytes512k) "${lw[@]}" --sample-bytes 512K 3600 >"$out" 2>&1 & ;;
@@ -194,6 +198,7 @@ run_inproc() {
   case $tracer in
     lw-inproc512k) lw+=(--sample-bytes 512K) ;;
     lw-inproc64k) lw+=(--sample-bytes 64K) ;;
+    lw-inproc512k-dwarf) lw+=(--sample-bytes 512K --unwind dwarf) ;;
     lw-inproc-s1000) lw+=(-s 1000) ;;
     lw-inproc-exact) ;;
     *) die "unknown tracer $tracer" ;;
@@ -229,7 +234,10 @@ run_one() {
   mapfile -t cmd < <(prog_cmd "$prog")
   local pout=$WORK/prog.out perr=$WORK/prog.err tout=$WORK/tracer.out
   : >"$pout"; : >"$perr"; : >"$tout"
-  BENCH_WAIT_SIGNAL=1 "${cmd[@]}" >"$pout" 2>"$perr" &
+  local -a env=(BENCH_WAIT_SIGNAL=1)
+  [[ $tracer == preload512k ]] &&
+    env+=(LD_PRELOAD="$(cd "$BUILD_DIR" && pwd)/libleakwatch-preload.so" LEAKWATCH_SAMPLE_BYTES=524288)
+  env "${env[@]}" "${cmd[@]}" >"$pout" 2>"$perr" &
   prog_pid=$!
   wait_for "$perr" ready "$prog_pid" 60 || die "$prog did not get ready: $(cat "$perr")"
   start_tracer "$tracer" "$prog_pid" "$tout"
@@ -300,7 +308,7 @@ done
 {
   echo "Rounds: $ROUNDS (interleaved), medians.  fixed/mixed: $LOOP_N pairs per run;" \
        "workload: $WORKLOAD_ROUNDS rounds = $workload_allocs allocation calls per run."
-  echo "Kernel $(uname -r), $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')."
+  echo "Kernel $(uname -r), $(nproc --all) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')."
   awk -F'\t' -v tracer_order="$TRACERS" -v program_order="$PROGRAMS" '
     function median(key,   n, i, j, t, a) {
       n = split(vals[key], a, " ")
