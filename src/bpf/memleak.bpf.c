@@ -43,6 +43,9 @@ const volatile __u32 filter_cgroup = 0;
  * snapshot_size bytes) for user space to unwind with the objects' CFI. */
 const volatile __u32 unwind_dwarf = 0;
 const volatile __u32 snapshot_size = LW_SNAPSHOT_MAX;
+/* --combined-only: keep the per-stack totals (`combined`).  Otherwise user space reads only
+ * `allocs`, and keeping them would cost every record and release a cold map access. */
+const volatile __u32 keep_combined = 1;
 
 extern bool bpf_session_is_return(void) __ksym __weak;
 
@@ -68,11 +71,19 @@ struct {
   __type(value, struct lw_stack);
 } stack_traces SEC(".maps");
 
+/* A stack being captured, and how many of its slots the previous capture on this CPU
+ * filled: slots beyond both are already zero, so a capture writes, hashes and compares only
+ * as many slots as its stack is deep (a few of 127 cache-cold slots). */
+struct lw_stack_scratch {
+  struct lw_stack st;
+  __u32 depth;
+};
+
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
-  __type(value, struct lw_stack);
+  __type(value, struct lw_stack_scratch);
 } stack_scratch SEC(".maps");
 
 struct {
@@ -194,6 +205,8 @@ static __always_inline void emit(__u32 tgid, __u32 tid, __u64 addr, __u64 size, 
 
 static __always_inline void combined_add(__u32 tgid, __s32 stack_id, __s64 size, __s64 n)
 {
+  if (!keep_combined)
+    return;
   struct lw_combined_key key = {.tgid = tgid, .stack_id = stack_id};
   struct lw_combined *c = bpf_map_lookup_elem(&combined, &key);
   if (!c) {
@@ -295,11 +308,17 @@ static __always_inline void send_snapshot(const struct lw_site *site, __u64 id, 
 #define LW_STACK_ID_MASK 0x3fffffffu /* ids stay below bit 30 (user space marks DWARF ids) */
 #define LW_STACK_PROBES 4
 
-static __always_inline bool same_stack(const struct lw_stack *a, const struct lw_stack *b)
+/* Whether the stored stack `a` is `b`, whose slots from `depth` on are zero (so are a's
+ * beyond its own depth: a deeper `a` differs at slot `depth`). */
+static __always_inline bool same_stack(const struct lw_stack *a, const struct lw_stack *b,
+                                       __u32 depth)
 {
-  for (int i = 0; i < LW_MAX_STACK_DEPTH; i++)
+  for (int i = 0; i < LW_MAX_STACK_DEPTH; i++) {
     if (a->ips[i] != b->ips[i])
       return false;
+    if (i >= depth)
+      break;
+  }
   return true;
 }
 
@@ -413,14 +432,16 @@ static __always_inline __s32 capture_stack(const struct lw_site *site)
   if (!site->ip)
     return -1;
   __u32 zero = 0;
-  struct lw_stack *st = bpf_map_lookup_elem(&stack_scratch, &zero);
+  struct lw_stack_scratch *scratch = bpf_map_lookup_elem(&stack_scratch, &zero);
   struct lw_caller_scan *c = bpf_map_lookup_elem(&caller_scratch, &zero);
-  if (!st || !c)
+  if (!scratch || !c)
     return -1;
+  struct lw_stack *st = &scratch->st;
   /* With DWARF unwinding the stack comes from the snapshot; this one is only its fallback. */
   __u32 extra = unwind_dwarf ? 0 : frameless_callers(site, c);
   __u64 ip = site->ip, fp = site->bp;
   __u64 h = 0xcbf29ce484222325ULL ^ ip;
+  __u32 prev = scratch->depth, depth = LW_MAX_STACK_DEPTH;
   st->ips[0] = ip;
   for (int i = 1; i < LW_MAX_STACK_DEPTH; i++) {
     if (i <= LW_CALLER_MAX && i <= extra) {
@@ -434,18 +455,33 @@ static __always_inline __s32 capture_stack(const struct lw_site *site)
       st->ips[i] = frame[1];
       h = (h ^ frame[1]) * 0x100000001b3ULL;
       fp = frame[0] > fp ? frame[0] : 0;
-    } else {
-      st->ips[i] = 0;
-      fp = 0;
+      continue;
     }
+    depth = i;
+    break;
+  }
+  /* Read back from the map: the verifier then checks what follows once for any depth,
+   * rather than once for each depth the walk can end at. */
+  scratch->depth = depth;
+  depth = *(volatile __u32 *)&scratch->depth;
+  /* Clear what the previous capture left beyond this one's end. */
+  for (int j = 0; j < LW_MAX_STACK_DEPTH; j++) {
+    if (j >= prev)
+      break;
+    if (j >= depth)
+      st->ips[j] = 0;
   }
   h ^= h >> 29;
   for (__u32 probe = 0; probe < LW_STACK_PROBES; probe++) {
     __u32 id = ((__u32)h + probe) & LW_STACK_ID_MASK;
-    if (bpf_map_update_elem(&stack_traces, &id, st, BPF_NOEXIST) == 0)
-      return (__s32)id;
+    /* Known stacks (the common case) are found by one lookup. */
     struct lw_stack *old = bpf_map_lookup_elem(&stack_traces, &id);
-    if (old && same_stack(old, st))
+    if (!old) {
+      if (bpf_map_update_elem(&stack_traces, &id, st, BPF_NOEXIST) == 0)
+        return (__s32)id;
+      old = bpf_map_lookup_elem(&stack_traces, &id); /* another CPU stored it meanwhile */
+    }
+    if (old && same_stack(old, st, depth))
       return (__s32)id;
   }
   return -1;

@@ -438,6 +438,7 @@ Result<void> Session::setup() {
   cfg.max_allocs = o_.max_allocs;
   cfg.max_stacks = o_.max_stacks;
   cfg.trace = o_.trace;
+  cfg.combined = o_.combined_only;
   cfg.attach_mode = p_.attach;
   cfg.btf_path = o_.btf;
   {

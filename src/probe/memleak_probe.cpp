@@ -106,6 +106,7 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
   s->rodata->sample_mode = static_cast<uint32_t>(cfg.sample_mode);
   s->rodata->sample_rate = cfg.sample_rate ? cfg.sample_rate : 1;
   s->rodata->trace_events = cfg.trace ? 1 : 0;
+  s->rodata->keep_combined = cfg.combined ? 1 : 0;
   if (cfg.sample_mode == SampleMode::kBytes) {
     if (cfg.exp_table.size() != LW_EXP_TABLE_SIZE)
       return fail("internal: byte sampling table has {} entries, want {}", cfg.exp_table.size(),
@@ -120,7 +121,7 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
 
   bpf_map__set_max_entries(s->maps.allocs, cfg.max_allocs);
   bpf_map__set_max_entries(s->maps.stack_traces, cfg.max_stacks);
-  bpf_map__set_max_entries(s->maps.combined, cfg.max_stacks);
+  bpf_map__set_max_entries(s->maps.combined, cfg.combined ? cfg.max_stacks : 1);
   if (cfg.trace) bpf_map__set_max_entries(s->maps.events, 4u << 20);
   if (cfg.unwind_dwarf) {
     if (cfg.snapshot_size > LW_SNAPSHOT_MAX)

@@ -34,6 +34,7 @@ struct MemleakConfig {
   uint32_t max_allocs = 1000000;   // allocs map capacity
   uint32_t max_stacks = 16384;     // stack map capacity (also per-stack totals)
   bool trace = false;              // -t: stream events through the ring buffer
+  bool combined = false;           // --combined-only: keep per-stack totals in BPF
   AttachMode attach_mode = AttachMode::kAuto;
   std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
   std::string cgroup_path;         // --cgroup: trace tasks under this cgroup v2 (pid = 0)
