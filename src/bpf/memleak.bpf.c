@@ -400,7 +400,8 @@ static __always_inline __u32 frameless_callers(const struct lw_site *site,
   c->owner = 0;
   c->owner_ret = 0;
   lw_fp_read_layout(&c->layout);
-  if (c->bp > c->sp && c->bp - c->sp < LW_FP_MAX_FRAME_SPAN && !(c->bp & 7) &&
+  /* bp == sp: the caller's frame has no locals (its record is right at sp). */
+  if (c->bp >= c->sp && c->bp - c->sp < LW_FP_MAX_FRAME_SPAN && !(c->bp & 7) &&
       bpf_probe_read_user(&c->owner_ret, sizeof(c->owner_ret), (void *)(c->bp + 8)))
     c->owner_ret = 0;
   if (c->owner_ret && lw_fp_maybe_code(c->owner_ret, c->sp, &c->layout))

@@ -74,6 +74,12 @@ void expect_ml_functions_leaks(const report::Report& r) {
   expect_exact_leak(r, "leak_pvalloc", 1, 6000);
   expect_exact_leak(r, "leak_mmap", 2, 12288);
   expect_exact_leak(r, "leak_realloc_fail", 1, 3333);
+  // No frame twice in a row (ml_functions has no recursion and, at -O0, no inlining): a
+  // return address recovered by the caller search must not repeat the chain's next one.
+  for (const auto& s : r.stacks)
+    for (size_t i = 0; i + 1 < s.frames.size(); i++)
+      EXPECT_FALSE(s.frames[i].address == s.frames[i + 1].address && !s.frames[i].inlined)
+          << "frame " << i << " repeated in\n" << describe(r);
 }
 
 std::string describe(const report::Report& r) {
