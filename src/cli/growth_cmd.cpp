@@ -16,12 +16,15 @@
 #include <ctime>
 
 #include "cli/child_process.h"
+#include "cli/inprocess.h"
 #include "cli/output.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "common/proc_maps.h"
+#include "common/units.h"
+#include "probe/preload_plan.h"
 #include "report/growth_writer.h"
 #include "tracker/frame_resolver.h"
 #include "tracker/growth_tracker.h"
@@ -39,6 +42,7 @@ constexpr uint64_t kResolveEveryNs = 1000000000;
 struct Plan {
   report::Format format = report::Format::kText;
   probe::StackWalker walker = probe::StackWalker::kFramePointers;
+  report::Sampling preload_sampling;  // --inprocess: what the preloaded library samples
 };
 
 Result<Plan> validate(const GrowthOptions& o) {
@@ -58,6 +62,21 @@ Result<Plan> validate(const GrowthOptions& o) {
   p.format = *f;
   if (p.format == report::Format::kPprof && o.output.empty() && ::isatty(STDOUT_FILENO))
     return fail("--format pprof is binary: give --output FILE");
+  if (!o.sample_bytes.empty() && !o.inprocess)
+    return fail("--sample-bytes is the sampling library's rate: it needs --inprocess");
+  if (o.inprocess) {
+    if (o.command.empty())
+      return fail("--inprocess needs -c: the sampling library is loaded into a program "
+                  "leakwatch starts");
+    p.preload_sampling = {report::SamplingMode::kBytes, LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES};
+    if (!o.sample_bytes.empty()) {
+      auto r = parse_size(o.sample_bytes);
+      if (!r) return fail("--sample-bytes: {}", r.error().message);
+      if (*r == 0 || *r > (1ull << 40)) return fail("--sample-bytes: must be between 1 and 1T");
+      p.preload_sampling.rate = *r;
+      if (*r == 1) p.preload_sampling = {report::SamplingMode::kExact, 1};
+    }
+  }
   if (o.stack_walker == "kernel") p.walker = probe::StackWalker::kKernel;
   else if (o.stack_walker != "fp")
     return fail("--stack-walker: unknown walker '{}' (fp, kernel)", o.stack_walker);
@@ -113,7 +132,16 @@ Result<void> Session::setup() {
     if (!words) return std::unexpected(words.error());
     auto path = resolve_executable((*words)[0]);
     if (!path) return std::unexpected(path.error());
-    auto child = ChildProcess::Spawn(*path, *words);
+    std::vector<std::string> env;
+    if (o_.inprocess) {
+      auto lib = probe::find_preload_library();
+      if (!lib) return fail("--inprocess: {}", lib.error().message);
+      if (auto r = check_preloadable(*path); !r) return fail("--inprocess: {}", r.error().message);
+      env = preload_environment(*lib, p_.preload_sampling);
+      log::info("--inprocess: {} runs with {} ({}); `leakwatch memleak -p` can trace its "
+                "allocations in-process", *path, *lib, describe_sampling(p_.preload_sampling));
+    }
+    auto child = ChildProcess::Spawn(*path, *words, env);
     if (!child) return std::unexpected(child.error());
     child_ = std::move(*child);
     target_pid_ = child_->pid();
@@ -327,6 +355,13 @@ CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& o) {
   sub->add_option("--max-stacks", o.max_stacks, "capacity of the stack maps (distinct stacks)")
       ->capture_default_str();
   sub->add_option("--btf", o.btf, "kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
+  sub->add_flag("--inprocess", o.inprocess,
+                "with -c: start the command with libleakwatch-preload.so, which samples its "
+                "allocations in the program; `leakwatch memleak -p PID` and the agent's "
+                "investigations then trace them without a trap per call");
+  sub->add_option("--sample-bytes", o.sample_bytes,
+                  "with --inprocess: the library's mean sampling interval in bytes (default "
+                  "512K; 1 = every allocation)");
   sub->add_flag("-v,--verbose", o.verbose, "print BPF program activity with each report");
   sub->footer(
       "Exit status: 0 when stopped by Ctrl-C/SIGTERM, --duration, count, or when the -c command\n"

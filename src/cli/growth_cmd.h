@@ -25,6 +25,11 @@ struct GrowthOptions {
   uint32_t max_stacks = 16384;
   int verbose = 0;
   std::string btf;
+  // -c only: start the command with the sampling library preloaded (at R = sample_bytes),
+  // so that `leakwatch memleak -p` and the agent's investigations can later trace its
+  // allocations in-process.
+  bool inprocess = false;
+  std::string sample_bytes;
 };
 
 // Registers the subcommand.

@@ -21,6 +21,7 @@
 #include "cli/child_process.h"
 #include "cli/kmemleak_cmd.h"
 #include "cli/output.h"
+#include "cli/inprocess.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/fd.h"
@@ -62,11 +63,6 @@ const char* kind_name(uint32_t kind) {
     case LW_FN_HOOK_FREE: return "free (in-process)";
     default: return "?";
   }
-}
-
-// mmap, mremap, munmap: probed where they bind in every mode (the preload does not wrap them).
-bool is_mapping_call(uint32_t kind) {
-  return kind == LW_FN_MMAP || kind == LW_FN_MREMAP || kind == LW_FN_MUNMAP;
 }
 
 // Everything validated and derived from the flags before anything is attached.
@@ -148,9 +144,9 @@ Result<Plan> validate(const MemleakOptions& o) {
   }
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
   if (o.inprocess == 1) {
-    if (o.command.empty())
-      return fail("--inprocess needs -c: the sampling library is loaded into a program "
-                  "leakwatch starts");
+    if (o.command.empty() && o.pid == 0)
+      return fail("--inprocess needs -c (the sampling library is loaded into a program "
+                  "leakwatch starts) or -p of a program that was started with it");
     if (!o.objects.empty() || !o.symbols_prefix.empty())
       return fail("--inprocess wraps the allocator the program binds to: -O and "
                   "--symbols-prefix apply to attach mode only");
@@ -160,7 +156,8 @@ Result<Plan> validate(const MemleakOptions& o) {
 
 class Session {
  public:
-  Session(const MemleakOptions& o, const Plan& p) : o_(o), p_(p) {}
+  Session(const MemleakOptions& o, const Plan& p)
+      : o_(o), p_(p), sampling_(p.sampling), sample_mode_(p.sample_mode) {}
   int run();
 
  private:
@@ -173,6 +170,9 @@ class Session {
 
   const MemleakOptions& o_;
   const Plan& p_;
+  // What is sampled: the flags', or (-p in-process) the rate the program's library runs at.
+  report::Sampling sampling_;
+  probe::SampleMode sample_mode_;
   int target_pid_ = 0;
   std::unique_ptr<ChildProcess> child_;
   std::unique_ptr<probe::MemleakProbe> probe_;
@@ -194,8 +194,8 @@ class Session {
   std::string preload_library_;  // set when in-process mode is used
   Result<bool> choose_inprocess(const std::string& executable,
                                 const std::vector<probe::ObjectPlan>& plan);
-  std::vector<std::string> inprocess_environment() const;
   Result<void> plan_inprocess(probe::MemleakConfig& cfg);
+  Result<void> choose_loaded_preload(int pid);
   std::vector<probe::ObjectPlan> command_plan_;  // -c: planned before the fork
   tracker::DwarfStacks dwarf_stacks_;
   void drain_snapshots();
@@ -261,15 +261,7 @@ Result<bool> Session::choose_inprocess(const std::string& executable,
   };
   auto lib = probe::find_preload_library();
   if (!lib) return refuse(lib.error().message);
-  auto dyn = probe::read_dynamic_info(executable);
-  if (dyn && !dyn->has_interp)
-    return refuse(fmt::format("{} is statically linked, so it cannot load the sampling "
-                              "library; trace it without --inprocess", executable));
-  // The library is built against glibc: another C library's loader cannot bind it.
-  if (dyn && dyn->interp.find("/ld-linux") == std::string::npos)
-    return refuse(fmt::format("{} is not a glibc program (its loader is {}), and the sampling "
-                              "library needs glibc; trace it without --inprocess",
-                              executable, dyn->interp));
+  if (auto r = check_preloadable(executable); !r) return refuse(r.error().message);
   for (const auto& obj : plan)
     for (const auto& site : obj.sites)
       if (site.kind == LW_FN_MALLOC && site.skipped_reason.empty() && obj.path == executable)
@@ -282,7 +274,7 @@ Result<bool> Session::choose_inprocess(const std::string& executable,
   std::set<std::string> bypass;
   for (const auto& obj : plan)
     for (const auto& site : obj.sites)
-      if (!is_mapping_call(site.kind) && !probe::preload_wraps(site.function))
+      if (!probe::is_mapping_call(site.kind) && !probe::preload_wraps(site.function))
         bypass.insert(site.function);
   if (!bypass.empty()) {
     if (auto imports = probe::read_got_imports(executable)) {
@@ -296,25 +288,40 @@ Result<bool> Session::choose_inprocess(const std::string& executable,
   return true;
 }
 
-// In-process mode: the child's LD_PRELOAD and sampling rate.
-std::vector<std::string> Session::inprocess_environment() const {
-  // First in the search order, so that it wraps whatever allocator the program binds to
-  // (a preloaded or linked jemalloc/tcmalloc too).
-  std::string preload = preload_library_;
-  if (const char* cur = std::getenv("LD_PRELOAD"); cur && *cur) preload += std::string(":") + cur;
-  std::vector<std::string> env = {"LD_PRELOAD=" + preload};
-  switch (p_.sample_mode) {
-    case probe::SampleMode::kBytes:
-      env.push_back(fmt::format("LEAKWATCH_SAMPLE_BYTES={}", p_.sampling.rate));
-      break;
-    case probe::SampleMode::kCalls:
-      env.push_back(fmt::format("LEAKWATCH_SAMPLE_CALLS={}", p_.sampling.rate));
-      break;
-    case probe::SampleMode::kExact:
-      env.push_back("LEAKWATCH_SAMPLE_BYTES=1");
-      break;
+// -p of a program that runs with the sampling library (started by `leakwatch growth -c
+// --inprocess`, or by its service manager with LD_PRELOAD): its hooks are probed instead of
+// the allocator, at the rate the library was started with, unless --no-inprocess.  Flags
+// asking for another sampling are an error: the library, not leakwatch, decides.
+Result<void> Session::choose_loaded_preload(int pid) {
+  bool asked = o_.inprocess == 1;
+  if (o_.inprocess == 0 || !o_.objects.empty() || !o_.symbols_prefix.empty()) return {};
+  auto loaded = probe::find_loaded_preload(pid);
+  if (!loaded) {
+    if (asked) return fail("--inprocess: {}", loaded.error().message);
+    log::info("in-process sampling not used: {}", loaded.error().message);
+    return {};
   }
-  return env;
+  if (!*loaded || !(*loaded)->active()) {
+    if (asked)
+      return fail("--inprocess: pid {} {} (start it with `leakwatch memleak -c` or `leakwatch "
+                  "growth -c` and --inprocess, or with LD_PRELOAD={})",
+                  pid, *loaded ? "runs with " LEAKWATCH_PRELOAD_LIBRARY " but it is not sampling"
+                               : "has not loaded " LEAKWATCH_PRELOAD_LIBRARY,
+                  LEAKWATCH_PRELOAD_LIBRARY);
+    return {};
+  }
+  report::Sampling theirs = preload_sampling((*loaded)->stats);
+  bool flags_sample = !o_.sample_bytes.empty() || o_.sample_rate > 1;
+  if (flags_sample && !(p_.sampling == theirs))
+    return fail("pid {} samples in-process ({}, set when it started): leave out -s/--sample-bytes "
+                "or give the same, or add --no-inprocess to probe its allocator instead",
+                pid, describe_sampling(theirs));
+  sampling_ = theirs;
+  sample_mode_ = probe_sample_mode(theirs.mode);
+  preload_library_ = (*loaded)->path;
+  log::info("in-process: pid {} runs with {} ({}): probing its hooks", pid,
+            (*loaded)->mapped_path, describe_sampling(theirs));
+  return {};
 }
 
 // --inprocess: the allocation functions are sampled by the preload library, which calls its
@@ -322,15 +329,8 @@ std::vector<std::string> Session::inprocess_environment() const {
 // called by the program itself are still probed where they bind (the library does not
 // wrap them), sampled the same way in BPF.
 Result<void> Session::plan_inprocess(probe::MemleakConfig& cfg) {
-  for (auto& obj : cfg.objects)
-    std::erase_if(obj.sites,
-                  [](const probe::ProbeSite& site) { return !is_mapping_call(site.kind); });
-  // Allocator objects stay, probes or not: their own mmap calls are the allocator's.
-  std::erase_if(cfg.objects,
-                [](const probe::ObjectPlan& obj) { return obj.sites.empty() && !obj.defines_malloc; });
-  auto hooks = probe::plan_preload_hooks(preload_library_);
-  if (!hooks) return std::unexpected(hooks.error());
-  cfg.objects.push_back(std::move(*hooks));
+  if (auto r = probe::use_preload_hooks(cfg.objects, preload_library_); !r)
+    return std::unexpected(r.error());
   cfg.inprocess = true;
   auto reader = probe::PreloadStatsReader::Create(preload_library_);
   if (!reader) return std::unexpected(reader.error());
@@ -359,9 +359,7 @@ void Session::add_preload_figures(report::Report& rep) const {
       "in-process: {} sampled allocations, {} sampled frees ({}); {} allocations before the "
       "library was initialised were not sampled",
       st.hook_allocs, st.hook_frees,
-      (st.flags & LW_PRELOAD_F_EXACT)   ? std::string("every allocation")
-      : (st.flags & LW_PRELOAD_F_CALLS) ? fmt::format("1 in {} calls", st.sample_bytes)
-                                        : fmt::format("R = {} bytes", st.sample_bytes),
+      describe_sampling(preload_sampling(st)),
       st.unsampled_early));
   if (st.flags & LW_PRELOAD_F_SHADOWED)
     rep.notes.push_back(
@@ -395,6 +393,7 @@ Result<void> Session::setup() {
     target_pid_ = o_.pid;
     req.pid = o_.pid;
     pid_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, o_.pid, 0)));
+    if (auto r = choose_loaded_preload(o_.pid); !r) return std::unexpected(r.error());
   } else {
     auto words = split_command(o_.command);
     if (!words) return std::unexpected(words.error());
@@ -408,7 +407,7 @@ Result<void> Session::setup() {
     if (!inprocess) return std::unexpected(inprocess.error());
     command_plan_ = std::move(*objects);
     std::vector<std::string> env;
-    if (*inprocess) env = inprocess_environment();
+    if (*inprocess) env = preload_environment(preload_library_, sampling_);
     auto child = ChildProcess::Spawn(*path, *words, env);
     if (!child) return std::unexpected(child.error());
     child_ = std::move(*child);
@@ -425,6 +424,9 @@ Result<void> Session::setup() {
     auto objects = probe::plan_allocator_probes(req);
     if (!objects) return std::unexpected(objects.error());
     cfg.objects = std::move(*objects);
+    if (!preload_library_.empty()) {
+      if (auto r = plan_inprocess(cfg); !r) return std::unexpected(r.error());
+    }
   } else {
     cfg.objects = std::move(cgroup_objects);
     cfg.cgroup_path = o_.cgroup;
@@ -432,9 +434,9 @@ Result<void> Session::setup() {
   cfg.pid = target_pid_;
   cfg.min_size = p_.min_size;
   cfg.max_size = p_.max_size;
-  cfg.sample_mode = p_.sample_mode;
-  cfg.sample_rate = p_.sampling.rate;
-  if (p_.sample_mode == probe::SampleMode::kBytes) cfg.exp_table = analysis::exponential_table();
+  cfg.sample_mode = sample_mode_;
+  cfg.sample_rate = sampling_.rate;
+  if (sample_mode_ == probe::SampleMode::kBytes) cfg.exp_table = analysis::exponential_table();
   cfg.max_allocs = o_.max_allocs;
   cfg.max_stacks = o_.max_stacks;
   cfg.trace = o_.trace;
@@ -456,7 +458,7 @@ Result<void> Session::setup() {
   probe_ = std::move(*probe);
 
   tracker::TrackerConfig tc;
-  tc.sampling = p_.sampling;
+  tc.sampling = sampling_;
   tc.target.pid = target_pid_;
   tc.target.comm = o_.pid > 0 ? process_comm(o_.pid) : "";
   tc.target.cgroup = o_.cgroup;
@@ -769,13 +771,16 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
   // Two flags rather than one with a negation: the setting has a third state (unset).
   auto* no_inprocess = sub->add_flag_callback(
       "--no-inprocess", [&o] { o.inprocess = 0; },
-      "with -c: probe the allocator even where in-process sampling would be the default");
+      "probe the allocator even where in-process sampling would be the default (-c with "
+      "sampling, or -p of a program running with libleakwatch-preload.so)");
   sub->add_flag_callback("--inprocess", [&o] { o.inprocess = 1; },
                 "with -c: preload libleakwatch-preload.so into the command, which samples "
                 "allocations in the program (by bytes with --sample-bytes R, 1 call in N with "
                 "-s N, else every one) and reaches BPF only for sampled blocks and their frees: "
                 "no trap on unsampled calls. The default with -c and -s or --sample-bytes when "
-                "the program can load it (dynamically linked glibc program, malloc not its own)")
+                "the program can load it (dynamically linked glibc program, malloc not its own). "
+                "With -p: the program runs with the library already (LD_PRELOAD, or leakwatch "
+                "growth -c --inprocess); its hooks are probed at its own rate, the default there")
       ->excludes(no_inprocess);
   sub->add_option("--verdicts-only", o.verdicts_only,
                   "report only stacks with this verdict (leak, cache, transient, unknown)");

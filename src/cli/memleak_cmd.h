@@ -40,8 +40,9 @@ struct MemleakOptions {
   std::string unwind = "auto";      // fp | dwarf | auto
   std::string snapshot_size = "8K";  // --snapshot-size
   std::string btf;  // --btf FILE: kernel BTF when /sys/kernel/btf/vmlinux is missing
-  // -c only: sample in the program (libleakwatch-preload.so).  1 --inprocess, 0
-  // --no-inprocess, -1: in-process when sampling by bytes and the program can load it.
+  // Sample in the program (libleakwatch-preload.so).  1 --inprocess, 0 --no-inprocess,
+  // -1: in-process for -c when sampling and the program can load the library, and for -p
+  // when the program runs with it.
   int inprocess = -1;
 };
 

@@ -3,8 +3,11 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <optional>
 #include <thread>
 
+#include "analysis/sampling.h"
+#include "cli/inprocess.h"
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/fd.h"
@@ -13,6 +16,7 @@
 #include "metrics/proc_parse.h"
 #include "probe/allocator_plan.h"
 #include "probe/memleak_probe.h"
+#include "probe/preload_plan.h"
 #include "tracker/frame_resolver.h"
 #include "tracker/tracker.h"
 
@@ -47,11 +51,23 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   cfg.pid = req.pid;
   cfg.objects = std::move(*objects);
   report::Sampling sampling;
-  if (req.sample_rate > 1) {
-    cfg.sample_mode = probe::SampleMode::kCalls;
-    cfg.sample_rate = req.sample_rate;
-    sampling = {report::SamplingMode::kCalls, req.sample_rate};
+  if (req.sample_rate > 1) sampling = {report::SamplingMode::kCalls, req.sample_rate};
+  // A target that runs with the sampling library (started by `leakwatch growth -c
+  // --inprocess`, or with LD_PRELOAD by its service manager): its hooks are probed at the
+  // rate it samples at, and unsampled allocations cost it no trap.
+  std::optional<probe::PreloadStatsReader> preload;
+  if (auto loaded = probe::find_loaded_preload(req.pid); loaded && *loaded && (*loaded)->active()) {
+    if (auto r = probe::use_preload_hooks(cfg.objects, (*loaded)->path); !r)
+      return std::unexpected(r.error());
+    cfg.inprocess = true;
+    sampling = preload_sampling((*loaded)->stats);
+    if (auto reader = probe::PreloadStatsReader::Create((*loaded)->path)) preload = std::move(*reader);
+    log::info("investigation of pid {}: in-process ({}), through {}", req.pid,
+              describe_sampling(sampling), (*loaded)->mapped_path);
   }
+  cfg.sample_mode = probe_sample_mode(sampling.mode);
+  cfg.sample_rate = sampling.rate;
+  if (cfg.sample_mode == probe::SampleMode::kBytes) cfg.exp_table = analysis::exponential_table();
   // BPF run-time statistics stay enabled while this descriptor is open.
   UniqueFd stats_fd(bpf_enable_stats(BPF_STATS_RUN_TIME));
   auto probe = probe::MemleakProbe::Create(cfg);
@@ -81,6 +97,14 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
     uint64_t now = monotonic_ns();
     report::Report rep = tracker.update(snap, now, static_cast<double>(now - start) / 1e9);
     rep.final = final_report;
+    if (preload) {
+      if (auto st = preload->read(req.pid)) {
+        rep.lost["preload_set_full"] = st->set_overflow;
+        rep.notes.push_back(fmt::format("in-process: {} sampled allocations, {} sampled frees ({})",
+                                        st->hook_allocs, st->hook_frees,
+                                        describe_sampling(sampling)));
+      }
+    }
     return rep;
   };
 

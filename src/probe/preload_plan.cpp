@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "common/fd.h"
@@ -90,6 +91,44 @@ Result<ObjectPlan> plan_preload_hooks(const std::string& library) {
     plan.sites.push_back(std::move(site));
   }
   return plan;
+}
+
+bool is_mapping_call(uint32_t kind) {
+  return kind == LW_FN_MMAP || kind == LW_FN_MREMAP || kind == LW_FN_MUNMAP;
+}
+
+Result<void> use_preload_hooks(std::vector<ObjectPlan>& objects, const std::string& library) {
+  auto hooks = plan_preload_hooks(library);
+  if (!hooks) return std::unexpected(hooks.error());
+  for (auto& obj : objects)
+    std::erase_if(obj.sites, [](const ProbeSite& site) { return !is_mapping_call(site.kind); });
+  // Allocator objects stay, probes or not: their own mmap calls are the allocator's.  The
+  // library itself is one of them when a running process already has it loaded: the
+  // hooks' plan takes its place.
+  std::erase_if(objects, [&](const ObjectPlan& obj) {
+    return (obj.sites.empty() && !obj.defines_malloc) || obj.inode == hooks->inode;
+  });
+  objects.push_back(std::move(*hooks));
+  return {};
+}
+
+Result<std::optional<LoadedPreload>> find_loaded_preload(int pid) {
+  auto maps = read_proc_maps(pid);
+  if (!maps) return std::unexpected(maps.error());
+  const std::string suffix = "/" LEAKWATCH_PRELOAD_LIBRARY;
+  for (const auto& m : *maps) {
+    if (!m.file_backed() || m.offset != 0 || !m.path.ends_with(suffix)) continue;
+    LoadedPreload loaded;
+    loaded.mapped_path = m.path;
+    loaded.path = target_path(pid, m.path);
+    auto reader = PreloadStatsReader::Create(loaded.path);
+    if (!reader) return std::unexpected(reader.error());
+    auto stats = reader->read(pid);
+    if (!stats) return std::optional<LoadedPreload>{};  // mapped, not initialised yet
+    loaded.stats = *stats;
+    return std::optional<LoadedPreload>{std::move(loaded)};
+  }
+  return std::optional<LoadedPreload>{};
 }
 
 Result<PreloadStatsReader> PreloadStatsReader::Create(const std::string& library) {

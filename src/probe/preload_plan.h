@@ -8,6 +8,10 @@
 //        kernel turns the probe into a call, no trap), pid-filtered like every other probe
 //     -> the preload's counters (sampled-set overflow, allocations before initialisation)
 //        are read from the target's memory at every report, and once more at its exit.
+//   leakwatch memleak -p PID, where PID already runs with the library (started by
+//   `leakwatch growth -c --inprocess`, or by its service manager with LD_PRELOAD)
+//     -> find_loaded_preload(PID): the same probes on the library it mapped, at the
+//        sampling rate it was started with.
 //
 // Thread-safety: free functions; PreloadStatsReader is used by one thread.
 #pragma once
@@ -15,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bpf/preload_abi.h"
 #include "common/result.h"
@@ -35,6 +40,17 @@ bool preload_wraps(const std::string& function);
 // offset 0 of each hook, which must start with the ABI's 5-byte NOP).
 [[nodiscard]] Result<ObjectPlan> plan_preload_hooks(const std::string& library);
 
+// mmap, mremap, munmap: the library does not wrap them; they are probed where they bind in
+// every mode.
+bool is_mapping_call(uint32_t kind);
+
+// In-process mode on an allocator plan (plan_allocator_probes): the allocation functions'
+// probes are replaced by the two hook probes of `library` (the program's own mapping
+// calls stay probed, and the allocator objects stay listed, so that their mmap calls are
+// known to be internal).
+[[nodiscard]] Result<void> use_preload_hooks(std::vector<ObjectPlan>& objects,
+                                             const std::string& library);
+
 // Reads `struct leakwatch_preload_stats` from a process that mapped `library`.
 class PreloadStatsReader {
  public:
@@ -52,5 +68,22 @@ class PreloadStatsReader {
   uint64_t base_ = 0;          // load address of the library in the last process read
   int base_pid_ = 0;
 };
+
+// The sampling library as a running process has it loaded.
+struct LoadedPreload {
+  std::string path;          // where leakwatch opens it (through /proc/PID/root)
+  std::string mapped_path;   // the path in the process's maps
+  leakwatch_preload_stats stats{};  // as read now (magic set: initialised)
+  // Sampling: configured (not pass-through, its sampled set mapped).
+  bool active() const {
+    return (stats.flags & LW_PRELOAD_F_ACTIVE) &&
+           !(stats.flags & (LW_PRELOAD_F_DISABLED | LW_PRELOAD_F_NO_SET));
+  }
+};
+
+// The library loaded in process `pid` (a mapping of a file named
+// libleakwatch-preload.so), with its counters; nullopt when it has none, or has not
+// initialised it yet.  An error when it is mapped but cannot be read.
+[[nodiscard]] Result<std::optional<LoadedPreload>> find_loaded_preload(int pid);
 
 }  // namespace leakwatch::probe

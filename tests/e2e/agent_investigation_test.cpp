@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bpf/preload_abi.h"
 #include "common/atomic_file.h"
 #include "report/json_writer.h"
 #include "support/memleak_run.h"
@@ -25,23 +26,18 @@ bool names(const json& stack, const std::string& function) {
   return false;
 }
 
-TEST(AgentInvestigation, LeakingProcessGetsStoredGrowthAndAllocationReportsNamingTheLeak) {
-  if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
-  // 2 MiB/s of anonymous memory through mmap from touch_anon(): far above the trigger.
-  // Each step maps 2048 KiB / 10 rounded up to pages and touches every page, then sleeps
-  // 100 ms, so at most 10 steps a second.
-  Proc grower({fixture("agent_grower"), "leak", "2048"});
-  ASSERT_TRUE(grower.wait_for("ready"));
-  const double step_bytes = 52 * 4096.0;  // 209715 bytes, rounded up to 4 KiB pages
-
+// Runs the agent on `pid` with a 6 s investigation time box (the growth step takes its
+// first 2 s, the allocation trace the rest) and returns the first stored investigation's
+// index entry (null when none was stored in 40 s); `reports` is where they are.
+json investigate(int pid, std::string* reports_out) {
   std::string dir = temp_path("agent");
   fs::create_directories(dir);
   std::string reports = dir + "/reports";
+  *reports_out = reports;
   std::string config = dir + "/agent.yaml";
-  // A 6 s time box: the growth step takes its first 2 s, the allocation trace the rest.
   std::ofstream(config) << "reports_dir: " << reports << "\n"
                         << "environment: ci\nlisten: \"off\"\n"
-                        << "targets:\n  - pid: " << grower.pid() << "\n"
+                        << "targets:\n  - pid: " << pid << "\n"
                         << "memleak_sampling:\n  enabled: true\n"
                         << "  trigger_conditions:\n    - memory_growth_rate: \">10MB/min\"\n"
                         << "  sampling_config:\n    default_sample_rate: 1\n"
@@ -60,9 +56,23 @@ TEST(AgentInvestigation, LeakingProcessGetsStoredGrowthAndAllocationReportsNamin
   }
   agent.signal(SIGTERM);
   int st = agent.wait(std::chrono::seconds(20));
-  ASSERT_FALSE(index.empty()) << "no investigation stored\n" << agent.err();
+  EXPECT_FALSE(index.empty()) << "no investigation stored\n" << agent.err();
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << agent.err();
-  const json& entry = index[0];
+  return index.empty() ? json() : index[0];
+}
+
+TEST(AgentInvestigation, LeakingProcessGetsStoredGrowthAndAllocationReportsNamingTheLeak) {
+  if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
+  // 2 MiB/s of anonymous memory through mmap from touch_anon(): far above the trigger.
+  // Each step maps 2048 KiB / 10 rounded up to pages and touches every page, then sleeps
+  // 100 ms, so at most 10 steps a second.
+  Proc grower({fixture("agent_grower"), "leak", "2048"});
+  ASSERT_TRUE(grower.wait_for("ready"));
+  const double step_bytes = 52 * 4096.0;  // 209715 bytes, rounded up to 4 KiB pages
+
+  std::string reports;
+  json entry = investigate(grower.pid(), &reports);
+  ASSERT_FALSE(entry.is_null());
   const std::string rdir = reports + "/" + entry["id"].get<std::string>();
   for (const char* f : {"report.json", "report.txt", "profile.pb.gz", "growth.json",
                         "growth.txt", "growth.pb.gz", "investigation.json"})
@@ -107,6 +117,36 @@ TEST(AgentInvestigation, LeakingProcessGetsStoredGrowthAndAllocationReportsNamin
   auto leak = stacks_in(*rep, "touch_anon");
   ASSERT_FALSE(leak.empty()) << describe(*rep);
   EXPECT_GT(totals_in(*rep, "touch_anon").bytes, 1024.0 * 1024) << describe(*rep);
+}
+
+// A target that runs with the sampling library (started by `leakwatch growth -c
+// --inprocess`, or with LD_PRELOAD): the allocation trace probes the library's hooks, here
+// in exact mode (LEAKWATCH_SAMPLE_BYTES=1), and names the function that keeps the blocks.
+TEST(AgentInvestigation, TargetRunningWithTheLibraryIsTracedInProcess) {
+  if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
+  std::string lib = (fs::path(leakwatch()).parent_path() / LEAKWATCH_PRELOAD_LIBRARY).string();
+  Proc grower({"env", "LD_PRELOAD=" + lib, "LEAKWATCH_SAMPLE_BYTES=1", fixture("agent_grower"),
+               "mleak", "2048"});
+  ASSERT_TRUE(grower.wait_for("ready"));
+  std::string reports;
+  json entry = investigate(grower.pid(), &reports);
+  ASSERT_FALSE(entry.is_null());
+  auto text = read_file(reports + "/" + entry["id"].get<std::string>() + "/report.json");
+  ASSERT_TRUE(text);
+  auto rep = report::read_json(*text);
+  ASSERT_TRUE(rep) << rep.error().message;
+  bool in_process = false;
+  for (const auto& n : rep->notes) in_process |= n.starts_with("in-process: ");
+  EXPECT_TRUE(in_process) << describe(*rep);
+  EXPECT_EQ(rep->sampling.mode, report::SamplingMode::kExact);
+  // 16 KiB blocks at ~2 MiB/s over the trace's ~4 s: exact counts, every one from
+  // keep_blocks (no stack may start inside the library).
+  Totals t = totals_in(*rep, "keep_blocks");
+  EXPECT_GT(t.bytes, 1024.0 * 1024) << describe(*rep);
+  EXPECT_EQ(t.bytes, t.count * 16384) << describe(*rep);
+  for (const auto& s : rep->stacks)
+    for (const auto& f : s.frames)
+      EXPECT_EQ(f.module.find("leakwatch-preload"), std::string::npos) << describe(*rep);
 }
 
 }  // namespace

@@ -354,6 +354,9 @@ TEST_F(Growth, BadInputGetsOneLineAndExitOne) {
       {{"-c", "true", "--stack-walker", "dwarf"}, "--stack-walker: unknown walker 'dwarf'"},
       {{"-c", "true", "--sample-faults", "0"}, "--sample-faults: must be >= 1"},
       {{"-c", "true", "--format", "xml"}, "--format: unknown format 'xml'"},
+      {{"-p", "1", "--inprocess"}, "--inprocess needs -c"},
+      {{"-c", "true", "--sample-bytes", "64K"}, "--sample-bytes is the sampling library's rate"},
+      {{"-c", fixture("ml_static"), "--inprocess"}, "statically linked"},
       {{"-c", "/nonexistent/program"}, "/nonexistent/program"},
   };
   for (const auto& c : cases) {

@@ -6,13 +6,25 @@
 #include <signal.h>
 
 #include <cmath>
+#include <thread>
 
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "bpf/preload_abi.h"
+#include "common/atomic_file.h"
+#include "report/json_writer.h"
 #include "support/memleak_run.h"
 
 namespace leakwatch::testing {
 namespace {
 
 class MemleakInprocess : public BpfTest {};
+
+std::string preload_library() {
+  return (std::filesystem::path(leakwatch()).parent_path() / LEAKWATCH_PRELOAD_LIBRARY).string();
+}
 
 bool has_note(const report::Report& r, const std::string& text) {
   for (const auto& n : r.notes)
@@ -168,13 +180,91 @@ TEST_F(MemleakInprocess, ProgramCarriesOnWhenLeakwatchIsKilled) {
   lw.close_stdin();  // lets it exit
 }
 
+// A program started with the library (by its service manager, or `leakwatch growth -c
+// --inprocess`) and traced later with -p: the library's hooks are probed, at the sampling
+// the program was started with, and figures are exact as with -c.
+TEST_F(MemleakInprocess, AttachesToAProgramThatRunsWithTheLibrary) {
+  Proc target({"env", "LD_PRELOAD=" + preload_library(), "LEAKWATCH_SAMPLE_BYTES=1",
+               fixture("ml_functions"), "wait"});
+  ASSERT_TRUE(target.wait_for("ready"));
+  std::string out = temp_path("attach.json");
+  Proc lw({leakwatch(), "memleak", "-p", std::to_string(target.pid()), "-o", "0", "-v",
+           "--format", "json", "--output", out, "60"});
+  ASSERT_TRUE(lw.wait_for("Attaching to pid " + std::to_string(target.pid()))) << lw.err();
+  target.write("go\n");
+  ASSERT_TRUE(target.wait_for("done"));
+  lw.signal(SIGINT);
+  int st = lw.wait();
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << lw.err();
+  EXPECT_NE(lw.err().find("probing its hooks"), std::string::npos) << lw.err();
+  auto text = read_file(out);
+  ASSERT_TRUE(text) << lw.err();
+  auto r = report::read_json(*text);
+  ASSERT_TRUE(r) << *text;
+  EXPECT_EQ(r->sampling.mode, report::SamplingMode::kExact);
+  EXPECT_TRUE(has_note(*r, "in-process: ")) << describe(*r);
+  expect_ml_functions_leaks(*r);
+  expect_no_loss(*r);
+  target.close_stdin();
+}
+
+// `leakwatch growth -c --inprocess` starts the program with the library, so that the
+// allocation trace that follows the growth step attaches to its hooks.
+TEST_F(MemleakInprocess, GrowthStartsTheProgramReadyForAnInProcessAttach) {
+  Proc growth({leakwatch(), "growth", "--inprocess", "--sample-bytes", "1", "--duration", "60",
+               "-c", fixture("ml_functions") + " wait"});
+  ASSERT_TRUE(growth.wait_for("ready")) << growth.err();
+  std::string children;
+  for (int i = 0; i < 50 && children.empty(); i++) {
+    auto text = read_file(fmt::format("/proc/{}/task/{}/children", growth.pid(), growth.pid()));
+    if (text) children = *text;
+    if (children.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_FALSE(children.empty()) << "growth started no command";
+  int pid = std::stoi(children);
+  std::string out = temp_path("after_growth.json");
+  Proc lw({leakwatch(), "memleak", "-p", std::to_string(pid), "-o", "0", "--format", "json",
+           "--output", out, "60"});
+  ASSERT_TRUE(lw.wait_for("Attaching to pid")) << lw.err();
+  growth.write("go\n");
+  ASSERT_TRUE(growth.wait_for("done"));
+  lw.signal(SIGINT);
+  int st = lw.wait();
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << lw.err();
+  auto text = read_file(out);
+  ASSERT_TRUE(text) << lw.err();
+  auto r = report::read_json(*text);
+  ASSERT_TRUE(r) << *text;
+  EXPECT_TRUE(has_note(*r, "in-process: ")) << describe(*r);
+  expect_ml_functions_leaks(*r);
+  growth.close_stdin();
+  st = growth.wait();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << growth.err();
+}
+
+TEST_F(MemleakInprocess, AttachingWithOtherSamplingThanTheProgramsIsRefused) {
+  Proc target({"env", "LD_PRELOAD=" + preload_library(), "LEAKWATCH_SAMPLE_BYTES=64K",
+               fixture("ml_functions"), "wait"});
+  ASSERT_TRUE(target.wait_for("ready"));
+  auto r = run_argv({leakwatch(), "memleak", "-p", std::to_string(target.pid()), "-s", "10",
+                     "--duration", "1"},
+                    std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("samples in-process (R = 65536 bytes"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--no-inprocess"), std::string::npos) << r.err;
+  target.close_stdin();
+}
+
 TEST_F(MemleakInprocess, BadCombinationsAreRefused) {
   struct Case {
     std::vector<std::string> args;
     std::string message;
   };
+  Proc plain({fixture("ml_functions"), "wait"});  // runs without the library
+  ASSERT_TRUE(plain.wait_for("ready"));
   const Case cases[] = {
-      {{"memleak", "--inprocess", "-p", "1"}, "--inprocess needs -c"},
+      {{"memleak", "--inprocess", "-p", std::to_string(plain.pid())},
+       "has not loaded " LEAKWATCH_PRELOAD_LIBRARY},
       {{"memleak", "--inprocess", "-c", fixture("ml_short"), "-O", "/lib/x86_64-linux-gnu/libc.so.6"},
        "attach mode only"},
       {{"memleak", "--inprocess", "-c", fixture("ml_static")}, "statically linked"},
@@ -186,6 +276,7 @@ TEST_F(MemleakInprocess, BadCombinationsAreRefused) {
     EXPECT_EQ(r.exit_code, 1) << c.message;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
   }
+  plain.close_stdin();
 }
 
 }  // namespace
