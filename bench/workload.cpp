@@ -153,12 +153,19 @@ void run(State& st, uint64_t rounds) {
   }
 }
 
+// CLOCK_REALTIME, which a driver script can compare with `date +%s%N`.
+uint64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bench_block_start_signal();
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s ROUNDS\n", argv[0]);
+    std::fprintf(stderr, "usage: %s ROUNDS [CHUNKS]\n", argv[0]);
     return 1;
   }
   uint64_t rounds = std::strtoull(argv[1], nullptr, 10);
@@ -168,6 +175,23 @@ int main(int argc, char** argv) {
   }
   State st;
   run(st, 200);  // warm-up: caches and heap grown before the clock runs
+  if (argc >= 3) {
+    // CHUNKS chunks of ROUNDS requests, one line each, for bench/inproc_attach.sh, which
+    // attaches and detaches a tracer meanwhile and sorts the chunks by its windows.
+    uint64_t chunks = std::strtoull(argv[2], nullptr, 10);
+    std::fprintf(stderr, "ready\n");
+    for (uint64_t i = 0; i < chunks; i++) {
+      uint64_t r0 = realtime_ns(), c0 = bench_cpu_ns();
+      run(st, rounds);
+      uint64_t c1 = bench_cpu_ns(), r1 = realtime_ns();
+      std::printf("chunk=%llu start_ns=%llu end_ns=%llu cpu_ns=%llu\n",
+                  static_cast<unsigned long long>(i), static_cast<unsigned long long>(r0),
+                  static_cast<unsigned long long>(r1), static_cast<unsigned long long>(c1 - c0));
+      std::fflush(stdout);
+    }
+    std::printf("checksum=%016llx\n", static_cast<unsigned long long>(st.checksum));
+    return 0;
+  }
   bench_wait_start();
   uint64_t c0 = bench_cpu_ns();
   uint64_t t0 = bench_now_ns();
