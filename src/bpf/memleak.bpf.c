@@ -43,6 +43,11 @@ const volatile __u32 filter_cgroup = 0;
  * snapshot_size bytes) for user space to unwind with the objects' CFI. */
 const volatile __u32 unwind_dwarf = 0;
 const volatile __u32 snapshot_size = LW_SNAPSHOT_MAX;
+/* In-process mode with sampling: the hooks send lw_hook_event records through `hook_events`
+ * and touch no hash map (user space keeps the outstanding blocks and the stacks).  Samples
+ * are rare by construction, so each one finds these maps cold: a ring written in sequence
+ * costs the traced program far fewer cache and TLB misses than the allocs and stack maps. */
+const volatile __u32 hook_ring = 0;
 /* --combined-only: keep the per-stack totals (`combined`).  Otherwise user space reads only
  * `allocs`, and keeping them would cost every record and release a cold map access. */
 const volatile __u32 keep_combined = 1;
@@ -75,7 +80,7 @@ struct {
  * filled: slots beyond both are already zero, so a capture writes, hashes and compares only
  * as many slots as its stack is deep (a few of 127 cache-cold slots). */
 struct lw_stack_scratch {
-  struct lw_stack st;
+  struct lw_hook_event ev;  /* ev.ips is the stack (a struct lw_stack) */
   __u32 depth;
 };
 
@@ -133,6 +138,11 @@ struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 4096);
 } snapshots SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 4096);
+} hook_events SEC(".maps");
 
 static __always_inline bool traced_task(void)
 {
@@ -425,35 +435,36 @@ struct {
 
 /* Walks the frame-pointer chain from the site (at a return probe: the caller's ip and rbp,
  * so the stack is complete; frames the chain skips are recovered first, see
- * frameless_callers) and stores it; returns its id, < 0 when lost.  The walk stops at a
- * null or non-increasing frame pointer without reading it.  Equal stacks get equal ids (a
- * hash of the frames, with linear probing on collisions). */
-static __always_inline __s32 capture_stack(const struct lw_site *site)
+ * frameless_callers) into the per-CPU scratch, slots beyond its depth zero.  Returns the
+ * scratch (NULL when there is no stack), its depth in *depth and the stack's hash in *hash.
+ * The walk stops at a null or non-increasing frame pointer without reading it. */
+static __always_inline struct lw_stack_scratch *walk_stack(const struct lw_site *site,
+                                                           __u32 *depth_out, __u64 *hash)
 {
   if (!site->ip)
-    return -1;
+    return NULL;
   __u32 zero = 0;
   struct lw_stack_scratch *scratch = bpf_map_lookup_elem(&stack_scratch, &zero);
   struct lw_caller_scan *c = bpf_map_lookup_elem(&caller_scratch, &zero);
   if (!scratch || !c)
-    return -1;
-  struct lw_stack *st = &scratch->st;
+    return NULL;
+  __u64 *ips = scratch->ev.ips;
   /* With DWARF unwinding the stack comes from the snapshot; this one is only its fallback. */
   __u32 extra = unwind_dwarf ? 0 : frameless_callers(site, c);
   __u64 ip = site->ip, fp = site->bp;
   __u64 h = 0xcbf29ce484222325ULL ^ ip;
   __u32 prev = scratch->depth, depth = LW_MAX_STACK_DEPTH;
-  st->ips[0] = ip;
+  ips[0] = ip;
   for (int i = 1; i < LW_MAX_STACK_DEPTH; i++) {
     if (i <= LW_CALLER_MAX && i <= extra) {
       __u64 r = c->found[(i - 1) & 3]; /* i - 1 < LW_CALLER_MAX <= 4 */
-      st->ips[i] = r;
+      ips[i] = r;
       h = (h ^ r) * 0x100000001b3ULL;
       continue;
     }
     __u64 frame[2] = {0, 0};  /* saved rbp, return address */
     if (fp && bpf_probe_read_user(frame, sizeof(frame), (void *)fp) == 0 && frame[1]) {
-      st->ips[i] = frame[1];
+      ips[i] = frame[1];
       h = (h ^ frame[1]) * 0x100000001b3ULL;
       fp = frame[0] > fp ? frame[0] : 0;
       continue;
@@ -470,9 +481,23 @@ static __always_inline __s32 capture_stack(const struct lw_site *site)
     if (j >= prev)
       break;
     if (j >= depth)
-      st->ips[j] = 0;
+      ips[j] = 0;
   }
-  h ^= h >> 29;
+  *depth_out = depth;
+  *hash = h ^ (h >> 29);
+  return scratch;
+}
+
+/* Stores the walked stack; returns its id, < 0 when lost.  Equal stacks get equal ids (a
+ * hash of the frames, with linear probing on collisions). */
+static __always_inline __s32 capture_stack(const struct lw_site *site)
+{
+  __u32 depth = 0;
+  __u64 h = 0;
+  struct lw_stack_scratch *scratch = walk_stack(site, &depth, &h);
+  if (!scratch)
+    return -1;
+  struct lw_stack *st = (struct lw_stack *)scratch->ev.ips;
   for (__u32 probe = 0; probe < LW_STACK_PROBES; probe++) {
     __u32 id = ((__u32)h + probe) & LW_STACK_ID_MASK;
     /* Known stacks (the common case) are found by one lookup. */
@@ -486,6 +511,57 @@ static __always_inline __s32 capture_stack(const struct lw_site *site)
       return (__s32)id;
   }
   return -1;
+}
+
+/* The ring wakes user space only when it is half full: a wakeup per record would cost the
+ * traced thread an irq_work and a context switch; user space drains it on a short timer. */
+static __always_inline __u64 hook_ring_flags(void)
+{
+  return bpf_ringbuf_query(&hook_events, BPF_RB_AVAIL_DATA) >
+                 bpf_ringbuf_query(&hook_events, BPF_RB_RING_SIZE) / 2
+             ? BPF_RB_FORCE_WAKEUP
+             : BPF_RB_NO_WAKEUP;
+}
+
+/* A record without frames: a free, or an allocation whose stack is lost. */
+struct lw_hook_header {
+  __u64 addr, size, ts;
+  __u32 tgid, type, depth, pad;
+};
+_Static_assert(sizeof(struct lw_hook_header) == LW_HOOK_EVENT_HEADER, "hook event header");
+
+/* A sampled allocation as a hook_events record with its stack. */
+static __always_inline void send_hook_alloc(const struct lw_site *site, __u64 id, __u64 addr,
+                                            __u64 size)
+{
+  __u32 depth = 0;
+  __u64 h = 0;
+  struct lw_stack_scratch *scratch = walk_stack(site, &depth, &h);
+  if (!scratch) {
+    /* No stack: the record still counts the block (its stack is lost). */
+    struct lw_hook_header e = {.addr = addr, .size = size, .ts = bpf_ktime_get_ns(),
+                               .tgid = id >> 32, .type = LW_HOOK_EV_ALLOC};
+    if (bpf_ringbuf_output(&hook_events, &e, LW_HOOK_EVENT_HEADER, hook_ring_flags()))
+      count(LW_CNT_HOOK_EVENTS_LOST);
+    else
+      count(LW_CNT_STACK_LOST);
+    return;
+  }
+  struct lw_hook_event *e = &scratch->ev;
+  e->addr = addr;
+  e->size = size;
+  e->ts = bpf_ktime_get_ns();
+  e->tgid = id >> 32;
+  e->type = LW_HOOK_EV_ALLOC;
+  e->depth = depth;
+  __u64 len = LW_HOOK_EVENT_HEADER + (__u64)(depth & 127) * 8;
+  if (len > sizeof(*e))
+    return;
+  if (bpf_ringbuf_output(&hook_events, e, len, hook_ring_flags())) {
+    count(LW_CNT_HOOK_EVENTS_LOST);
+    return;
+  }
+  count(LW_CNT_RECORDED);
 }
 
 static __always_inline void record(const struct lw_site *site, __u64 id, __u64 addr,
@@ -742,6 +818,12 @@ int lw_hook_alloc(struct pt_regs *ctx)
   if (!fp || bpf_probe_read_user(frame, sizeof(frame), (void *)fp))
     frame[0] = frame[1] = 0; /* no caller: recorded without a stack (counted as lost) */
   struct lw_site site = {.ip = frame[1], .sp = fp + 16, .bp = frame[0]};
+  if (hook_ring) {
+    send_hook_alloc(&site, id, ptr, size);
+    if (trace_events)
+      emit(id >> 32, (__u32)id, ptr, size, LW_FN_HOOK_ALLOC, 0);
+    return 0;
+  }
   record(&site, id, ptr, size, LW_FN_HOOK_ALLOC);
   return 0;
 }
@@ -753,7 +835,19 @@ int lw_hook_free(struct pt_regs *ctx)
     return 0;
   count(LW_CNT_FREE_CALLS);
   __u64 ptr = PT_REGS_PARM1(ctx);
-  if (ptr)
-    release(ptr, bpf_get_current_pid_tgid(), LW_FN_HOOK_FREE);
+  if (!ptr)
+    return 0;
+  if (hook_ring) {
+    __u64 id = bpf_get_current_pid_tgid();
+    struct lw_hook_header e = {.addr = ptr, .tgid = id >> 32, .type = LW_HOOK_EV_FREE};
+    if (bpf_ringbuf_output(&hook_events, &e, LW_HOOK_EVENT_HEADER, hook_ring_flags()))
+      count(LW_CNT_HOOK_EVENTS_LOST);
+    else
+      count(LW_CNT_FREED);
+    if (trace_events)
+      emit(id >> 32, (__u32)id, ptr, 0, LW_FN_HOOK_FREE, 1);
+    return 0;
+  }
+  release(ptr, bpf_get_current_pid_tgid(), LW_FN_HOOK_FREE);
   return 0;
 }

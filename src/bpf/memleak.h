@@ -51,6 +51,7 @@ enum lw_counter {
   LW_CNT_SNAPSHOTS,           /* stack snapshots sent for DWARF unwinding */
   LW_CNT_SNAPSHOT_BYTES,      /* bytes of user stack copied into them */
   LW_CNT_SNAPSHOTS_LOST,      /* LOSS: snapshot ring buffer full */
+  LW_CNT_HOOK_EVENTS_LOST,    /* LOSS: in-process event ring full (a sample or a free) */
   LW_CNT_MAX,
 };
 
@@ -89,6 +90,27 @@ struct lw_thread_state {
   __u32 sampled;     /* the outer call is recorded at its return */
   __u32 pad;
 };
+
+/* In-process mode with sampling: what the preload library's hooks report, one ring record
+ * each, for user space to keep the outstanding blocks and their stacks.  The record holds
+ * the header and `depth` frames (innermost first: the return address in the caller of
+ * malloc/new first); a free carries no frames. */
+#define LW_HOOK_EV_ALLOC 1
+#define LW_HOOK_EV_FREE 2
+
+struct lw_hook_event {
+  __u64 addr;
+  __u64 size;        /* alloc: the requested size */
+  __u64 ts;          /* alloc: bpf_ktime_get_ns() */
+  __u32 tgid;
+  __u32 type;        /* LW_HOOK_EV_* */
+  __u32 depth;       /* frames in ips[] (alloc); 0 when the stack was lost */
+  __u32 pad;
+  __u64 ips[LW_MAX_STACK_DEPTH];
+};
+
+/* Bytes before ips[]. */
+#define LW_HOOK_EVENT_HEADER 40
 
 /* Trace events (-t) */
 struct lw_event {

@@ -19,9 +19,9 @@
 
 #include "analysis/sampling.h"
 #include "cli/child_process.h"
+#include "cli/inprocess.h"
 #include "cli/kmemleak_cmd.h"
 #include "cli/output.h"
-#include "cli/inprocess.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/fd.h"
@@ -36,6 +36,7 @@
 #include "report/render.h"
 #include "tracker/dwarf_stacks.h"
 #include "tracker/frame_resolver.h"
+#include "tracker/hook_table.h"
 #include "tracker/tracker.h"
 
 namespace leakwatch::cli {
@@ -199,6 +200,9 @@ class Session {
   std::vector<probe::ObjectPlan> command_plan_;  // -c: planned before the fork
   tracker::DwarfStacks dwarf_stacks_;
   void drain_snapshots();
+  // In-process with sampling: the hooks' records, kept here (probe::MemleakConfig::hook_ring).
+  std::optional<tracker::HookTable> hook_table_;
+  void drain_hook_events();
   bool choose_dwarf(const std::string& executable) const;
 };
 
@@ -216,6 +220,11 @@ bool Session::choose_dwarf(const std::string& executable) const {
             check->with_frame, check->functions, executable,
             dwarf ? "DWARF unwinding" : "frame pointers");
   return dwarf;
+}
+
+void Session::drain_hook_events() {
+  if (!hook_table_) return;
+  probe_->poll_hook_events([this](const lw_hook_event& e, size_t len) { hook_table_->consume(e, len); });
 }
 
 void Session::drain_snapshots() {
@@ -450,6 +459,12 @@ Result<void> Session::setup() {
   }
   cfg.unwind_dwarf = dwarf_;
   cfg.snapshot_size = p_.snapshot_size;
+  // Samples are rare when the library samples: their records go through a ring and are kept
+  // here, which costs the program less than BPF's hash maps.  Every allocation (exact mode)
+  // stays in the maps, as do DWARF stacks and --combined-only's per-stack totals.
+  cfg.hook_ring = cfg.inprocess && !dwarf_ && !o_.combined_only &&
+                  sample_mode_ != probe::SampleMode::kExact;
+  if (cfg.hook_ring) hook_table_.emplace(o_.max_stacks);
   auto probe = probe::MemleakProbe::Create(cfg);
   if (!probe) {
     if (o_.pid > 0 && !process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
@@ -500,10 +515,17 @@ report::Report Session::build_report(bool final_report) {
   snap.counters = probe_->read_counters();
   snap.failed_attaches = probe_->failed_attaches();
   snap.read_stack = [this](int32_t id) { return probe_->read_stack(id); };
+  if (hook_table_) {
+    drain_hook_events();
+    hook_table_->append_allocs(snap.allocs, tracker::Tracker::kUserStackBit);
+    snap.read_user_stack = [this](uint32_t, uint32_t id) {
+      return std::make_pair(hook_table_->stack(id), false);
+    };
+  }
   if (dwarf_) {
     drain_snapshots();
     snap.dwarf_stack_of = [this](uint32_t tgid, uint64_t addr) { return dwarf_stacks_.stack_of(tgid, addr); };
-    snap.read_dwarf_stack = [this](uint32_t tgid, uint32_t id) {
+    snap.read_user_stack = [this](uint32_t tgid, uint32_t id) {
       auto st = dwarf_stacks_.stack(tgid, id);
       return std::make_pair(std::move(st.frames), st.truncated);
     };
@@ -523,6 +545,10 @@ report::Report Session::build_report(bool final_report) {
         "dwarf unwinding: {} snapshots ({} of stack copied), {} truncated, {:.1f} ms unwinding",
         ds.snapshots, format_size(static_cast<double>(snap.counters[LW_CNT_SNAPSHOT_BYTES])),
         ds.truncated, static_cast<double>(ds.unwind_ns) / 1e6));
+  }
+  if (hook_table_) {
+    rep.lost["stack_lost"] += hook_table_->stats().stacks_full;
+    rep.lost["hook_events_lost"] = snap.counters[LW_CNT_HOOK_EVENTS_LOST];
   }
   if (preload_stats_reader_) {
     read_preload_stats();
@@ -647,10 +673,14 @@ int Session::run() {
     int timeout_ms = static_cast<int>((wake - now + 999999) / 1000000);
     if (o_.trace) timeout_ms = std::min(timeout_ms, 100);
     if (dwarf_) timeout_ms = std::min(timeout_ms, 10);  // keep the (small) snapshot ring drained
+    // The hook ring wakes us when half full; otherwise it is drained ten times a second.
+    if (hook_table_) timeout_ms = std::min(timeout_ms, 100);
 
-    pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {pid_fd_.get(), POLLIN, 0}};
-    int nfds = pid_fd_.valid() ? 2 : 1;
-    int r = ::poll(fds, static_cast<nfds_t>(nfds), timeout_ms);
+    pollfd fds[3] = {{signal_fd_.get(), POLLIN, 0},
+                     {pid_fd_.get(), POLLIN, 0},
+                     {probe_->hook_events_fd(), POLLIN, 0}};
+    int r = ::poll(fds, 3, timeout_ms);  // (negative descriptors are ignored)
+    drain_hook_events();
     if (o_.trace) probe_->poll_events(0, print_event);
     drain_snapshots();
     if (r < 0 && errno != EINTR) {
@@ -683,7 +713,7 @@ int Session::run() {
       stop = true;
       stop_reason = "command exited";
     }
-    if (nfds == 2 && (fds[1].revents & POLLIN)) {
+    if (pid_fd_.valid() && (fds[1].revents & POLLIN)) {
       log::error("pid {} exited during tracing; final report follows", target_pid_);
       exit_code = kExitTargetGone;
       stop = true;

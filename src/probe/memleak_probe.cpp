@@ -82,6 +82,7 @@ void MemleakProbe::SkelDeleter::operator()(memleak_bpf* s) const { memleak_bpf__
 MemleakProbe::~MemleakProbe() {
   if (ringbuf_) ring_buffer__free(static_cast<ring_buffer*>(ringbuf_));
   if (snapshot_ring_) ring_buffer__free(static_cast<ring_buffer*>(snapshot_ring_));
+  if (hook_ring_) ring_buffer__free(static_cast<ring_buffer*>(hook_ring_));
   for (void* l : classic_links_) bpf_link__destroy(static_cast<bpf_link*>(l));
   for (int fd : link_fds_) ::close(fd);
 }
@@ -123,6 +124,14 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
   bpf_map__set_max_entries(s->maps.stack_traces, cfg.max_stacks);
   bpf_map__set_max_entries(s->maps.combined, cfg.combined ? cfg.max_stacks : 1);
   if (cfg.trace) bpf_map__set_max_entries(s->maps.events, 4u << 20);
+  if (cfg.hook_ring) {
+    if (!cfg.inprocess || cfg.unwind_dwarf)
+      return fail("internal: the hook ring is for in-process mode with frame-pointer stacks");
+    s->rodata->hook_ring = 1;
+    uint32_t ring = 4096;  // a power of two, at least one page
+    while (ring < cfg.hook_ring_bytes) ring <<= 1;
+    bpf_map__set_max_entries(s->maps.hook_events, ring);
+  }
   if (cfg.unwind_dwarf) {
     if (cfg.snapshot_size > LW_SNAPSHOT_MAX)
       return fail("--snapshot-size: at most {} bytes", LW_SNAPSHOT_MAX);
@@ -208,7 +217,35 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
         p.get(), nullptr);
     if (!p->snapshot_ring_) return fail_errno("cannot open the snapshot ring buffer");
   }
+  if (cfg.hook_ring) {
+    p->hook_ring_ = ring_buffer__new(
+        bpf_map__fd(s->maps.hook_events),
+        [](void* ctx, void* data, size_t len) -> int {
+          auto* self = static_cast<MemleakProbe*>(ctx);
+          if (len < LW_HOOK_EVENT_HEADER || !self->hook_cb_) return 0;
+          // The record holds the header and its frames only: copy into a whole struct.
+          static thread_local lw_hook_event ev;
+          std::memcpy(&ev, data, std::min(len, sizeof(ev)));
+          self->hook_cb_(ev, len);
+          return 0;
+        },
+        p.get(), nullptr);
+    if (!p->hook_ring_) return fail_errno("cannot open the in-process event ring buffer");
+  }
   return p;
+}
+
+int MemleakProbe::poll_hook_events(
+    const std::function<void(const lw_hook_event&, size_t len)>& on_event) {
+  if (!hook_ring_) return 0;
+  hook_cb_ = on_event;
+  int n = ring_buffer__consume(static_cast<ring_buffer*>(hook_ring_));
+  hook_cb_ = nullptr;
+  return n;
+}
+
+int MemleakProbe::hook_events_fd() const {
+  return hook_ring_ ? ring_buffer__epoll_fd(static_cast<ring_buffer*>(hook_ring_)) : -1;
 }
 
 int MemleakProbe::poll_snapshots(int timeout_ms,

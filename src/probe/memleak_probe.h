@@ -39,6 +39,11 @@ struct MemleakConfig {
   std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
   std::string cgroup_path;         // --cgroup: trace tasks under this cgroup v2 (pid = 0)
   bool inprocess = false;          // objects include the preload hooks (probe/preload_plan.h)
+  // In-process with sampling: the hooks send their samples and frees as lw_hook_event
+  // records (poll_hook_events) instead of keeping them in the allocs and stack maps; user
+  // space keeps them (tracker/hook_table.h).
+  bool hook_ring = false;
+  uint32_t hook_ring_bytes = 4u << 20;
   bool unwind_dwarf = false;       // send stack snapshots of recorded allocations
   uint32_t snapshot_size = 8192;   // bytes of user stack per snapshot (<= LW_SNAPSHOT_MAX)
   // Small enough to stay in the CPU caches: with a 64 MiB ring every snapshot landed in cold
@@ -103,6 +108,12 @@ class MemleakProbe {
   int poll_snapshots(int timeout_ms,
                      const std::function<void(const lw_stack_snapshot&)>& on_snapshot);
 
+  // hook_ring: calls `on_event` for each record (`len` bytes: the header and `depth`
+  // frames).  Returns the number consumed; never blocks.
+  int poll_hook_events(const std::function<void(const lw_hook_event&, size_t len)>& on_event);
+  // A descriptor that becomes readable when the hook ring is half full (-1 without it).
+  int hook_events_fd() const;
+
   // Summed run time and count of the BPF programs (needs kernel.bpf_stats_enabled=1).
   struct RunStats { uint64_t run_time_ns = 0, run_cnt = 0; };
   RunStats run_stats() const;
@@ -118,6 +129,8 @@ class MemleakProbe {
   std::vector<void*> classic_links_; // struct bpf_link*
   void* ringbuf_ = nullptr;          // struct ring_buffer*
   void* snapshot_ring_ = nullptr;    // struct ring_buffer*
+  void* hook_ring_ = nullptr;        // struct ring_buffer*
+  std::function<void(const lw_hook_event&, size_t)> hook_cb_;
   std::function<void(const lw_stack_snapshot&)> snapshot_cb_;
   std::function<void(const lw_event&)> event_cb_;
   std::vector<AttachResult> attach_results_;

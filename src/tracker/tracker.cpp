@@ -40,9 +40,9 @@ const Tracker::StackState& Tracker::frames_for(const StackKey& key, const Snapsh
   StackState& st = stacks_[key];
   if (!st.resolved) {
     st.resolved = true;
-    if (key.stack_id >= 0 && (static_cast<uint32_t>(key.stack_id) & kDwarfStackBit)) {
-      auto [ips, truncated] = snap.read_dwarf_stack(
-          key.tgid, static_cast<uint32_t>(key.stack_id) & ~kDwarfStackBit);
+    if (key.stack_id >= 0 && (static_cast<uint32_t>(key.stack_id) & kUserStackBit)) {
+      auto [ips, truncated] = snap.read_user_stack(
+          key.tgid, static_cast<uint32_t>(key.stack_id) & ~kUserStackBit);
       st.frames = resolver_.resolve(key.tgid, ips);
       st.truncated = truncated;
     } else if (key.stack_id < 0) {
@@ -81,8 +81,8 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
       if (age_ns < cfg_.min_age_ns) continue;
       int32_t stack_id = a.stack_id;
       if (snap.dwarf_stack_of) {
-        if (uint32_t d = snap.dwarf_stack_of(a.tgid, a.address); d != 0 && d < kDwarfStackBit)
-          stack_id = static_cast<int32_t>(d | kDwarfStackBit);
+        if (uint32_t d = snap.dwarf_stack_of(a.tgid, a.address); d != 0 && d < kUserStackBit)
+          stack_id = static_cast<int32_t>(d | kUserStackBit);
       }
       Group& g = groups[{a.tgid, stack_id}];
       g.acc.add(static_cast<double>(a.size),

@@ -46,13 +46,20 @@ struct Snapshot {
   size_t failed_attaches = 0;
   std::function<std::vector<uint64_t>(int32_t)> read_stack;
   // --unwind dwarf: the unwound stack of an allocation (0 = none; the frame-pointer stack
-  // from BPF is used then) and its frames.
+  // from BPF is used then).
   std::function<uint32_t(uint32_t tgid, uint64_t addr)> dwarf_stack_of;
-  std::function<std::pair<std::vector<uint64_t>, bool>(uint32_t tgid, uint32_t id)> read_dwarf_stack;
+  // Stacks kept in user space (DWARF-unwound, or reported by the in-process hooks): the
+  // frames and whether they are truncated, for allocations whose stack_id has
+  // Tracker::kUserStackBit set (the id is the rest).
+  std::function<std::pair<std::vector<uint64_t>, bool>(uint32_t tgid, uint32_t id)> read_user_stack;
 };
 
 class Tracker {
  public:
+  // Stack ids with this bit set are stacks kept in user space (Snapshot::read_user_stack),
+  // not BPF ones.
+  static constexpr uint32_t kUserStackBit = 1u << 30;
+
   Tracker(TrackerConfig cfg, FrameResolver& resolver);
 
   // `now_ns` is CLOCK_MONOTONIC (the clock of the BPF timestamps); `session_s` the time
@@ -71,9 +78,6 @@ class Tracker {
     bool truncated = false;
     bool resolved = false;
   };
-  // Stack ids with this bit set are DWARF-unwound stacks (user space ids), not BPF ones.
-  static constexpr uint32_t kDwarfStackBit = 1u << 30;
-
   const StackState& frames_for(const StackKey& key, const Snapshot& snap);
 
   TrackerConfig cfg_;
