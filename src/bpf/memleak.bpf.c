@@ -76,12 +76,16 @@ struct {
   __type(value, struct lw_stack);
 } stack_traces SEC(".maps");
 
-/* A stack being captured, and how many of its slots the previous capture on this CPU
- * filled: slots beyond both are already zero, so a capture writes, hashes and compares only
- * as many slots as its stack is deep (a few of 127 cache-cold slots). */
+/* A stack being captured.  A capture writes, hashes and compares only as many slots as its
+ * stack is deep, ending it with a zero slot (a few of 127 cache-cold slots); slots after
+ * that hold whatever an earlier capture left, and nothing reads them.  `busy` keeps a second
+ * program run on this CPU (a preempted one's) from sharing the scratch: it then captures
+ * no stack (counted as lost). */
 struct lw_stack_scratch {
   struct lw_hook_event ev;  /* ev.ips is the stack (a struct lw_stack) */
   __u32 depth;
+  __u32 pad;
+  __u64 busy;               /* 64 bits: the BPF target's atomic exchange */
 };
 
 struct {
@@ -318,8 +322,8 @@ static __always_inline void send_snapshot(const struct lw_site *site, __u64 id, 
 #define LW_STACK_ID_MASK 0x3fffffffu /* ids stay below bit 30 (user space marks DWARF ids) */
 #define LW_STACK_PROBES 4
 
-/* Whether the stored stack `a` is `b`, whose slots from `depth` on are zero (so are a's
- * beyond its own depth: a deeper `a` differs at slot `depth`). */
+/* Whether the stored stack `a` is `b`, which ends at `depth` (its slot `depth` is the zero
+ * that ends it, unless it fills all 127): a deeper `a` differs at slot `depth`. */
 static __always_inline bool same_stack(const struct lw_stack *a, const struct lw_stack *b,
                                        __u32 depth)
 {
@@ -435,9 +439,10 @@ struct {
 
 /* Walks the frame-pointer chain from the site (at a return probe: the caller's ip and rbp,
  * so the stack is complete; frames the chain skips are recovered first, see
- * frameless_callers) into the per-CPU scratch, slots beyond its depth zero.  Returns the
- * scratch (NULL when there is no stack), its depth in *depth and the stack's hash in *hash.
- * The walk stops at a null or non-increasing frame pointer without reading it. */
+ * frameless_callers) into the per-CPU scratch, ended by a zero slot.  Returns the scratch,
+ * taken (release it with put_scratch), or NULL when there is no stack; its depth in *depth
+ * and the stack's hash in *hash.  The walk stops at a null or non-increasing frame pointer
+ * without reading it. */
 static __always_inline struct lw_stack_scratch *walk_stack(const struct lw_site *site,
                                                            __u32 *depth_out, __u64 *hash)
 {
@@ -448,12 +453,14 @@ static __always_inline struct lw_stack_scratch *walk_stack(const struct lw_site 
   struct lw_caller_scan *c = bpf_map_lookup_elem(&caller_scratch, &zero);
   if (!scratch || !c)
     return NULL;
+  if (__sync_lock_test_and_set(&scratch->busy, 1))
+    return NULL; /* another run on this CPU (preempted) holds it */
   __u64 *ips = scratch->ev.ips;
   /* With DWARF unwinding the stack comes from the snapshot; this one is only its fallback. */
   __u32 extra = unwind_dwarf ? 0 : frameless_callers(site, c);
   __u64 ip = site->ip, fp = site->bp;
   __u64 h = 0xcbf29ce484222325ULL ^ ip;
-  __u32 prev = scratch->depth, depth = LW_MAX_STACK_DEPTH;
+  __u32 depth = LW_MAX_STACK_DEPTH;
   ips[0] = ip;
   for (int i = 1; i < LW_MAX_STACK_DEPTH; i++) {
     if (i <= LW_CALLER_MAX && i <= extra) {
@@ -469,6 +476,7 @@ static __always_inline struct lw_stack_scratch *walk_stack(const struct lw_site 
       fp = frame[0] > fp ? frame[0] : 0;
       continue;
     }
+    ips[i] = 0; /* the end */
     depth = i;
     break;
   }
@@ -476,16 +484,15 @@ static __always_inline struct lw_stack_scratch *walk_stack(const struct lw_site 
    * rather than once for each depth the walk can end at. */
   scratch->depth = depth;
   depth = *(volatile __u32 *)&scratch->depth;
-  /* Clear what the previous capture left beyond this one's end. */
-  for (int j = 0; j < LW_MAX_STACK_DEPTH; j++) {
-    if (j >= prev)
-      break;
-    if (j >= depth)
-      ips[j] = 0;
-  }
   *depth_out = depth;
   *hash = h ^ (h >> 29);
   return scratch;
+}
+
+static __always_inline void put_scratch(struct lw_stack_scratch *scratch)
+{
+  /* A plain store: the scratch is this CPU's, and the program cannot migrate. */
+  *(volatile __u64 *)&scratch->busy = 0;
 }
 
 /* Stores the walked stack; returns its id, < 0 when lost.  Equal stacks get equal ids (a
@@ -498,29 +505,39 @@ static __always_inline __s32 capture_stack(const struct lw_site *site)
   if (!scratch)
     return -1;
   struct lw_stack *st = (struct lw_stack *)scratch->ev.ips;
+  __s32 found = -1;
   for (__u32 probe = 0; probe < LW_STACK_PROBES; probe++) {
     __u32 id = ((__u32)h + probe) & LW_STACK_ID_MASK;
     /* Known stacks (the common case) are found by one lookup. */
     struct lw_stack *old = bpf_map_lookup_elem(&stack_traces, &id);
     if (!old) {
-      if (bpf_map_update_elem(&stack_traces, &id, st, BPF_NOEXIST) == 0)
-        return (__s32)id;
+      if (bpf_map_update_elem(&stack_traces, &id, st, BPF_NOEXIST) == 0) {
+        found = (__s32)id;
+        break;
+      }
       old = bpf_map_lookup_elem(&stack_traces, &id); /* another CPU stored it meanwhile */
     }
-    if (old && same_stack(old, st, depth))
-      return (__s32)id;
+    if (old && same_stack(old, st, depth)) {
+      found = (__s32)id;
+      break;
+    }
   }
-  return -1;
+  put_scratch(scratch);
+  return found;
 }
 
 /* The ring wakes user space only when it is half full: a wakeup per record would cost the
- * traced thread an irq_work and a context switch; user space drains it on a short timer. */
-static __always_inline __u64 hook_ring_flags(void)
+ * traced thread an irq_work and a context switch; user space drains it on a short timer.
+ * Returns the flags for bpf_ringbuf_output, or -1 for an allocation record when the ring is
+ * three quarters full: the last quarter is kept for frees, whose loss would leave a freed
+ * block reported as outstanding, where a lost sample only lowers the estimate's precision. */
+static __always_inline long hook_ring_flags(bool alloc)
 {
-  return bpf_ringbuf_query(&hook_events, BPF_RB_AVAIL_DATA) >
-                 bpf_ringbuf_query(&hook_events, BPF_RB_RING_SIZE) / 2
-             ? BPF_RB_FORCE_WAKEUP
-             : BPF_RB_NO_WAKEUP;
+  __u64 used = bpf_ringbuf_query(&hook_events, BPF_RB_AVAIL_DATA);
+  __u64 size = bpf_ringbuf_query(&hook_events, BPF_RB_RING_SIZE);
+  if (alloc && used > size / 4 * 3)
+    return -1;
+  return used > size / 2 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /* A record without frames: a free, or an allocation whose stack is lost. */
@@ -534,6 +551,11 @@ _Static_assert(sizeof(struct lw_hook_header) == LW_HOOK_EVENT_HEADER, "hook even
 static __always_inline void send_hook_alloc(const struct lw_site *site, __u64 id, __u64 addr,
                                             __u64 size)
 {
+  long alloc_flags = hook_ring_flags(true);
+  if (alloc_flags < 0) {
+    count(LW_CNT_HOOK_EVENTS_LOST);
+    return;
+  }
   __u32 depth = 0;
   __u64 h = 0;
   struct lw_stack_scratch *scratch = walk_stack(site, &depth, &h);
@@ -541,7 +563,7 @@ static __always_inline void send_hook_alloc(const struct lw_site *site, __u64 id
     /* No stack: the record still counts the block (its stack is lost). */
     struct lw_hook_header e = {.addr = addr, .size = size, .ts = bpf_ktime_get_ns(),
                                .tgid = id >> 32, .type = LW_HOOK_EV_ALLOC};
-    if (bpf_ringbuf_output(&hook_events, &e, LW_HOOK_EVENT_HEADER, hook_ring_flags()))
+    if (bpf_ringbuf_output(&hook_events, &e, LW_HOOK_EVENT_HEADER, alloc_flags))
       count(LW_CNT_HOOK_EVENTS_LOST);
     else
       count(LW_CNT_STACK_LOST);
@@ -555,13 +577,12 @@ static __always_inline void send_hook_alloc(const struct lw_site *site, __u64 id
   e->type = LW_HOOK_EV_ALLOC;
   e->depth = depth;
   __u64 len = LW_HOOK_EVENT_HEADER + (__u64)(depth & 127) * 8;
-  if (len > sizeof(*e))
-    return;
-  if (bpf_ringbuf_output(&hook_events, e, len, hook_ring_flags())) {
+  long err = len > sizeof(*e) ? -1 : bpf_ringbuf_output(&hook_events, e, len, alloc_flags);
+  put_scratch(scratch);
+  if (err)
     count(LW_CNT_HOOK_EVENTS_LOST);
-    return;
-  }
-  count(LW_CNT_RECORDED);
+  else
+    count(LW_CNT_RECORDED);
 }
 
 static __always_inline void record(const struct lw_site *site, __u64 id, __u64 addr,
@@ -840,7 +861,7 @@ int lw_hook_free(struct pt_regs *ctx)
   if (hook_ring) {
     __u64 id = bpf_get_current_pid_tgid();
     struct lw_hook_header e = {.addr = ptr, .tgid = id >> 32, .type = LW_HOOK_EV_FREE};
-    if (bpf_ringbuf_output(&hook_events, &e, LW_HOOK_EVENT_HEADER, hook_ring_flags()))
+    if (bpf_ringbuf_output(&hook_events, &e, LW_HOOK_EVENT_HEADER, hook_ring_flags(false)))
       count(LW_CNT_HOOK_EVENTS_LOST);
     else
       count(LW_CNT_FREED);

@@ -10,12 +10,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "analysis/sampling.h"
 #include "cli/child_process.h"
@@ -159,6 +162,7 @@ class Session {
  public:
   Session(const MemleakOptions& o, const Plan& p)
       : o_(o), p_(p), sampling_(p.sampling), sample_mode_(p.sample_mode) {}
+  ~Session() { stop_hook_drainer(); }
   int run();
 
  private:
@@ -200,9 +204,16 @@ class Session {
   std::vector<probe::ObjectPlan> command_plan_;  // -c: planned before the fork
   tracker::DwarfStacks dwarf_stacks_;
   void drain_snapshots();
-  // In-process with sampling: the hooks' records, kept here (probe::MemleakConfig::hook_ring).
+  // In-process with sampling: the hooks' records, kept here (probe::MemleakConfig::hook_ring),
+  // drained by a thread of their own so that a long report (the first one symbolizes every
+  // stack) never lets the ring fill.  hook_mu_ guards the table and the ring's consumer.
   std::optional<tracker::HookTable> hook_table_;
-  void drain_hook_events();
+  std::mutex hook_mu_;
+  std::thread hook_drainer_;
+  std::atomic<bool> hook_stop_{false};
+  void drain_hook_events_locked();
+  void start_hook_drainer();
+  void stop_hook_drainer();
   bool choose_dwarf(const std::string& executable) const;
 };
 
@@ -222,9 +233,26 @@ bool Session::choose_dwarf(const std::string& executable) const {
   return dwarf;
 }
 
-void Session::drain_hook_events() {
-  if (!hook_table_) return;
+void Session::drain_hook_events_locked() {
   probe_->poll_hook_events([this](const lw_hook_event& e, size_t len) { hook_table_->consume(e, len); });
+}
+
+void Session::start_hook_drainer() {
+  if (!hook_table_) return;
+  hook_drainer_ = std::thread([this] {
+    // Woken when the ring is half full (the BPF side asks for it), else every 50 ms.
+    pollfd pfd{probe_->hook_events_fd(), POLLIN, 0};
+    while (!hook_stop_.load()) {
+      ::poll(&pfd, 1, 50);
+      std::lock_guard lock(hook_mu_);
+      drain_hook_events_locked();
+    }
+  });
+}
+
+void Session::stop_hook_drainer() {
+  hook_stop_ = true;
+  if (hook_drainer_.joinable()) hook_drainer_.join();
 }
 
 void Session::drain_snapshots() {
@@ -321,10 +349,17 @@ Result<void> Session::choose_loaded_preload(int pid) {
   }
   report::Sampling theirs = preload_sampling((*loaded)->stats);
   bool flags_sample = !o_.sample_bytes.empty() || o_.sample_rate > 1;
-  if (flags_sample && !(p_.sampling == theirs))
-    return fail("pid {} samples in-process ({}, set when it started): leave out -s/--sample-bytes "
-                "or give the same, or add --no-inprocess to probe its allocator instead",
-                pid, describe_sampling(theirs));
+  if (flags_sample && !(p_.sampling == theirs)) {
+    // The library decides what is sampled: other flags mean probing the allocator.
+    if (asked)
+      return fail("--inprocess: pid {} samples in-process ({}, set when it started): leave out "
+                  "-s/--sample-bytes or give the same, or drop --inprocess to probe its "
+                  "allocator with yours", pid, describe_sampling(theirs));
+    log::info("in-process sampling not used: pid {} samples {}, -s/--sample-bytes ask for {}; "
+              "probing the allocator (attach mode)", pid, describe_sampling(theirs),
+              describe_sampling(p_.sampling));
+    return {};
+  }
   sampling_ = theirs;
   sample_mode_ = probe_sample_mode(theirs.mode);
   preload_library_ = (*loaded)->path;
@@ -464,7 +499,7 @@ Result<void> Session::setup() {
   // stays in the maps, as do DWARF stacks and --combined-only's per-stack totals.
   cfg.hook_ring = cfg.inprocess && !dwarf_ && !o_.combined_only &&
                   sample_mode_ != probe::SampleMode::kExact;
-  if (cfg.hook_ring) hook_table_.emplace(o_.max_stacks);
+  if (cfg.hook_ring) hook_table_.emplace(o_.max_stacks, o_.max_allocs);
   auto probe = probe::MemleakProbe::Create(cfg);
   if (!probe) {
     if (o_.pid > 0 && !process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
@@ -516,9 +551,11 @@ report::Report Session::build_report(bool final_report) {
   snap.failed_attaches = probe_->failed_attaches();
   snap.read_stack = [this](int32_t id) { return probe_->read_stack(id); };
   if (hook_table_) {
-    drain_hook_events();
+    std::lock_guard lock(hook_mu_);
+    drain_hook_events_locked();
     hook_table_->append_allocs(snap.allocs, tracker::Tracker::kUserStackBit);
     snap.read_user_stack = [this](uint32_t, uint32_t id) {
+      std::lock_guard stack_lock(hook_mu_);
       return std::make_pair(hook_table_->stack(id), false);
     };
   }
@@ -547,7 +584,9 @@ report::Report Session::build_report(bool final_report) {
         ds.truncated, static_cast<double>(ds.unwind_ns) / 1e6));
   }
   if (hook_table_) {
+    std::lock_guard lock(hook_mu_);
     rep.lost["stack_lost"] += hook_table_->stats().stacks_full;
+    rep.lost["allocs_map_full"] += hook_table_->stats().table_full;
     rep.lost["hook_events_lost"] = snap.counters[LW_CNT_HOOK_EVENTS_LOST];
   }
   if (preload_stats_reader_) {
@@ -617,6 +656,7 @@ int Session::run() {
     std::printf("Attaching to pid %d, Ctrl+C to quit.\n", target_pid_);
   std::fflush(stdout);
   start_ns_ = monotonic_ns();
+  start_hook_drainer();
   if (child_) {
     if (auto r = child_->release(); !r) {
       log::error("{}", r.error().message);
@@ -673,14 +713,9 @@ int Session::run() {
     int timeout_ms = static_cast<int>((wake - now + 999999) / 1000000);
     if (o_.trace) timeout_ms = std::min(timeout_ms, 100);
     if (dwarf_) timeout_ms = std::min(timeout_ms, 10);  // keep the (small) snapshot ring drained
-    // The hook ring wakes us when half full; otherwise it is drained ten times a second.
-    if (hook_table_) timeout_ms = std::min(timeout_ms, 100);
 
-    pollfd fds[3] = {{signal_fd_.get(), POLLIN, 0},
-                     {pid_fd_.get(), POLLIN, 0},
-                     {probe_->hook_events_fd(), POLLIN, 0}};
-    int r = ::poll(fds, 3, timeout_ms);  // (negative descriptors are ignored)
-    drain_hook_events();
+    pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {pid_fd_.get(), POLLIN, 0}};
+    int r = ::poll(fds, 2, timeout_ms);  // (a negative descriptor is ignored)
     if (o_.trace) probe_->poll_events(0, print_event);
     drain_snapshots();
     if (r < 0 && errno != EINTR) {
@@ -723,6 +758,7 @@ int Session::run() {
   }
   if (o_.trace) probe_->poll_events(0, print_event);
   log::debug("stopping: {}", stop_reason);
+  stop_hook_drainer();
   int rc = finish();
   return rc != kExitOk ? rc : exit_code;
 }

@@ -128,6 +128,7 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
     if (!cfg.inprocess || cfg.unwind_dwarf)
       return fail("internal: the hook ring is for in-process mode with frame-pointer stacks");
     s->rodata->hook_ring = 1;
+    if (cfg.hook_ring_bytes > (1u << 30)) return fail("internal: hook ring above 1 GiB");
     uint32_t ring = 4096;  // a power of two, at least one page
     while (ring < cfg.hook_ring_bytes) ring <<= 1;
     bpf_map__set_max_entries(s->maps.hook_events, ring);

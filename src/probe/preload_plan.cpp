@@ -7,6 +7,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -104,9 +106,13 @@ Result<void> use_preload_hooks(std::vector<ObjectPlan>& objects, const std::stri
     std::erase_if(obj.sites, [](const ProbeSite& site) { return !is_mapping_call(site.kind); });
   // Allocator objects stay, probes or not: their own mmap calls are the allocator's.  The
   // library itself is one of them when a running process already has it loaded: the
-  // hooks' plan takes its place.
+  // hooks' plan takes its place.  (Inode numbers repeat across file systems: the name too.)
+  auto is_library = [&](const ObjectPlan& obj) {
+    return obj.inode == hooks->inode &&
+           obj.display_path.ends_with("/" LEAKWATCH_PRELOAD_LIBRARY);
+  };
   std::erase_if(objects, [&](const ObjectPlan& obj) {
-    return (obj.sites.empty() && !obj.defines_malloc) || obj.inode == hooks->inode;
+    return (obj.sites.empty() && !obj.defines_malloc) || is_library(obj);
   });
   objects.push_back(std::move(*hooks));
   return {};
@@ -116,11 +122,20 @@ Result<std::optional<LoadedPreload>> find_loaded_preload(int pid) {
   auto maps = read_proc_maps(pid);
   if (!maps) return std::unexpected(maps.error());
   const std::string suffix = "/" LEAKWATCH_PRELOAD_LIBRARY;
+  const std::string deleted = suffix + " (deleted)";
   for (const auto& m : *maps) {
-    if (!m.file_backed() || m.offset != 0 || !m.path.ends_with(suffix)) continue;
+    if (!m.file_backed() || m.offset != 0 ||
+        !(m.path.ends_with(suffix) || m.path.ends_with(deleted)))
+      continue;
     LoadedPreload loaded;
     loaded.mapped_path = m.path;
     loaded.path = target_path(pid, m.path);
+    // Replaced or removed on disk since the process loaded it (an upgrade): the mapped file
+    // itself is still reachable through map_files.
+    struct stat st;
+    if (m.path.ends_with(deleted) || ::stat(loaded.path.c_str(), &st) != 0 ||
+        st.st_ino != m.inode)
+      loaded.path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, m.start, m.end);
     auto reader = PreloadStatsReader::Create(loaded.path);
     if (!reader) return std::unexpected(reader.error());
     auto stats = reader->read(pid);

@@ -30,11 +30,14 @@ std::string mounted_root() {
 
 std::string ensure_tracefs() {
   static std::mutex mu;
+  static bool mount_failed = false;  // tried once: say so once
   std::lock_guard lock(mu);
   if (auto root = mounted_root(); !root.empty()) return root;
+  if (mount_failed) return "";
   if (::mount("tracefs", kRoots[0], "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
     log::warn("tracefs is not mounted and mounting it at {} failed: {}", kRoots[0],
               std::strerror(errno));
+    mount_failed = true;
     return "";
   }
   log::info("mounted tracefs at {} (tracepoints are attached through it)", kRoots[0]);

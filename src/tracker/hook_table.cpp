@@ -43,7 +43,14 @@ void HookTable::consume(const lw_hook_event& e, size_t len) {
     depth = 0;
   }
   stats_.allocs++;
-  blocks_[key] = Block{e.size, e.ts, stack_id(reinterpret_cast<const uint64_t*>(e.ips), depth)};
+  auto it = blocks_.find(key);
+  if (it == blocks_.end() && blocks_.size() >= max_blocks_) {
+    stats_.table_full++;
+    return;
+  }
+  Block b{e.size, e.ts, stack_id(reinterpret_cast<const uint64_t*>(e.ips), depth)};
+  if (it == blocks_.end()) blocks_.emplace(key, b);
+  else it->second = b;
 }
 
 void HookTable::append_allocs(std::vector<probe::OutstandingAlloc>& out,

@@ -28,8 +28,10 @@ namespace leakwatch::tracker {
 class HookTable {
  public:
   // At most `max_stacks` distinct stacks are kept; blocks of further stacks are kept
-  // without one (counted in stacks_full).
-  explicit HookTable(size_t max_stacks) : max_stacks_(max_stacks) {}
+  // without one (counted in stacks_full).  At most `max_blocks` outstanding blocks are kept;
+  // further samples are dropped (counted in table_full), as BPF's allocs map does when full.
+  HookTable(size_t max_stacks, size_t max_blocks)
+      : max_stacks_(max_stacks), max_blocks_(max_blocks) {}
 
   // One record of `len` bytes (the header and its frames).
   void consume(const lw_hook_event& e, size_t len);
@@ -45,6 +47,7 @@ class HookTable {
     uint64_t allocs = 0, frees = 0;
     uint64_t unknown_frees = 0;  // blocks sampled before the trace began
     uint64_t stacks_full = 0;    // LOSS: blocks kept without their stack (max_stacks)
+    uint64_t table_full = 0;     // LOSS: samples dropped, max_blocks outstanding
     uint64_t bad_records = 0;    // records too short for what they say they hold
   };
   const Stats& stats() const { return stats_; }
@@ -60,7 +63,7 @@ class HookTable {
   };
   int32_t stack_id(const uint64_t* ips, uint32_t depth);
 
-  size_t max_stacks_;
+  size_t max_stacks_, max_blocks_;
   std::map<std::pair<uint32_t, uint64_t>, Block> blocks_;  // (tgid, address)
   std::unordered_map<std::vector<uint64_t>, int32_t, FramesHash> ids_;
   std::vector<std::vector<uint64_t>> stacks_;  // by id - 1

@@ -40,7 +40,7 @@ std::vector<probe::OutstandingAlloc> allocs(const HookTable& t) {
 }
 
 TEST(HookTable, BlocksStayUntilFreedAndEqualStacksShareAnId) {
-  HookTable t(16);
+  HookTable t(16, 100);
   auto a = alloc_event(7, 0x1000, 100, 5, {0x401000, 0x402000});
   auto b = alloc_event(7, 0x2000, 200, 6, {0x401000, 0x402000});
   auto c = alloc_event(7, 0x3000, 300, 7, {0x401010, 0x402000});
@@ -68,7 +68,7 @@ TEST(HookTable, BlocksStayUntilFreedAndEqualStacksShareAnId) {
 }
 
 TEST(HookTable, AddressesAreKeptPerProcessAndReusedAfterTheirFree) {
-  HookTable t(16);
+  HookTable t(16, 100);
   auto a1 = alloc_event(1, 0x1000, 10, 1, {0x10});
   auto a2 = alloc_event(2, 0x1000, 20, 2, {0x20});
   auto f1 = free_event(1, 0x1000);
@@ -83,7 +83,7 @@ TEST(HookTable, AddressesAreKeptPerProcessAndReusedAfterTheirFree) {
 }
 
 TEST(HookTable, FreeOfABlockSampledBeforeTheTraceIsCountedNotAnError) {
-  HookTable t(16);
+  HookTable t(16, 100);
   auto f = free_event(3, 0x5000);
   t.consume(f, len_of(f));
   EXPECT_EQ(t.stats().unknown_frees, 1u);
@@ -91,7 +91,7 @@ TEST(HookTable, FreeOfABlockSampledBeforeTheTraceIsCountedNotAnError) {
 }
 
 TEST(HookTable, StacksBeyondTheLimitAreLostButTheirBlocksKept) {
-  HookTable t(1);
+  HookTable t(1, 100);
   auto a = alloc_event(1, 0x1000, 10, 1, {0x10});
   auto b = alloc_event(1, 0x2000, 10, 1, {0x20});
   auto none = alloc_event(1, 0x3000, 10, 1, {});
@@ -104,8 +104,21 @@ TEST(HookTable, StacksBeyondTheLimitAreLostButTheirBlocksKept) {
   EXPECT_EQ(t.stats().stacks_full, 1u);
 }
 
+TEST(HookTable, SamplesBeyondTheBlockLimitAreDroppedAndCounted) {
+  HookTable t(16, 2);
+  auto a = alloc_event(1, 0x1000, 10, 1, {0x10});
+  auto b = alloc_event(1, 0x2000, 10, 1, {0x10});
+  auto c = alloc_event(1, 0x3000, 10, 1, {0x10});
+  auto again = alloc_event(1, 0x1000, 20, 2, {0x10});  // an address it holds: replaced
+  for (const auto* e : {&a, &b, &c, &again}) t.consume(*e, len_of(*e));
+  auto out = allocs(t);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].size, 20u);
+  EXPECT_EQ(t.stats().table_full, 1u);
+}
+
 TEST(HookTable, ShortRecordsAreCountedAndNeverReadPastTheirEnd) {
-  HookTable t(16);
+  HookTable t(16, 100);
   auto a = alloc_event(1, 0x1000, 10, 1, {0x10, 0x20, 0x30});
   t.consume(a, LW_HOOK_EVENT_HEADER + 8);  // claims 3 frames, holds 1
   t.consume(a, 8);                         // not even a header
