@@ -37,9 +37,15 @@ void expect_no_loss(const report::Report& r) {
 }
 
 TEST_F(MemleakInprocess, EveryCAllocationFunctionExactly) {
-  for (const char* mode : {"session", "classic"}) {
+  // session and classic attach with the maps (exact mode); "ring": every allocation sampled
+  // (--sample-bytes 1) through the hook ring and leakwatch's table.
+  for (const char* mode : {"session", "classic", "ring"}) {
     SCOPED_TRACE(mode);
-    auto run = memleak_command(fixture("ml_functions"), {"--inprocess", "--attach", mode});
+    std::vector<std::string> flags = {"--inprocess"};
+    if (std::string(mode) == "ring") flags.insert(flags.end(), {"--sample-bytes", "1"});
+    else flags.insert(flags.end(), {"--attach", mode});
+    auto run = memleak_command(fixture("ml_functions"), flags);
+    EXPECT_EQ(run.report.lost.contains("hook_events_lost"), std::string(mode) == "ring");
     ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
     ASSERT_TRUE(run.parsed) << run.result.err;
     const auto& r = run.report;
@@ -71,13 +77,22 @@ TEST_F(MemleakInprocess, ThreadsDlopenAndShortCommands) {
   for (const Case& c : {Case{"ml_threads", "leak_in_thread", 5, 4321, "produce"},
                         Case{"ml_dlopen", "plugin_leak", 4, 555, ""},
                         Case{"ml_short", "leak_short", 3, 999, ""}}) {
-    SCOPED_TRACE(c.fixture);
-    auto run = memleak_command(fixture(c.fixture), {"--inprocess"});
-    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-    ASSERT_TRUE(run.parsed);
-    expect_exact_leak(run.report, c.function, c.count, c.each);
-    if (*c.balanced) {
-      EXPECT_TRUE(stacks_in(run.report, c.balanced).empty()) << describe(run.report);
+    // Exact mode keeps the blocks in BPF's maps; --sample-bytes 1 samples every allocation
+    // too, through the hook ring and leakwatch's table (threads freeing each other's blocks
+    // included).
+    for (bool ring : {false, true}) {
+      SCOPED_TRACE(std::string(c.fixture) + (ring ? ", hook ring" : ", maps"));
+      std::vector<std::string> flags = {"--inprocess"};
+      if (ring) flags.insert(flags.end(), {"--sample-bytes", "1"});
+      auto run = memleak_command(fixture(c.fixture), flags);
+      ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+      ASSERT_TRUE(run.parsed);
+      EXPECT_EQ(run.report.lost.contains("hook_events_lost"), ring) << "not the path meant";
+      expect_exact_leak(run.report, c.function, c.count, c.each);
+      if (*c.balanced) {
+        EXPECT_TRUE(stacks_in(run.report, c.balanced).empty()) << describe(run.report);
+      }
+      expect_no_loss(run.report);
     }
   }
 }

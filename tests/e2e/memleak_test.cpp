@@ -39,10 +39,14 @@ TEST_F(Memleak, EveryCAllocationFunctionExactly) {
 TEST_F(Memleak, CxxOperatorNewNamesTheCaller) {
   // Attach mode probes the operators; in-process mode (the preload's wrappers) must name
   // the same callers.
-  for (bool inprocess : {false, true}) {
-    SCOPED_TRACE(inprocess ? "in-process" : "attach");
-    auto run = memleak_command(fixture("ml_cxx"),
-                               {inprocess ? "--inprocess" : "--no-inprocess"});
+  // In-process twice: exact mode (BPF's maps) and every allocation sampled through the hook
+  // ring (--sample-bytes 1).
+  for (const char* mode : {"attach", "in-process", "in-process ring"}) {
+    SCOPED_TRACE(mode);
+    const bool inprocess = std::string(mode) != "attach";
+    std::vector<std::string> flags = {inprocess ? "--inprocess" : "--no-inprocess"};
+    if (std::string(mode) == "in-process ring") flags.insert(flags.end(), {"--sample-bytes", "1"});
+    auto run = memleak_command(fixture("ml_cxx"), flags);
     ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
     ASSERT_TRUE(run.parsed);
     const auto& r = run.report;
