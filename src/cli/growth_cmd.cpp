@@ -23,7 +23,6 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "common/proc_maps.h"
-#include "common/units.h"
 #include "probe/preload_plan.h"
 #include "report/growth_writer.h"
 #include "tracker/frame_resolver.h"
@@ -70,9 +69,8 @@ Result<Plan> validate(const GrowthOptions& o) {
                   "leakwatch starts");
     p.preload_sampling = {report::SamplingMode::kBytes, LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES};
     if (!o.sample_bytes.empty()) {
-      auto r = parse_size(o.sample_bytes);
-      if (!r) return fail("--sample-bytes: {}", r.error().message);
-      if (*r == 0 || *r > (1ull << 40)) return fail("--sample-bytes: must be between 1 and 1T");
+      auto r = parse_sample_bytes(o.sample_bytes);
+      if (!r) return std::unexpected(r.error());
       p.preload_sampling.rate = *r;
       if (*r == 1) p.preload_sampling = {report::SamplingMode::kExact, 1};
     }

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "common/units.h"
 #include "probe/elf_dynamic.h"
 
 namespace leakwatch::cli {
@@ -28,6 +29,13 @@ std::string describe_sampling(const report::Sampling& s) {
     case report::SamplingMode::kBytes: return fmt::format("R = {} bytes", s.rate);
     default: return "every allocation";
   }
+}
+
+Result<uint64_t> parse_sample_bytes(const std::string& text) {
+  auto r = parse_size(text);
+  if (!r) return fail("--sample-bytes: {}", r.error().message);
+  if (*r == 0 || *r > (1ull << 40)) return fail("--sample-bytes: must be between 1 and 1T");
+  return *r;
 }
 
 Result<void> check_preloadable(const std::string& executable) {

@@ -22,6 +22,9 @@ probe::SampleMode probe_sample_mode(report::SamplingMode mode);
 // "every allocation", "1 in N calls", "R = N bytes".
 std::string describe_sampling(const report::Sampling& s);
 
+// The value of --sample-bytes (a size with an optional K/M/G suffix): 1 .. 1T.
+[[nodiscard]] Result<uint64_t> parse_sample_bytes(const std::string& text);
+
 // Whether `executable` can load the library: dynamically linked, with glibc's loader.  The
 // error says why not.
 [[nodiscard]] Result<void> check_preloadable(const std::string& executable);

@@ -103,9 +103,8 @@ Result<Plan> validate(const MemleakOptions& o) {
   if (!o.sample_bytes.empty() && o.sample_rate > 1)
     return fail("-s and --sample-bytes cannot be used together");
   if (!o.sample_bytes.empty()) {
-    auto r = parse_size(o.sample_bytes);
-    if (!r) return fail("--sample-bytes: {}", r.error().message);
-    if (*r == 0 || *r > (1ull << 40)) return fail("--sample-bytes: must be between 1 and 1T");
+    auto r = parse_sample_bytes(o.sample_bytes);
+    if (!r) return std::unexpected(r.error());
     p.sampling = {report::SamplingMode::kBytes, *r};
     p.sample_mode = probe::SampleMode::kBytes;
   } else if (o.sample_rate > 1) {
