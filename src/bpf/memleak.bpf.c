@@ -48,6 +48,7 @@ const volatile __u32 snapshot_size = LW_SNAPSHOT_MAX;
  * are rare by construction, so each one finds these maps cold: a ring written in sequence
  * costs the traced program far fewer cache and TLB misses than the allocs and stack maps. */
 const volatile __u32 hook_ring = 0;
+const volatile __u64 hook_ring_size = 4096; /* bytes: hook_events' max_entries */
 /* --combined-only: keep the per-stack totals (`combined`).  Otherwise user space reads only
  * `allocs`, and keeping them would cost every record and release a cold map access. */
 const volatile __u32 keep_combined = 1;
@@ -534,17 +535,11 @@ static __always_inline __s32 capture_stack(const struct lw_site *site)
 static __always_inline long hook_ring_flags(bool alloc)
 {
   __u64 used = bpf_ringbuf_query(&hook_events, BPF_RB_AVAIL_DATA);
-  __u64 size = bpf_ringbuf_query(&hook_events, BPF_RB_RING_SIZE);
-  if (alloc && used > size / 4 * 3)
+  if (alloc && used > hook_ring_size / 4 * 3)
     return -1;
-  return used > size / 2 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  return used > hook_ring_size / 2 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-/* A record without frames: a free, or an allocation whose stack is lost. */
-struct lw_hook_header {
-  __u64 addr, size, ts;
-  __u32 tgid, type, depth, pad;
-};
 _Static_assert(sizeof(struct lw_hook_header) == LW_HOOK_EVENT_HEADER, "hook event header");
 
 /* A sampled allocation as a hook_events record with its stack. */
@@ -570,12 +565,12 @@ static __always_inline void send_hook_alloc(const struct lw_site *site, __u64 id
     return;
   }
   struct lw_hook_event *e = &scratch->ev;
-  e->addr = addr;
-  e->size = size;
-  e->ts = bpf_ktime_get_ns();
-  e->tgid = id >> 32;
-  e->type = LW_HOOK_EV_ALLOC;
-  e->depth = depth;
+  e->h.addr = addr;
+  e->h.size = size;
+  e->h.ts = bpf_ktime_get_ns();
+  e->h.tgid = id >> 32;
+  e->h.type = LW_HOOK_EV_ALLOC;
+  e->h.depth = depth;
   __u64 len = LW_HOOK_EVENT_HEADER + (__u64)(depth & 127) * 8;
   long err = len > sizeof(*e) ? -1 : bpf_ringbuf_output(&hook_events, e, len, alloc_flags);
   put_scratch(scratch);

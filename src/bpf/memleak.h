@@ -98,7 +98,8 @@ struct lw_thread_state {
 #define LW_HOOK_EV_ALLOC 1
 #define LW_HOOK_EV_FREE 2
 
-struct lw_hook_event {
+/* What every record holds; a free, or an allocation whose stack is lost, is just this. */
+struct lw_hook_header {
   __u64 addr;
   __u64 size;        /* alloc: the requested size */
   __u64 ts;          /* alloc: bpf_ktime_get_ns() */
@@ -106,11 +107,15 @@ struct lw_hook_event {
   __u32 type;        /* LW_HOOK_EV_* */
   __u32 depth;       /* frames in ips[] (alloc); 0 when the stack was lost */
   __u32 pad;
-  __u64 ips[LW_MAX_STACK_DEPTH];
 };
 
-/* Bytes before ips[]. */
+/* Bytes before the frames. */
 #define LW_HOOK_EVENT_HEADER 40
+
+struct lw_hook_event {
+  struct lw_hook_header h;
+  __u64 ips[LW_MAX_STACK_DEPTH];
+};
 
 /* Trace events (-t) */
 struct lw_event {

@@ -132,6 +132,7 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
     uint32_t ring = 4096;  // a power of two, at least one page
     while (ring < cfg.hook_ring_bytes) ring <<= 1;
     bpf_map__set_max_entries(s->maps.hook_events, ring);
+    s->rodata->hook_ring_size = ring;
   }
   if (cfg.unwind_dwarf) {
     if (cfg.snapshot_size > LW_SNAPSHOT_MAX)

@@ -1,6 +1,12 @@
 #include "tracker/hook_table.h"
 
+#include <cstddef>
+
 namespace leakwatch::tracker {
+
+static_assert(sizeof(lw_hook_header) == LW_HOOK_EVENT_HEADER &&
+                  offsetof(lw_hook_event, ips) == LW_HOOK_EVENT_HEADER,
+              "lw_hook_event layout (bpf/memleak.h)");
 
 size_t HookTable::FramesHash::operator()(const std::vector<uint64_t>& v) const {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -27,17 +33,17 @@ void HookTable::consume(const lw_hook_event& e, size_t len) {
     stats_.bad_records++;
     return;
   }
-  const auto key = std::make_pair(e.tgid, e.addr);
-  if (e.type == LW_HOOK_EV_FREE) {
+  const auto key = std::make_pair(e.h.tgid, e.h.addr);
+  if (e.h.type == LW_HOOK_EV_FREE) {
     stats_.frees++;
     if (blocks_.erase(key) == 0) stats_.unknown_frees++;
     return;
   }
-  if (e.type != LW_HOOK_EV_ALLOC) {
+  if (e.h.type != LW_HOOK_EV_ALLOC) {
     stats_.bad_records++;
     return;
   }
-  uint32_t depth = e.depth;
+  uint32_t depth = e.h.depth;
   if (depth > LW_MAX_STACK_DEPTH || len < LW_HOOK_EVENT_HEADER + size_t{depth} * 8) {
     stats_.bad_records++;
     depth = 0;
@@ -48,7 +54,7 @@ void HookTable::consume(const lw_hook_event& e, size_t len) {
     stats_.table_full++;
     return;
   }
-  Block b{e.size, e.ts, stack_id(reinterpret_cast<const uint64_t*>(e.ips), depth)};
+  Block b{e.h.size, e.h.ts, stack_id(reinterpret_cast<const uint64_t*>(e.ips), depth)};
   if (it == blocks_.end()) blocks_.emplace(key, b);
   else it->second = b;
 }

@@ -13,25 +13,25 @@ constexpr uint32_t kBit = 1u << 30;
 lw_hook_event alloc_event(uint32_t tgid, uint64_t addr, uint64_t size, uint64_t ts,
                           const std::vector<uint64_t>& frames) {
   lw_hook_event e{};
-  e.addr = addr;
-  e.size = size;
-  e.ts = ts;
-  e.tgid = tgid;
-  e.type = LW_HOOK_EV_ALLOC;
-  e.depth = static_cast<uint32_t>(frames.size());
+  e.h.addr = addr;
+  e.h.size = size;
+  e.h.ts = ts;
+  e.h.tgid = tgid;
+  e.h.type = LW_HOOK_EV_ALLOC;
+  e.h.depth = static_cast<uint32_t>(frames.size());
   for (size_t i = 0; i < frames.size(); i++) e.ips[i] = frames[i];
   return e;
 }
 
 lw_hook_event free_event(uint32_t tgid, uint64_t addr) {
   lw_hook_event e{};
-  e.addr = addr;
-  e.tgid = tgid;
-  e.type = LW_HOOK_EV_FREE;
+  e.h.addr = addr;
+  e.h.tgid = tgid;
+  e.h.type = LW_HOOK_EV_FREE;
   return e;
 }
 
-size_t len_of(const lw_hook_event& e) { return LW_HOOK_EVENT_HEADER + e.depth * 8; }
+size_t len_of(const lw_hook_event& e) { return LW_HOOK_EVENT_HEADER + e.h.depth * 8; }
 
 std::vector<probe::OutstandingAlloc> allocs(const HookTable& t) {
   std::vector<probe::OutstandingAlloc> out;
