@@ -362,6 +362,7 @@ Result<void> Session::choose_loaded_preload(int pid) {
   sampling_ = theirs;
   sample_mode_ = probe_sample_mode(theirs.mode);
   preload_library_ = (*loaded)->path;
+  preload_stats_reader_ = std::move((*loaded)->reader);
   log::info("in-process: pid {} runs with {} ({}): probing its hooks", pid,
             (*loaded)->mapped_path, describe_sampling(theirs));
   return {};
@@ -375,6 +376,7 @@ Result<void> Session::plan_inprocess(probe::MemleakConfig& cfg) {
   if (auto r = probe::use_preload_hooks(cfg.objects, preload_library_); !r)
     return std::unexpected(r.error());
   cfg.inprocess = true;
+  if (preload_stats_reader_) return {};  // -p: the one that found the library
   auto reader = probe::PreloadStatsReader::Create(preload_library_);
   if (!reader) return std::unexpected(reader.error());
   preload_stats_reader_ = std::move(*reader);

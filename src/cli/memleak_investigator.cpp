@@ -61,7 +61,7 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
       return std::unexpected(r.error());
     cfg.inprocess = true;
     sampling = preload_sampling((*loaded)->stats);
-    if (auto reader = probe::PreloadStatsReader::Create((*loaded)->path)) preload = std::move(*reader);
+    preload = std::move((*loaded)->reader);
     log::info("investigation of pid {}: in-process ({}), through {}", req.pid,
               describe_sampling(sampling), (*loaded)->mapped_path);
   }

@@ -141,6 +141,7 @@ Result<std::optional<LoadedPreload>> find_loaded_preload(int pid) {
     auto stats = reader->read(pid);
     if (!stats) return std::optional<LoadedPreload>{};  // mapped, not initialised yet
     loaded.stats = *stats;
+    loaded.reader = std::move(*reader);
     return std::optional<LoadedPreload>{std::move(loaded)};
   }
   return std::optional<LoadedPreload>{};

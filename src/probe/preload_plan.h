@@ -74,6 +74,7 @@ struct LoadedPreload {
   std::string path;          // where leakwatch opens it (through /proc/PID/root)
   std::string mapped_path;   // the path in the process's maps
   leakwatch_preload_stats stats{};  // as read now (magic set: initialised)
+  std::optional<PreloadStatsReader> reader;  // reads them again later
   // Sampling: configured (not pass-through, its sampled set mapped).
   bool active() const {
     return (stats.flags & LW_PRELOAD_F_ACTIVE) &&
