@@ -284,6 +284,36 @@ class Reader {
     return s;
   }
 
+  Finding read_finding(const Json& o, const std::string& path) {
+    Finding f;
+    f.function = get_string(o, "function", path);
+    f.module = get_string(o, "module", path);
+    f.file = get_string(o, "file", path);
+    f.line = get_int(o, "line", path, 0);
+    f.bytes = get_double(o, "bytes", path, 0);
+    f.bytes_per_s = get_double(o, "bytes_per_s", path, 0);
+    std::string verdict = get_string(o, "verdict", path);
+    if (!verdict.empty()) {
+      auto v = verdict_from_string(verdict);
+      if (!v) fail_at(path + ".verdict", fmt::format("unknown verdict \"{}\"", verdict));
+      else f.verdict = *v;
+    }
+    f.confidence = get_double(o, "confidence", path, 0);
+    f.reason = get_string(o, "reason", path);
+    if (const Json* seen = get_array(o, "seen_by", path)) {
+      for (size_t i = 0; i < seen->size(); ++i) {
+        if (!(*seen)[i].is_string()) {
+          fail_at(fmt::format("{}.seen_by[{}]", path, i), "expected a string");
+          break;
+        }
+        f.seen_by.push_back((*seen)[i].get<std::string>());
+      }
+    }
+    f.agreement = get_string(o, "agreement", path);
+    f.alert_level = get_string(o, "alert_level", path);
+    return f;
+  }
+
   Report read_report(const Json& root) {
     Report r;
     const std::string path = "$";
@@ -330,6 +360,7 @@ class Reader {
         r.notes.push_back((*notes)[i].get<std::string>());
       }
     }
+    if (const Json* f = get_object(root, "finding", path)) r.finding = read_finding(*f, path + ".finding");
     return r;
   }
 
@@ -339,6 +370,24 @@ class Reader {
 };
 
 }  // namespace
+
+static Json finding_json(const Finding& f) {
+  Json o{{"function", f.function},
+         {"module", f.module},
+         {"bytes", number(f.bytes)},
+         {"bytes_per_s", number(f.bytes_per_s)},
+         {"verdict", to_string(f.verdict)},
+         {"confidence", number(f.confidence)},
+         {"reason", f.reason},
+         {"seen_by", f.seen_by},
+         {"agreement", f.agreement},
+         {"alert_level", f.alert_level}};
+  if (!f.file.empty()) {
+    o["file"] = f.file;
+    o["line"] = f.line;
+  }
+  return o;
+}
 
 std::string write_json(const Report& r) {
   Json target{{"pid", r.target.pid}, {"comm", r.target.comm}};
@@ -359,6 +408,7 @@ std::string write_json(const Report& r) {
             {"stacks", std::move(stacks)},
             {"lost", std::move(lost)},
             {"notes", r.notes}};
+  if (r.finding) root["finding"] = finding_json(*r.finding);
   // Invalid UTF-8 in a symbol (it happens with corrupt binaries) is replaced, not fatal.
   return root.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }

@@ -88,6 +88,30 @@ struct Target {
   bool operator==(const Target&) const = default;
 };
 
+// The conclusion drawn from a report (or from an investigation's two steps): the function
+// that leaks.  `function` is the innermost frame outside the allocator, libc, the C++
+// runtime and leakwatch's own library (analysis/finding.h decides it from each frame's
+// object and symbol).  Absent when nothing outstanding could be attributed.
+struct Finding {
+  std::string function;             // demangled culprit, e.g. "Cache::insert(Key const&)"
+  std::string module;               // its object's basename
+  std::string file;                 // source file:line when known
+  int line = 0;
+  double bytes = 0;                 // outstanding (or grown) bytes attributed to it
+  double bytes_per_s = 0;           // growth rate over the session
+  Verdict verdict = Verdict::kUnknown;
+  double confidence = 0;            // [0, 1]
+  std::string reason;               // one line with the numbers behind it
+  // Which steps saw it: "allocation trace", "growth step".
+  std::vector<std::string> seen_by;
+  // "agree", "disagree" (the two steps name different functions: both are in `reason`),
+  // or "" when only one step ran.
+  std::string agreement;
+  std::string alert_level;          // "high" (> 100 MB), "medium", "low"
+
+  bool operator==(const Finding&) const = default;
+};
+
 struct Report {
   int version = kReportVersion;
   Target target;
@@ -101,6 +125,7 @@ struct Report {
   std::map<std::string, uint64_t> lost;
   // Human-readable notes about the session (attach failures by function, etc.).
   std::vector<std::string> notes;
+  std::optional<Finding> finding;   // what leaks, when one could be named
 
   bool operator==(const Report&) const = default;
 };

@@ -36,6 +36,9 @@ TEST(ReportJson, RoundTripIsExact) {
   odd.stacks[1].frames[0].address = 0xffffffffffffffffULL;  // beyond 2^53
   odd.stacks[1].frames[0].line = -1;
   odd.notes = {"unicode: \xc3\xa9t\xc3\xa9", "quote \" and backslash \\"};
+  odd.finding = Finding{"Cache::insert(int)", "server", "cache.cpp", 42, 1.5e6, 2048.5,
+                        Verdict::kLeak, 0.875, "grows 2 KiB/s", {"allocation trace", "growth step"},
+                        "agree", "medium"};
   for (const Report& r : {exact_report(), sampled_report(), kernel_report(), Report{}, odd}) {
     auto back = read_json(write_json(r));
     ASSERT_TRUE(back) << back.error().message;
