@@ -8,7 +8,7 @@
 
 #include "bpf/preload_abi.h"
 #include "common/result.h"
-#include "probe/memleak_probe.h"
+#include "probe/memleak_types.h"
 #include "report/model.h"
 
 namespace leakwatch::session {

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -357,6 +358,8 @@ Result<void> MemleakSession::setup() {
   }
   cfg.unwind_dwarf = dwarf_;
   cfg.snapshot_size = o_.snapshot_size;
+  if (const char* pause = std::getenv("LEAKWATCH_TEST_ATTACH_PAUSE_US"))
+    cfg.attach_pause_us = static_cast<uint32_t>(std::strtoul(pause, nullptr, 10));
   // Samples are rare when the library samples: their records go through a ring and are kept
   // here, which costs the program less than BPF's hash maps.  Every allocation (exact mode)
   // stays in the maps, as do DWARF stacks and --combined-only's per-stack totals.
@@ -417,6 +420,12 @@ report::Report MemleakSession::report(bool final_report) {
       return std::make_pair(std::move(st.frames), st.truncated);
     };
   }
+  // Blocks recorded while the probes were being attached may have been released by a
+  // function not probed yet: they are not reported (they would be false leaks).
+  const uint64_t live_since = probe_->live_since_ns();
+  size_t before_live = std::erase_if(snap.allocs, [&](const probe::OutstandingAlloc& a) {
+    return a.timestamp_ns < live_since;
+  });
   uint64_t now = monotonic_ns();
   report::Report rep = tracker_->update(snap, now, static_cast<double>(now - start_ns_) / 1e9);
   rep.final = final_report;
@@ -448,6 +457,10 @@ report::Report MemleakSession::report(bool final_report) {
   for (const auto& a : probe_->attach_results())
     if (!a.ok && !a.skipped)
       rep.notes.push_back(fmt::format("attach failed: {} in {}: {}", a.function, a.object, a.error));
+  if (before_live > 0)
+    rep.notes.push_back(fmt::format(
+        "{} allocations made while the probes were being attached are not reported (their "
+        "release could have gone unseen)", before_live));
   if (o_.reports.verdicts_only) {
     std::erase_if(rep.stacks, [&](const report::StackReport& s) { return s.verdict != *o_.reports.verdicts_only; });
   }

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "common/proc_maps.h"
-#include "probe/growth_probe.h"
+#include "probe/growth_types.h"
 #include "report/growth_report.h"
 #include "tracker/growth_regions.h"
 #include "tracker/tracker.h"
