@@ -15,18 +15,6 @@
 
 namespace leakwatch::agent {
 
-double boot_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double unix_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 struct Agent::ProcessState {
   explicit ProcessState(const DetectionParams& p) : detector(p) {}
   metrics::ProcessSample last;

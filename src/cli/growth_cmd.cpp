@@ -6,12 +6,13 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cli/command_run.h"
 #include "cli/output.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/exit_status.h"
 #include "common/log.h"
-#include "probe/preload_plan.h"
+#include "alloc/preload_plan.h"
 #include "report/growth_writer.h"
 #include "session/driver.h"
 #include "session/growth_session.h"
@@ -125,28 +126,19 @@ int run_session(const GrowthOptions& o, const Plan& plan) {
     std::printf("Tracing memory growth in cgroup %s, Ctrl+C to quit.\n", o.cgroup.c_str());
   std::fflush(stdout);
 
-  auto build = [&](bool final_report) {
-    report::GrowthReport rep = s.report(final_report);
-    if (o.verbose) add_run_stats(s, rep);
-    return rep;
-  };
-  session::DriveOptions d;
-  d.interval_s = o.interval_s;
-  d.count = o.count;
-  d.duration_s = o.duration_s;
-  d.signal_fd = signals->get();
-  const bool interval_text = o.output.empty() && plan.format == report::Format::kText;
-  auto interval = [&] {
-    report::GrowthReport rep = build(false);
-    if (!interval_text) return;
-    std::string text = report::write_growth_text(rep, text_options(o));
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-  };
-  auto finish = [&]() -> Result<void> {
-    return write_rendered(o.output, report::render_growth(build(true), plan.format, text_options(o)));
-  };
-  return session::run_command(s, d, interval, finish);
+  CommandRun c{o.interval_s, o.count, o.duration_s, o.output,
+               o.output.empty() && plan.format == report::Format::kText, signals->get()};
+  return run_with_reports<report::GrowthReport>(
+      s, c,
+      [&](bool final_report) {
+        report::GrowthReport rep = s.report(final_report);
+        if (o.verbose) add_run_stats(s, rep);
+        return rep;
+      },
+      [&](const report::GrowthReport& r) { return report::write_growth_text(r, text_options(o)); },
+      [&](const report::GrowthReport& r) {
+        return report::render_growth(r, plan.format, text_options(o));
+      });
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include "common/atomic_file.h"
 #include "common/fd.h"
 #include "common/log.h"
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 #include "metrics/proc_parse.h"
 #include "session/driver.h"
 #include "session/inprocess.h"

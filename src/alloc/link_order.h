@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "common/result.h"
-#include "probe/elf_dynamic.h"
+#include "elf/elf_dynamic.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 
 struct LinkedObject {
   std::string path;       // as the target sees it
@@ -45,10 +45,10 @@ struct LinkOrder {
 // will inherit.  /etc/ld.so.preload is read as well.
 [[nodiscard]] Result<LinkOrder> command_link_order(const std::string& exe,
                                                    const std::string& ld_preload,
-                                                   const LibrarySearch& search);
+                                                   const elf::LibrarySearch& search);
 
 // The link map of a running process, read from its memory: the objects' names in load
 // order (the executable first, as ""), vdso and other pseudo entries included.
 [[nodiscard]] Result<std::vector<std::string>> read_link_map(int pid);
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

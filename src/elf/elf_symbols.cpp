@@ -1,4 +1,4 @@
-#include "probe/elf_symbols.h"
+#include "elf/elf_symbols.h"
 
 #include <fcntl.h>
 #include <gelf.h>
@@ -11,20 +11,10 @@
 
 #include <fmt/format.h>
 
-namespace leakwatch::probe {
+#include "elf/elf_file.h"
+
+namespace leakwatch::elf {
 namespace {
-
-struct ElfCloser {
-  void operator()(Elf* e) const { elf_end(e); }
-};
-using ElfPtr = std::unique_ptr<Elf, ElfCloser>;
-
-// elf_version() must be called once before any other libelf call; a function-local static
-// makes that thread-safe.
-bool libelf_ready() {
-  static const bool ok = elf_version(EV_CURRENT) != EV_NONE;
-  return ok;
-}
 
 std::string elf_error(const std::string& path, const char* what) {
   return fmt::format("{}: {}: {}", path, what, elf_errmsg(-1));
@@ -87,12 +77,10 @@ int rank(const ElfSymbol& s) {
 }  // namespace
 
 Result<ElfObject> ElfObject::Open(const std::string& path) {
-  if (!libelf_ready()) return fail("libelf: {}", elf_errmsg(-1));
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return fail_errno(fmt::format("open {}", path));
-  ElfPtr elf(elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr));
-  if (!elf) return fail("{}", elf_error(path, "not readable as ELF"));
-  if (elf_kind(elf.get()) != ELF_K_ELF) return fail("{}: not an ELF object", path);
+  auto file = open_elf(path);
+  if (!file) return std::unexpected(file.error());
+  UniqueFd fd = std::move(file->fd);
+  ElfPtr elf = std::move(file->elf);
   GElf_Ehdr eh;
   if (gelf_getehdr(elf.get(), &eh) == nullptr) return fail("{}", elf_error(path, "ELF header"));
   if (eh.e_type != ET_DYN && eh.e_type != ET_EXEC)
@@ -108,7 +96,7 @@ Result<ElfObject> ElfObject::Open(const std::string& path) {
     GElf_Phdr ph;
     if (gelf_getphdr(elf.get(), static_cast<int>(i), &ph) == nullptr || ph.p_type != PT_LOAD)
       continue;
-    obj.segments_.push_back(Segment{ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz,
+    obj.segments_.push_back(Segment{ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz, ph.p_align,
                                     (ph.p_flags & PF_X) != 0});
   }
   if (obj.segments_.empty()) return fail("{}: no PT_LOAD segment", path);
@@ -155,9 +143,19 @@ Result<ElfObject> ElfObject::Open(const std::string& path) {
       GElf_Sym sym;
       if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) continue;
       const int type = GELF_ST_TYPE(sym.st_info);
-      if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
       if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
       const char* raw = elf_strptr(elf.get(), sh.sh_link, sym.st_name);
+      if (type == STT_OBJECT && is_dyn && raw != nullptr) {
+        // Exported data (what a reader of the running process looks up by name).
+        ElfSymbol d;
+        d.name = raw;
+        d.value = sym.st_value;
+        d.size = sym.st_size;
+        d.dynamic = true;
+        obj.data_symbols_.try_emplace(d.name, std::move(d));
+        continue;
+      }
+      if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
       if (raw == nullptr || *raw == '\0') continue;
       auto offset = obj.file_offset_of(sym.st_value);
       if (!offset) continue;  // not backed by the file: nothing to probe
@@ -212,6 +210,18 @@ std::vector<std::string> ElfObject::names_at(uint64_t vaddr) const {
   return out;
 }
 
+std::optional<ElfSymbol> ElfObject::find_data(const std::string& name) const {
+  auto it = data_symbols_.find(name);
+  if (it == data_symbols_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<uint64_t> ElfObject::first_load_vaddr() const {
+  if (segments_.empty()) return std::nullopt;
+  const Segment& s = segments_.front();
+  return s.vaddr & ~((s.align ? s.align : 4096) - 1);
+}
+
 std::optional<uint64_t> ElfObject::file_offset_of(uint64_t vaddr) const {
   for (const auto& seg : segments_) {
     if (vaddr >= seg.vaddr && vaddr - seg.vaddr < seg.filesz) return vaddr - seg.vaddr + seg.offset;
@@ -241,4 +251,4 @@ Result<std::vector<uint8_t>> ElfObject::read_code(uint64_t vaddr, uint64_t len) 
   return fail("{}: address {:#x} is not in a file-backed PT_LOAD segment", path_, vaddr);
 }
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::elf

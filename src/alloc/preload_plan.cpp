@@ -1,8 +1,6 @@
-#include "probe/preload_plan.h"
+#include "alloc/preload_plan.h"
 
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -17,17 +15,13 @@
 #include <set>
 
 #include "common/fd.h"
-#include "common/proc_maps.h"
-#include "probe/elf_symbols.h"
+#include "common/procfs.h"
+#include "elf/elf_symbols.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 namespace {
 
 constexpr uint8_t kNop5[] = LEAKWATCH_HOOK_NOP5;
-
-struct ElfCloser {
-  void operator()(Elf* e) const { elf_end(e); }
-};
 
 }  // namespace
 
@@ -59,7 +53,7 @@ bool preload_wraps(const std::string& function) {
 }
 
 Result<ObjectPlan> plan_preload_hooks(const std::string& library) {
-  auto elf = ElfObject::Open(library);
+  auto elf = elf::ElfObject::Open(library);
   if (!elf) return std::unexpected(elf.error());
   struct stat st;
   if (::stat(library.c_str(), &st) != 0) return fail_errno("stat " + library);
@@ -148,47 +142,19 @@ Result<std::optional<LoadedPreload>> find_loaded_preload(int pid) {
 }
 
 Result<PreloadStatsReader> PreloadStatsReader::Create(const std::string& library) {
-  if (elf_version(EV_CURRENT) == EV_NONE) return fail("libelf: {}", elf_errmsg(-1));
-  UniqueFd fd(::open(library.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return fail_errno("open " + library);
+  auto elf = elf::ElfObject::Open(library);
+  if (!elf) return std::unexpected(elf.error());
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return fail_errno("stat " + library);
-  std::unique_ptr<Elf, ElfCloser> elf(elf_begin(fd.get(), ELF_C_READ, nullptr));
-  if (!elf) return fail("{}: {}", library, elf_errmsg(-1));
-
+  if (::stat(library.c_str(), &st) != 0) return fail_errno("stat " + library);
   PreloadStatsReader r;
   r.library_ = library;
   r.inode_ = st.st_ino;
-  size_t nph = 0;
-  if (elf_getphdrnum(elf.get(), &nph) != 0) return fail("{}: {}", library, elf_errmsg(-1));
-  bool have_load = false;
-  for (size_t i = 0; i < nph && !have_load; i++) {
-    GElf_Phdr ph;
-    if (gelf_getphdr(elf.get(), static_cast<int>(i), &ph) && ph.p_type == PT_LOAD) {
-      r.first_load_ = ph.p_vaddr & ~(static_cast<uint64_t>(ph.p_align ? ph.p_align : 4096) - 1);
-      have_load = true;
-    }
-  }
-  if (!have_load) return fail("{}: no PT_LOAD segment", library);
-
-  for (Elf_Scn* scn = elf_nextscn(elf.get(), nullptr); scn; scn = elf_nextscn(elf.get(), scn)) {
-    GElf_Shdr sh;
-    if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || sh.sh_entsize == 0) continue;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    if (!data) continue;
-    for (size_t i = 1; i < sh.sh_size / sh.sh_entsize; i++) {
-      GElf_Sym sym;
-      if (!gelf_getsym(data, static_cast<int>(i), &sym)) continue;
-      if (GELF_ST_TYPE(sym.st_info) != STT_OBJECT || sym.st_shndx == SHN_UNDEF) continue;
-      const char* name = elf_strptr(elf.get(), sh.sh_link, sym.st_name);
-      if (name && std::strcmp(name, LEAKWATCH_PRELOAD_STATS_SYMBOL) == 0 &&
-          sym.st_size >= sizeof(leakwatch_preload_stats))
-        r.stats_vaddr_ = sym.st_value;
-    }
-  }
-  if (!r.stats_vaddr_)
+  r.first_load_ = elf->first_load_vaddr().value_or(0);
+  auto stats = elf->find_data(LEAKWATCH_PRELOAD_STATS_SYMBOL);
+  if (!stats || stats->size < sizeof(leakwatch_preload_stats))
     return fail("{}: no {} symbol: not a leakwatch preload library", library,
                 LEAKWATCH_PRELOAD_STATS_SYMBOL);
+  r.stats_vaddr_ = stats->value;
   return r;
 }
 
@@ -216,4 +182,4 @@ std::optional<leakwatch_preload_stats> PreloadStatsReader::read(int pid) {
   return st;
 }
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

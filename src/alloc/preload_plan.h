@@ -23,9 +23,9 @@
 
 #include "bpf/preload_abi.h"
 #include "common/result.h"
-#include "probe/allocator_plan.h"
+#include "alloc/allocator_plan.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 
 // libleakwatch-preload.so next to the running leakwatch binary, or the path in
 // $LEAKWATCH_PRELOAD_LIBRARY.  An error names where it looked.
@@ -87,4 +87,4 @@ struct LoadedPreload {
 // initialised it yet.  An error when it is mapped but cannot be read.
 [[nodiscard]] Result<std::optional<LoadedPreload>> find_loaded_preload(int pid);
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

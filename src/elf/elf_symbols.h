@@ -18,7 +18,7 @@
 #include "common/fd.h"
 #include "common/result.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::elf {
 
 struct ElfSymbol {
   std::string name;        // without version suffix ("free", not "free@@GLIBC_2.2.5")
@@ -56,6 +56,12 @@ class ElfObject {
   // Reads `len` bytes of code at virtual address `vaddr` (from the file).  The whole range
   // must lie in the file-backed part of one PT_LOAD segment.
   [[nodiscard]] Result<std::vector<uint8_t>> read_code(uint64_t vaddr, uint64_t len) const;
+  // An exported data object (.dynsym STT_OBJECT) by name, e.g. a variable a reader finds in
+  // the running process at load base + value.
+  std::optional<ElfSymbol> find_data(const std::string& name) const;
+  // The page-aligned virtual address of the first PT_LOAD segment: what the object's first
+  // mapping (file offset 0) starts at, less the load base.
+  std::optional<uint64_t> first_load_vaddr() const;
   // NT_GNU_BUILD_ID as lowercase hex, "" when the object has none.
   const std::string& build_id() const { return build_id_; }
   bool is_pie_or_shared() const { return dyn_; }
@@ -65,7 +71,7 @@ class ElfObject {
 
  private:
   struct Segment {
-    uint64_t vaddr = 0, memsz = 0, offset = 0, filesz = 0;
+    uint64_t vaddr = 0, memsz = 0, offset = 0, filesz = 0, align = 0;
     bool exec = false;
   };
   ElfObject() = default;
@@ -76,7 +82,8 @@ class ElfObject {
   std::vector<ElfSymbol> symbols_;
   std::vector<Segment> segments_;
   std::unordered_map<std::string, size_t> best_by_name_;  // name -> index in symbols_
+  std::unordered_map<std::string, ElfSymbol> data_symbols_;
   UniqueFd fd_;
 };
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::elf

@@ -25,10 +25,10 @@
 
 #include "bpf/memleak.h"
 #include "common/result.h"
-#include "probe/link_order.h"
-#include "probe/placement.h"
+#include "alloc/link_order.h"
+#include "alloc/placement.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 
 struct ProbeSite {
   std::string function;        // symbol name as found (e.g. "malloc", "_Znwm")
@@ -89,4 +89,4 @@ struct AllocatorDiscovery {
 // Kind of an allocator function name (after removing the prefix), LW_FN_NONE if not one.
 lw_fn_kind allocator_function_kind(const std::string& name);
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

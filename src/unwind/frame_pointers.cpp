@@ -1,12 +1,12 @@
-#include "probe/frame_pointers.h"
+#include "unwind/frame_pointers.h"
 
 #include <fcntl.h>
 
 #include "common/fd.h"
-#include "probe/elf_symbols.h"
+#include "elf/elf_symbols.h"
 #include "unwind/object_cfi.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::unwind {
 namespace {
 
 // Rows looked at per function: prologue, body and a few epilogues are well under this.
@@ -14,7 +14,7 @@ constexpr int kMaxRowsPerFunction = 64;
 
 enum class FrameUse { kFramePointer, kNoFramePointer, kNoCfi };
 
-FrameUse cfi_frame_use(unwind::ObjectCfi& cfi, const ElfSymbol& sym) {
+FrameUse cfi_frame_use(unwind::ObjectCfi& cfi, const elf::ElfSymbol& sym) {
   uint64_t addr = sym.value;
   const uint64_t end = sym.value + sym.size;
   bool any = false;
@@ -29,7 +29,7 @@ FrameUse cfi_frame_use(unwind::ObjectCfi& cfi, const ElfSymbol& sym) {
   return any ? FrameUse::kNoFramePointer : FrameUse::kNoCfi;
 }
 
-bool starts_with_frame_setup(const ElfObject& elf, const ElfSymbol& sym) {
+bool starts_with_frame_setup(const elf::ElfObject& elf, const elf::ElfSymbol& sym) {
   auto code = elf.read_code(sym.value, 8);
   if (!code || code->size() < 4) return false;
   const auto& b = *code;
@@ -43,7 +43,7 @@ bool starts_with_frame_setup(const ElfObject& elf, const ElfSymbol& sym) {
 }  // namespace
 
 Result<FramePointerCheck> check_frame_pointers(const std::string& path, size_t max_functions) {
-  auto elf = ElfObject::Open(path);
+  auto elf = elf::ElfObject::Open(path);
   if (!elf) return std::unexpected(elf.error());
   std::unique_ptr<unwind::ObjectCfi> cfi;
   if (UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); fd.valid()) {
@@ -69,4 +69,4 @@ Result<FramePointerCheck> check_frame_pointers(const std::string& path, size_t m
   return c;
 }
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::unwind

@@ -1,4 +1,4 @@
-#include "probe/link_order.h"
+#include "alloc/link_order.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -15,9 +15,9 @@
 
 #include "common/fd.h"
 #include "common/log.h"
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 namespace {
 
 std::string basename_of(const std::string& p) { return p.substr(p.rfind('/') + 1); }
@@ -73,7 +73,7 @@ std::string environ_value(int pid, const std::string& name) {
 
 std::vector<std::string> ld_so_preload_file(const std::string& root) {
   std::string text = read_whole(root + "/etc/ld.so.preload");
-  return split_preload(text + " ");  // whitespace and colons separate entries
+  return elf::split_preload(text + " ");  // whitespace and colons separate entries
 }
 
 bool exists(const std::string& p) {
@@ -120,7 +120,7 @@ LinkOrder approximate_order(int pid, const LinkedObject& exe, const std::vector<
     return "";
   };
   std::deque<std::string> queue{exe.path};
-  for (const auto& pre : split_preload(environ_value(pid, "LD_PRELOAD"))) {
+  for (const auto& pre : elf::split_preload(environ_value(pid, "LD_PRELOAD"))) {
     std::string p = match_mapped(pre);
     if (!p.empty() && take(p, "LD_PRELOAD")) queue.push_back(p);
   }
@@ -131,7 +131,7 @@ LinkOrder approximate_order(int pid, const LinkedObject& exe, const std::vector<
   while (!queue.empty()) {
     std::string cur = queue.front();
     queue.pop_front();
-    auto info = read_dynamic_info(target_path(pid, cur));
+    auto info = elf::read_dynamic_info(target_path(pid, cur));
     if (!info) continue;
     for (const auto& need : info->needed) {
       std::string p = match_mapped(need);
@@ -198,7 +198,7 @@ Result<std::vector<std::string>> read_link_map(int pid) {
 Result<LinkOrder> process_link_order(int pid) {
   auto exe = executable_of(pid);
   if (!exe) return std::unexpected(exe.error());
-  auto info = read_dynamic_info(exe->open_path);
+  auto info = elf::read_dynamic_info(exe->open_path);
   if (!info) return std::unexpected(info.error());
   LinkOrder order;
   if (!info->has_interp && !info->has_dynamic) {
@@ -219,7 +219,7 @@ Result<LinkOrder> process_link_order(int pid) {
   order.objects.push_back(*exe);
   std::set<std::string> taken{exe->path};
   // The link map does not say why an object is there; LD_PRELOAD does for the first ones.
-  auto preload = split_preload(environ_value(pid, "LD_PRELOAD"));
+  auto preload = elf::split_preload(environ_value(pid, "LD_PRELOAD"));
   for (size_t i = 1; i < names->size(); i++) {
     const std::string& n = (*names)[i];
     if (n.empty() || n[0] != '/') continue;  // vdso ("linux-vdso.so.1") and pseudo entries
@@ -235,8 +235,8 @@ Result<LinkOrder> process_link_order(int pid) {
 }
 
 Result<LinkOrder> command_link_order(const std::string& exe, const std::string& ld_preload,
-                                     const LibrarySearch& search_in) {
-  auto info = read_dynamic_info(exe);
+                                     const elf::LibrarySearch& search_in) {
+  auto info = elf::read_dynamic_info(exe);
   if (!info) return std::unexpected(info.error());
   LinkOrder order;
   order.objects.push_back({exe, exe, "executable"});
@@ -247,7 +247,7 @@ Result<LinkOrder> command_link_order(const std::string& exe, const std::string& 
   }
   order.method = "predicted from DT_NEEDED, LD_PRELOAD and /etc/ld.so.preload (the command has "
                  "not started yet)";
-  LibrarySearch search = search_in;
+  elf::LibrarySearch search = search_in;
   search.exe_rpath = info->runpath.empty() ? info->rpath : std::vector<std::string>{};
   search.exe_dir = exe.substr(0, exe.rfind('/'));
 
@@ -263,24 +263,24 @@ Result<LinkOrder> command_link_order(const std::string& exe, const std::string& 
   inodes.insert(file_id(exe));
   struct Pending {
     std::string path;
-    DynamicInfo info;
+    elf::DynamicInfo info;
   };
   std::deque<Pending> queue{{exe, *info}};
   auto add = [&](const std::string& name, const std::string& path, const std::string& why) -> bool {
     if (known.count(name) || known.count(path)) return false;
     if (auto id = file_id(path); id.second != 0 && !inodes.insert(id).second) return false;
-    auto di = read_dynamic_info(path);
+    auto di = elf::read_dynamic_info(path);
     known.insert(name);
     known.insert(path);
     if (di && !di->soname.empty()) known.insert(di->soname);
     order.objects.push_back({path, path, why});
-    queue.push_back({path, di ? *di : DynamicInfo{}});
+    queue.push_back({path, di ? *di : elf::DynamicInfo{}});
     return true;
   };
-  for (const auto& [names, why] : {std::pair{split_preload(ld_preload), std::string("LD_PRELOAD")},
+  for (const auto& [names, why] : {std::pair{elf::split_preload(ld_preload), std::string("LD_PRELOAD")},
                                    std::pair{ld_so_preload_file(""), std::string("/etc/ld.so.preload")}}) {
     for (const auto& n : names) {
-      auto p = find_library(n, *info, exe, search);
+      auto p = elf::find_library(n, *info, exe, search);
       if (!p) {
         log::warn("{} {}: cannot be found (the dynamic linker will ignore it too)", why, n);
         continue;
@@ -299,7 +299,7 @@ Result<LinkOrder> command_link_order(const std::string& exe, const std::string& 
         add(need, info->interp, "DT_NEEDED of " + basename_of(cur.path) + " (musl's dynamic linker)");
         continue;
       }
-      auto p = find_library(need, cur.info, cur.path, search);
+      auto p = elf::find_library(need, cur.info, cur.path, search);
       if (!p) {
         log::debug("DT_NEEDED {} of {}: not found", need, cur.path);
         continue;
@@ -310,4 +310,4 @@ Result<LinkOrder> command_link_order(const std::string& exe, const std::string& 
   return order;
 }
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

@@ -1,4 +1,4 @@
-#include "probe/allocator_plan.h"
+#include "alloc/allocator_plan.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,12 +11,12 @@
 #include <string_view>
 
 #include "common/log.h"
-#include "common/proc_maps.h"
-#include "probe/allocator_catalog.h"
-#include "probe/elf_dynamic.h"
-#include "probe/elf_symbols.h"
+#include "common/procfs.h"
+#include "alloc/allocator_catalog.h"
+#include "elf/elf_dynamic.h"
+#include "elf/elf_symbols.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 namespace {
 
 std::string basename_of(const std::string& p) { return p.substr(p.rfind('/') + 1); }
@@ -35,14 +35,14 @@ struct Wanted {
 // One object of the search order, opened.
 struct Candidate {
   LinkedObject obj;
-  std::optional<ElfObject> elf;
+  std::optional<elf::ElfObject> elf;
   bool executable = false;
   AllocatorIdentity id;
   std::optional<std::map<uint64_t, std::string>> got;  // loaded on demand
 
   const std::map<uint64_t, std::string>& got_imports() {
     if (!got) {
-      auto g = read_got_imports(obj.open_path);
+      auto g = elf::read_got_imports(obj.open_path);
       got = g ? std::move(*g) : std::map<uint64_t, std::string>{};
     }
     return *got;
@@ -54,12 +54,12 @@ struct Binding {
   std::string name;
   lw_fn_kind kind;
   size_t cand;
-  ElfSymbol sym;
+  elf::ElfSymbol sym;
   bool own_calls_only = false;  // the executable's non-exported copy
 };
 
 // Whether `sym` of `c` is a definition the dynamic linker binds other objects' calls to.
-bool exported(const ElfSymbol& sym) {
+bool exported(const elf::ElfSymbol& sym) {
   return sym.dynamic && sym.default_version && !sym.local;
 }
 
@@ -173,7 +173,7 @@ bool cxx_runtime(const std::string& path) {
 // For an operator new of a C++ runtime: the allocation function it calls through the PLT
 // (malloc, aligned_alloc, or another operator new), when that is the only allocation
 // function it calls.  Empty otherwise.
-std::string wrapped_allocation(Candidate& c, const ElfSymbol& sym) {
+std::string wrapped_allocation(Candidate& c, const elf::ElfSymbol& sym) {
   if (sym.size == 0 || sym.size > 512) return "";
   auto code = c.elf->read_code(sym.value, sym.size);
   if (!code) return "";
@@ -207,7 +207,7 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
 
 // Symbols that betray an allocator compiled into an executable even when its entry points
 // are gone (inlined into their callers, or stripped away).
-std::string allocator_internals(const ElfObject& elf) {
+std::string allocator_internals(const elf::ElfObject& elf) {
   for (const auto& s : elf.symbols()) {
     std::string_view n = s.name;
     if (n.starts_with("je_arena_") || n.starts_with("je_tcache_") || n == "mallctl") return "jemalloc (" + s.name + ")";
@@ -237,7 +237,7 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
     Candidate c;
     c.obj = order.objects[i];
     c.executable = !explicit_objects && i == 0 && c.obj.why == "executable";
-    auto elf = ElfObject::Open(c.obj.open_path);
+    auto elf = elf::ElfObject::Open(c.obj.open_path);
     if (!elf) {
       if (explicit_objects) return std::unexpected(elf.error());
       log::debug("skipping {}: {}", c.obj.path, elf.error().message);
@@ -501,7 +501,7 @@ Result<AllocatorDiscovery> discover_allocators(const PlanRequest& req) {
     if (order.objects.empty()) return fail("no C runtime library found in this process");
   } else {
     const char* pre = std::getenv("LD_PRELOAD");
-    auto o = command_link_order(req.command_path, pre ? pre : "", LibrarySearch::FromEnvironment());
+    auto o = command_link_order(req.command_path, pre ? pre : "", elf::LibrarySearch::FromEnvironment());
     if (!o) return std::unexpected(o.error());
     order = std::move(*o);
   }
@@ -529,4 +529,4 @@ Result<std::vector<ObjectPlan>> plan_allocator_probes(const PlanRequest& req) {
   return std::move(d->objects);
 }
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

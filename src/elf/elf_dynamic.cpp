@@ -1,4 +1,4 @@
-#include "probe/elf_dynamic.h"
+#include "elf/elf_dynamic.h"
 
 #include <fcntl.h>
 #include <gelf.h>
@@ -14,34 +14,10 @@
 #include <memory>
 
 #include "common/fd.h"
+#include "elf/elf_file.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::elf {
 namespace {
-
-struct ElfCloser {
-  void operator()(Elf* e) const { elf_end(e); }
-};
-using ElfPtr = std::unique_ptr<Elf, ElfCloser>;
-
-bool libelf_ready() {
-  static const bool ok = elf_version(EV_CURRENT) != EV_NONE;
-  return ok;
-}
-
-struct OpenElf {
-  UniqueFd fd;
-  ElfPtr elf;
-};
-
-Result<OpenElf> open_elf(const std::string& path) {
-  if (!libelf_ready()) return fail("libelf: {}", elf_errmsg(-1));
-  OpenElf o;
-  o.fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!o.fd.valid()) return fail_errno(fmt::format("open {}", path));
-  o.elf.reset(elf_begin(o.fd.get(), ELF_C_READ_MMAP, nullptr));
-  if (!o.elf || elf_kind(o.elf.get()) != ELF_K_ELF) return fail("{}: not an ELF object", path);
-  return o;
-}
 
 std::vector<std::string> split(const std::string& s, const char* seps) {
   std::vector<std::string> out;
@@ -225,4 +201,4 @@ std::optional<std::string> find_library(const std::string& name, const DynamicIn
 
 std::vector<std::string> split_preload(const std::string& value) { return split(value, ": \t"); }
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::elf

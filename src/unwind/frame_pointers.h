@@ -6,7 +6,7 @@
 
 #include "common/result.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::unwind {
 
 struct FramePointerCheck {
   size_t functions = 0;        // functions examined
@@ -26,4 +26,4 @@ struct FramePointerCheck {
 [[nodiscard]] Result<FramePointerCheck> check_frame_pointers(const std::string& path,
                                                             size_t max_functions = 200);
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::unwind

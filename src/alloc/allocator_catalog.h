@@ -16,9 +16,12 @@
 
 #include "bpf/memleak.h"
 
-namespace leakwatch::probe {
-
+namespace leakwatch::elf {
 class ElfObject;
+}
+
+namespace leakwatch::alloc {
+
 
 struct CatalogEntry {
   std::string_view name;
@@ -53,10 +56,10 @@ struct AllocatorIdentity {
   std::string prefix;
   std::string evidence;  // the symbol(s) or name that told
 };
-AllocatorIdentity identify_allocator(const ElfObject& elf, const std::string& path, bool executable);
+AllocatorIdentity identify_allocator(const elf::ElfObject& elf, const std::string& path, bool executable);
 
 // Every jemalloc prefix an object exports (a function `<p>mallctl` next to `<p>malloc`),
 // "" for an unprefixed build.  An executable also counts its non-exported global symbols.
-std::vector<std::string> jemalloc_prefixes(const ElfObject& elf, bool executable);
+std::vector<std::string> jemalloc_prefixes(const elf::ElfObject& elf, bool executable);
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

@@ -1,11 +1,11 @@
-#include "probe/allocator_catalog.h"
+#include "alloc/allocator_catalog.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "probe/elf_symbols.h"
+#include "elf/elf_symbols.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 namespace {
 
 constexpr CatalogEntry kC[] = {
@@ -153,7 +153,7 @@ constexpr UnsupportedEntry kUnsupported[] = {
     {"mi_realpath", "the size is known only from the result"},
 };
 
-bool defines(const ElfObject& elf, const std::string& name, bool executable) {
+bool defines(const elf::ElfObject& elf, const std::string& name, bool executable) {
   auto s = elf.find(name);
   if (!s || s->local) return false;
   return s->dynamic || executable;
@@ -171,7 +171,7 @@ std::span<const CatalogEntry> tcmalloc_functions() { return kTcmalloc; }
 std::span<const CatalogEntry> mimalloc_functions() { return kMimalloc; }
 std::span<const UnsupportedEntry> unsupported_functions() { return kUnsupported; }
 
-std::vector<std::string> jemalloc_prefixes(const ElfObject& elf, bool executable) {
+std::vector<std::string> jemalloc_prefixes(const elf::ElfObject& elf, bool executable) {
   std::vector<std::string> out;
   constexpr std::string_view kMallctl = "mallctl";
   for (const auto& s : elf.symbols()) {
@@ -187,7 +187,7 @@ std::vector<std::string> jemalloc_prefixes(const ElfObject& elf, bool executable
   return out;
 }
 
-AllocatorIdentity identify_allocator(const ElfObject& elf, const std::string& path, bool executable) {
+AllocatorIdentity identify_allocator(const elf::ElfObject& elf, const std::string& path, bool executable) {
   AllocatorIdentity id;
   auto has = [&](const std::string& n) { return defines(elf, n, executable); };
   auto je = jemalloc_prefixes(elf, executable);
@@ -226,4 +226,4 @@ AllocatorIdentity identify_allocator(const ElfObject& elf, const std::string& pa
   return id;
 }
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

@@ -16,7 +16,7 @@
 
 #include "common/result.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::elf {
 
 struct DynamicInfo {
   bool has_interp = false;   // PT_INTERP: started by a dynamic linker
@@ -62,4 +62,4 @@ std::optional<std::string> find_library(const std::string& name, const DynamicIn
 // LD_PRELOAD's value split as the dynamic linker splits it (spaces and colons).
 std::vector<std::string> split_preload(const std::string& value);
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::elf

@@ -48,10 +48,13 @@
 
 #include "common/result.h"
 
-namespace leakwatch::probe {
-
+namespace leakwatch::elf {
 class ElfObject;
 struct ElfSymbol;
+}  // namespace leakwatch::elf
+
+namespace leakwatch::alloc {
+
 
 struct Placement {
   uint64_t offset = 0;     // from the function's start
@@ -82,6 +85,6 @@ std::vector<CallSite> call_sites(std::span<const uint8_t> code, uint64_t func_va
 
 // Reads the symbol's code from `obj` and plans it.  A symbol without a size (hand-written
 // assembly) cannot be checked for branch targets: it gets offset 0.
-[[nodiscard]] Result<Placement> plan_symbol_probe(const ElfObject& obj, const ElfSymbol& sym);
+[[nodiscard]] Result<Placement> plan_symbol_probe(const elf::ElfObject& obj, const elf::ElfSymbol& sym);
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

@@ -1,4 +1,4 @@
-#include "probe/placement.h"
+#include "alloc/placement.h"
 
 #include <capstone/capstone.h>
 
@@ -10,9 +10,9 @@
 
 #include <fmt/format.h>
 
-#include "probe/elf_symbols.h"
+#include "elf/elf_symbols.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 namespace {
 
 // The kernel's x86-64 nops (arch/x86/include/asm/nops.h), indexed by length.  The kernel
@@ -317,7 +317,7 @@ std::vector<CallSite> call_sites(std::span<const uint8_t> code, uint64_t func_va
   return out;
 }
 
-Result<Placement> plan_symbol_probe(const ElfObject& obj, const ElfSymbol& sym) {
+Result<Placement> plan_symbol_probe(const elf::ElfObject& obj, const elf::ElfSymbol& sym) {
   if (sym.size == 0) {
     // At most one instruction (15 bytes), but not past the end of the file-backed segment.
     auto code = obj.read_code(sym.value, 15);
@@ -334,4 +334,4 @@ Result<Placement> plan_symbol_probe(const ElfObject& obj, const ElfSymbol& sym) 
   return plan_probe(*code, sym.value);
 }
 
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc
