@@ -94,6 +94,7 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
     snap.counters = (*probe)->read_counters();
     snap.failed_attaches = (*probe)->failed_attaches();
     snap.read_stack = [&](int32_t id) { return (*probe)->read_stack(id); };
+    snap.rss_bytes = process_rss_bytes(req.pid);
     uint64_t now = monotonic_ns();
     report::Report rep = tracker.update(snap, now, static_cast<double>(now - start) / 1e9);
     rep.final = final_report;
