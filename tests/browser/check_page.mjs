@@ -1,6 +1,7 @@
 // Opens a leakwatch page in headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core; no browser is downloaded) and prints what the tests assert, as JSON:
 //   node check_page.mjs NODE_MODULES URL OUT_DIR NAME [--click FUNCTION] [--selector-wait CSS]
+//                       [--top HEIGHT]   (also NAME-top.png: the page's first HEIGHT pixels)
 // It records console errors, page errors, dialogs and every request (any request that is not
 // the page itself is aborted and listed), waits until the page's script says it is ready,
 // reads the flame graph's frames and the charts' points, clicks the frame FUNCTION and reads
@@ -78,6 +79,9 @@ try {
     };
   });
   await page.screenshot({ path: path.join(outDir, `${name}.png`), fullPage: true });
+  if (opt('--top'))
+    await page.screenshot({ path: path.join(outDir, `${name}-top.png`),
+                            clip: { x: 0, y: 0, width: 1280, height: Number(opt('--top')) } });
   if (clickName) {
     const target = page.locator(`.flame-chart svg g.frame[name="${clickName.replace(/"/g, '\\"')}"]`).first();
     result.zoom = { found: await target.count() > 0 };

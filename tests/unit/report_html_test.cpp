@@ -4,7 +4,7 @@
 // (tests/e2e/html_report_test.cpp).
 #include <gtest/gtest.h>
 
-#include <regex>
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -26,8 +26,20 @@ const std::string kHostile = "<script>alert('x')</script><!--\"&'\xE2\x80\xA8\xE
 
 // The page's markup without the content of its <script> and <style> elements.
 std::string markup_outside_scripts(const std::string& page) {
-  static const std::regex element(R"((<script[^>]*>)[\s\S]*?(</script>)|(<style>)[\s\S]*?(</style>))");
-  return std::regex_replace(page, element, "$1$3$2$4");
+  std::string out;
+  size_t pos = 0;
+  for (;;) {
+    size_t script = page.find("<script", pos), style = page.find("<style>", pos);
+    size_t open = std::min(script, style);
+    if (open == std::string::npos) break;
+    const std::string close = open == script ? "</script>" : "</style>";
+    size_t body = page.find('>', open) + 1;
+    size_t end = page.find(close, body);
+    if (end == std::string::npos) break;
+    out += page.substr(pos, body - pos);
+    pos = end;
+  }
+  return out + page.substr(pos);
 }
 
 // The data embedded in a page, parsed back.
@@ -100,9 +112,11 @@ TEST(ReportHtml, HostileNamesAreEscapedEverywhere) {
     EXPECT_EQ(count(page, "<script"), 2u);
     EXPECT_EQ(count(page, "</script>"), 2u);
     EXPECT_EQ(page.find("<!--"), std::string::npos);
-    EXPECT_EQ(page.find("alert('x')"), std::string::npos);  // escaped in title, data
-    EXPECT_NE(page.find("<title>Memory"), std::string::npos) << page.substr(0, 800);
-    EXPECT_NE(page.find("&lt;script&gt;alert(&#39;x&#39;)"), std::string::npos);  // the title
+    EXPECT_EQ(page.find("<script>alert"), std::string::npos);  // escaped in title and data
+    EXPECT_EQ(page.find("\"&'"), std::string::npos);
+    // The title and the heading (each naming the comm and the cgroup), escaped.
+    EXPECT_EQ(count(page, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;!--&quot;&amp;&#39;"), 4u)
+        << page.substr(0, 1500);
     Json data = page_data(page);
     ASSERT_TRUE(data.is_object());
     // The names reach the script intact: it sets them as text.
@@ -144,7 +158,7 @@ TEST(ReportHtml, DataIsTheReportCompacted) {
 TEST(ReportHtml, LargeReportsStayUnderBudget) {
   Report r;
   r.target = {1, "big", "", false};
-  for (int i = 0; i < 20000; ++i) {
+  for (int i = 0; i < 4000; ++i) {
     StackReport s;
     s.stack_id = static_cast<uint64_t>(i);
     for (int k = 0; k < 12; ++k)
@@ -159,10 +173,10 @@ TEST(ReportHtml, LargeReportsStayUnderBudget) {
   Json d = page_data(page)["memleak"];
   const size_t kept = d["stacks"].size();
   EXPECT_GT(kept, 100u);
-  EXPECT_LT(kept, 20000u);
-  EXPECT_EQ(d["omitted"]["stacks"].get<size_t>(), 20000u - kept);
+  EXPECT_LT(kept, 4000u);
+  EXPECT_EQ(d["omitted"]["stacks"].get<size_t>(), 4000u - kept);
   double omitted_bytes = 0;
-  for (size_t i = kept; i < 20000; ++i) omitted_bytes += static_cast<double>(100000 - i);
+  for (size_t i = kept; i < 4000; ++i) omitted_bytes += static_cast<double>(100000 - i);
   EXPECT_DOUBLE_EQ(d["omitted"]["bytes"].get<double>(), omitted_bytes);
   // The largest are the ones kept.
   EXPECT_EQ(d["stacks"][0]["id"], "0");
@@ -183,7 +197,7 @@ TEST(ReportHtml, GrowthPage) {
   g.processes = {{42, kHostile, {true, 0, 4096, 8192}, {}, {}, {}}};
   std::string page = write_growth_html(g);
   EXPECT_EQ(count(page, "<script"), 2u);
-  EXPECT_EQ(page.find("alert('x')"), std::string::npos);
+  EXPECT_EQ(page.find("<script>alert"), std::string::npos);
   Json doc = page_data(page);
   EXPECT_EQ(doc["kind"], "growth");
   const Json& st = doc["growth"]["stacks"][0];
@@ -200,7 +214,7 @@ TEST(ReportHtml, InvestigationPage) {
   Json report = Json::parse(write_json(exact_report()));
   std::string page = write_investigation_html(inv, report, nullptr);
   EXPECT_EQ(count(page, "<script"), 2u);
-  EXPECT_EQ(page.find("alert('x')"), std::string::npos);
+  EXPECT_EQ(page.find("<script>alert"), std::string::npos);
   Json doc = page_data(page);
   EXPECT_EQ(doc["kind"], "investigation");
   EXPECT_EQ(doc["investigation"]["request"]["comm"], kHostile);

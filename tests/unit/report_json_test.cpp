@@ -143,9 +143,6 @@ TEST(ReportJson, ErrorsNameTheField) {
   }
 }
 
-}  // namespace
-}  // namespace leakwatch::report
-
 TEST(ReportJson, TimelineSeriesHaveOneValuePerTime) {
   Report r = exact_report();
   r.timeline = Timeline{{1, 2}, {10, 20}, {}, {{7, {5, 6}}}};
@@ -169,3 +166,6 @@ TEST(ReportJson, TimelineSeriesHaveOneValuePerTime) {
   EXPECT_NE(bad.error().message.find("$.timeline.stacks[0].bytes"), std::string::npos)
       << bad.error().message;
 }
+
+}  // namespace
+}  // namespace leakwatch::report
