@@ -182,7 +182,11 @@ TEST_F(HtmlReport, HostileNamesAreTextEverywhere) {
   json page = browse(url, "hostile", evil + "2");
   expect_clean(page, url);
   EXPECT_EQ(page["info"]["scripts"], 2) << "a name became a script element";
-  EXPECT_EQ(page["title"], "Memory leaks of " + evil + " (pid 666)");
+  // The title as text (the browser folds U+2028 into a space, as it does any whitespace).
+  const std::string title = page["title"];
+  const std::string shown_evil = evil.substr(0, evil.size() - 3);
+  EXPECT_EQ(title.rfind("Memory leaks of " + shown_evil, 0), 0u) << title;
+  EXPECT_NE(title.find("(pid 666), cgroup " + shown_evil), std::string::npos) << title;
   const std::string text = page["info"]["text"];
   // Shown as text: in the finding, the summary, the table, the notes and losses.
   EXPECT_NE(page["info"]["finding"].get<std::string>().find(evil + "0"), std::string::npos);
@@ -194,7 +198,7 @@ TEST_F(HtmlReport, HostileNamesAreTextEverywhere) {
   // The timeline's legend carries the name too, as text.
   bool legend = false;
   for (const json& c : page["info"]["charts"])
-    for (const json& s : c["series"]) legend |= s.get<std::string>() == evil + "0";
+    for (const json& s : c["series"]) legend |= s.get<std::string>() == evil + "0 (leak)";
   EXPECT_TRUE(legend) << page["info"]["charts"].dump();
 }
 
@@ -282,9 +286,12 @@ TEST_F(HtmlReport, AgentPagesOfAStoredInvestigation) {
   std::vector<std::string> memleak = frame_names(page, "memleak-chart");
   EXPECT_NE(std::find(growth.begin(), growth.end(), "touch_anon"), growth.end()) << json(growth).dump();
   EXPECT_NE(std::find(memleak.begin(), memleak.end(), "touch_anon"), memleak.end()) << json(memleak).dump();
+  // touch_anon may carry every stack of a chart already: the zoom shows as its ancestors
+  // fading, and it spans the chart.
   ASSERT_TRUE(page.contains("zoom"));
   EXPECT_TRUE(page["zoom"]["found"].get<bool>());
-  EXPECT_GT(page["zoom"]["after"].get<double>(), page["zoom"]["before"].get<double>());
+  EXPECT_NEAR(page["zoom"]["after"].get<double>(), page["info"]["svgWidth"].get<double>(), 2.0);
+  EXPECT_GT(page["zoom"]["faded"].get<int>(), 0);
 
   agent.signal(SIGTERM);
   int st = agent.wait(std::chrono::seconds(20));

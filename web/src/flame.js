@@ -40,7 +40,8 @@ export function flameView(report, metrics, opts = {}) {
   const search = el('input', { type: 'search', placeholder: 'search functions', class: 'flame-search',
                                'aria-label': 'search functions' });
   const reset = el('button', { type: 'button', class: 'flame-reset', text: 'reset zoom' });
-  const legend = opts.diff
+  const legend = opts.verdicts === false ? el('span', { class: 'legend', text: 'colour: by function name' })
+    : opts.diff
     ? el('span', { class: 'legend' }, el('i', { class: 'sw grow' }), 'grew ',
          el('i', { class: 'sw shrink' }), 'shrank')
     : el('span', { class: 'legend' },
@@ -66,7 +67,10 @@ export function flameView(report, metrics, opts = {}) {
       .minFrameSize(1)
       .transitionDuration(250)
       .sort((a, b) => b.value - a.value)
-      .setColorMapper((d) => (d.highlight ? '#d946ef' : opts.diff ? diffColour(d) : verdictColour(d)))
+      .setColorMapper((d) => (d.highlight ? '#d946ef'
+        : opts.diff ? diffColour(d)
+          : opts.verdicts === false ? `hsl(${20 + 30 * nameShade(d.data.name || '')}, 80%, 62%)`
+            : verdictColour(d)))
       .setSearchMatch((d, term) => !!term && (d.data.name || '').toLowerCase().includes(term.toLowerCase()))
       .setLabelHandler((d) => {
         const share = tree.value ? d.value / tree.value : 0;

@@ -113,13 +113,13 @@ function memleakSections(r, opts = {}) {
 
   if (!diff) {
     const byId = new Map(r.stacks.map((s) => [String(s.id), s]));
-    const labelOf = (id) => {
+    const stackOf = (id) => {
       const s = byId.get(String(id));
-      return s ? stackName(r, s) : `stack ${id}`;
+      return s ? { label: stackName(r, s), verdict: s.v || 'unknown' } : { label: `stack ${id}`, verdict: 'unknown' };
     };
     out.push(section('Timeline', opts.prefix ? `${opts.prefix}-timeline` : 'timeline-section',
       el('p', { class: 'hint', text: 'Outstanding bytes of the largest stacks over the session (stacked), and the process\'s resident memory. Drag to zoom into a time range, double-click to zoom out.' }),
-      stackTimeline(r.timeline || {}, labelOf)));
+      stackTimeline(r.timeline || {}, stackOf)));
   }
 
   const est = (e, f) => fmt.estimate(e, f, sampled);
@@ -175,7 +175,7 @@ function growthSections(g, opts = {}) {
     { id: 'faults', label: 'Faults', weight: (s) => s.fl[0], unit: fmt.count },
   ];
   // The flame graph colours by verdict; the growth report has none.
-  const flame = flameView(g, metrics, { id: opts.prefix || 'flame' });
+  const flame = flameView(g, metrics, { id: opts.prefix || 'flame', verdicts: false });
   out.push(section('Flame graph: memory growth by stack', opts.prefix ? `${opts.prefix}-flame` : 'flame-section',
     el('p', { class: 'hint', text: 'Width: bytes the stacks through a function made resident (first touches) or mapped. Click a frame to zoom in.' }),
     flame));

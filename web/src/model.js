@@ -22,8 +22,23 @@ export function frameSource(frame) {
   return frame[3] ? `${file}:${frame[3]}` : file;
 }
 
-// The frame that names a stack: its innermost one (the allocation's caller).
+// Frames of the C++ standard library's containers and allocators, of libc and of the
+// runtime: a stack is named after the first frame past them (the program's code).
+const PLUMBING = /^(std::|__gnu_cxx::|operator new|operator delete|__libc_|_int_|__GI_|__mem|mem(cpy|set|move)\b)/;
+const RUNTIME_MODULES = /^(libc\.so|libstdc\+\+\.so|libgcc_s\.so|ld-linux|libc\.musl)/;
+
+function isPlumbing(frame) {
+  if (!frame) return false;
+  return PLUMBING.test(frame[0] || '') || (!!frame[0] && RUNTIME_MODULES.test(frame[1] || ''));
+}
+
+// The frame that names a stack: the innermost one of the program (the allocation's caller
+// past the standard library), else the innermost.
 export function stackFrame(report, stack) {
+  for (const i of stack.f) {
+    const f = report.frames[i];
+    if (!isPlumbing(f)) return f;
+  }
   return report.frames[stack.f[0]];
 }
 

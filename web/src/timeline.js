@@ -6,8 +6,13 @@ import 'uplot/dist/uPlot.min.css';
 import { el } from './dom.js';
 import * as fmt from './format.js';
 
-const PALETTE = ['#dc2626', '#ea580c', '#d97706', '#65a30d', '#0891b2', '#2563eb', '#7c3aed',
-                 '#db2777', '#57534e', '#0d9488'];
+// Shades per verdict, as the flame graph colours them: leaks stand out in red.
+const SHADES = {
+  leak: ['#dc2626', '#f87171', '#b91c1c', '#fca5a5'],
+  cache: ['#2563eb', '#60a5fa', '#1e40af', '#93c5fd'],
+  transient: ['#16a34a', '#4ade80', '#166534', '#86efac'],
+  unknown: ['#d97706', '#fbbf24', '#92400e', '#fcd34d'],
+};
 
 function axes(yLabel) {
   return [
@@ -27,17 +32,23 @@ function mount(box, opts, data) {
 }
 
 // timeline: {t_s: [...], total_bytes: [...], rss_bytes: [...], stacks: [{stack_id, bytes}]}
-// labelOf(stack_id) names a stack.
-export function stackTimeline(timeline, labelOf) {
+// stackOf(stack_id) gives {label, verdict} of a stack.
+export function stackTimeline(timeline, stackOf) {
   const box = el('div', { class: 'timeline', id: 'timeline' });
   const t = timeline.t_s || [];
   if (t.length < 2) {
     box.append(el('p', { class: 'empty', text:
-      t.length === 1 ? 'one point only: the session ended after its first report (a shorter interval gives more points)'
+      t.length === 1 ? 'one point only: the trace ended at its first report (a timeline has a point per report)'
                      : 'no timeline in this report' }));
     return box;
   }
-  const series = (timeline.stacks || []).map((s) => ({ label: labelOf(s.stack_id), values: s.bytes }));
+  const used = {};
+  const series = (timeline.stacks || []).map((s) => {
+    const { label, verdict } = stackOf(s.stack_id);
+    const shades = SHADES[verdict] || SHADES.unknown;
+    const colour = shades[(used[verdict] = (used[verdict] || 0) + 1) % shades.length];
+    return { label: `${label} (${verdict})`, values: s.bytes, colour };
+  });
   const total = timeline.total_bytes || [];
   // "other": what the top stacks do not account for.
   const other = t.map((_, i) => {
@@ -57,7 +68,7 @@ export function stackTimeline(timeline, labelOf) {
   const data = [t];
   const uSeries = [{ label: 'time', value: (u, v) => (v === null ? '–' : fmt.seconds(v)) }];
   for (let k = layers.length - 1; k >= 0; k--) {
-    const colour = k === series.length ? '#a8a29e' : PALETTE[k % PALETTE.length];
+    const colour = k === series.length ? '#a8a29e' : layers[k].colour;
     data.push(sums[k]);
     uSeries.push({
       label: layers[k].label,
