@@ -81,7 +81,7 @@ try {
   await page.screenshot({ path: path.join(outDir, `${name}.png`), fullPage: true });
   if (opt('--top'))
     await page.screenshot({ path: path.join(outDir, `${name}-top.png`),
-                            clip: { x: 0, y: 0, width: 1280, height: Number(opt('--top')) } });
+                            fullPage: true, clip: { x: 0, y: 0, width: 1280, height: Number(opt('--top')) } });
   if (clickName) {
     const target = page.locator(`.flame-chart svg g.frame[name="${clickName.replace(/"/g, '\\"')}"]`).first();
     result.zoom = { found: await target.count() > 0 };

@@ -21,6 +21,7 @@
 
 #include "common/atomic_file.h"
 #include "report/json_writer.h"
+#include "support/agent_run.h"
 #include "support/memleak_run.h"
 
 namespace leakwatch::testing {
@@ -222,20 +223,6 @@ TEST_F(HtmlReport, DiffIsColouredByChange) {
   EXPECT_NE(page["info"]["text"].get<std::string>().find("-12.0 KiB"), std::string::npos);
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
 TEST_F(HtmlReport, AgentPagesOfAStoredInvestigation) {
   if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
   // agent_grower leaks 2 MiB/s through mmap from touch_anon(): the agent triggers, runs a
@@ -246,24 +233,10 @@ TEST_F(HtmlReport, AgentPagesOfAStoredInvestigation) {
   fs::create_directories(dir);
   const std::string reports = dir + "/reports";
   const int port = free_port();
-  const std::string config = dir + "/agent.yaml";
-  std::ofstream(config) << "reports_dir: " << reports << "\n"
-                        << "environment: ci\nlisten: 127.0.0.1:" << port << "\n"
-                        << "targets:\n  - pid: " << grower.pid() << "\n"
-                        << "memleak_sampling:\n  enabled: true\n"
-                        << "  trigger_conditions:\n    - memory_growth_rate: \">10MB/min\"\n"
-                        << "  sampling_config:\n    default_sample_rate: 1\n"
-                        << "    duration_limit: 5\n    growth_seconds: 2\n"
-                        << "detection:\n  interval: 200ms\n  rate_window: 1s\n  sustained_for: 1s\n";
+  const std::string config =
+      write_agent_config(dir, grower.pid(), "127.0.0.1:" + std::to_string(port), 5);
   Proc agent({leakwatch(), "agent", "--config", config});
-  json index;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
-  while (index.empty() && std::chrono::steady_clock::now() < deadline) {
-    if (auto text = read_file(reports + "/index.json"))
-      index = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-    if (index.is_discarded()) index = json();
-    ::usleep(200 * 1000);
-  }
+  json index = wait_for_stored(reports, std::chrono::seconds(40));
   ASSERT_FALSE(index.empty()) << "no investigation stored";
   const std::string id = index[0]["id"];
   const std::string origin = "http://127.0.0.1:" + std::to_string(port) + "/";
