@@ -6,23 +6,12 @@
 
 #include "analysis/history.h"
 #include "tracker/tracker.h"
+#include "tracker_testing.h"
 
 namespace leakwatch::tracker {
 namespace {
 
-class NamingResolver : public FrameResolver {
- public:
-  std::vector<report::Frame> resolve(uint32_t, const std::vector<uint64_t>& ips) override {
-    std::vector<report::Frame> out;
-    for (uint64_t ip : ips) {
-      report::Frame f;
-      f.address = ip;
-      f.function = "fn_" + std::to_string(ip);
-      out.push_back(f);
-    }
-    return out;
-  }
-};
+using testing::NamingResolver;
 
 constexpr uint64_t kSecond = 1000000000ull;
 
@@ -62,7 +51,7 @@ TEST(TrackerTimeline, LargestStacksOnOneAxisWithTotalAndRss) {
   ASSERT_EQ(tl.stacks.size(), 3u);
   // Largest first, as the report's stacks; ids are the report's.
   EXPECT_EQ(tl.stacks[0].stack_id, rep.stacks[0].stack_id);
-  EXPECT_EQ(rep.stacks[0].frames[0].function, "fn_1");
+  EXPECT_EQ(rep.stacks[0].frames[0].function, "fn1");
   EXPECT_EQ(tl.stacks[0].bytes, (std::vector<double>{2000, 4000, 6000, 8000}));
   EXPECT_EQ(tl.stacks[1].bytes, (std::vector<double>{3000, 3000, 3000, 3000}));
   EXPECT_EQ(tl.stacks[2].bytes, (std::vector<double>{0, 0, 1000, 1000}));  // 0 before it appeared
