@@ -109,6 +109,7 @@ class Agent {
 
   std::string metrics_text() const;          // Prometheus exposition (agent_metrics.cpp)
   std::string reports_json() const;          // /api/reports
+  std::shared_ptr<const ReportStore> report_store() const;  // the one in use (reload may replace it)
   std::vector<std::string> status_lines() const;
   Snapshot snapshot() const;
   AgentCounters counters() const;

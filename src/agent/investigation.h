@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/memory_trail.h"
 #include "analysis/overhead_guard.h"
 #include "common/result.h"
 #include "report/growth_report.h"
@@ -112,6 +113,8 @@ struct InvestigationRecord {
   std::optional<GrowthStep> growth;            // absent: no growth step configured
   int64_t started_unix_ms = 0;
   int64_t finished_unix_ms = 0;
+  // Layer 1's figures of the process before the trigger and during the investigation.
+  std::optional<MemorySeries> memory;
 };
 
 // Runs one investigation on the calling thread: the growth step for growth_s seconds (none

@@ -1,8 +1,8 @@
 // Which functions of which objects leakwatch memleak probes, and where in each function.
 //
 //   target pid / command
-//     -> objects in the dynamic linker's symbol-search order (probe/link_order.h)
-//     -> every allocator entry point (probe/allocator_catalog.h) bound the way the dynamic
+//     -> objects in the dynamic linker's symbol-search order (alloc/link_order.h)
+//     -> every allocator entry point (alloc/allocator_catalog.h) bound the way the dynamic
 //        linker binds it: to the FIRST object in that order that exports it.  So with
 //        jemalloc preloaded, malloc/free/operator new bind to libjemalloc while glibc's
 //        copies are never called and are not probed; functions jemalloc does not define

@@ -40,7 +40,7 @@ Result<Plan> validate(const GrowthOptions& o) {
   if (o.top <= 0) return fail("-T: must be positive, got {}", o.top);
   if (o.max_stacks == 0) return fail("--max-stacks must be positive");
   auto f = report::parse_format(o.format);
-  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded)", o.format);
+  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded, html)", o.format);
   p.format = *f;
   if (p.format == report::Format::kPprof && o.output.empty() && ::isatty(STDOUT_FILENO))
     return fail("--format pprof is binary: give --output FILE");
@@ -168,7 +168,9 @@ CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& o) {
       ->capture_default_str();
   sub->add_flag("--no-rss", o.no_rss, "do not trace RSS changes (kmem:rss_stat)");
   sub->add_option("-T,--top", o.top, "display only this many top stacks")->capture_default_str();
-  sub->add_option("--format", o.format, "final report format: text, json, pprof, folded")
+  sub->add_option("--format", o.format,
+                  "final report format: text, json, pprof, folded, html (one self-contained "
+                  "page: flame graph and stacks)")
       ->capture_default_str();
   sub->add_option("--output", o.output,
                   "write the final report to FILE (atomically) instead of stdout");

@@ -89,7 +89,7 @@ Result<Plan> validate(const MemleakOptions& o) {
   }
   if (p.filter.min_size > p.filter.max_size) return fail("-z {} is larger than -Z {}", p.filter.min_size, p.filter.max_size);
   auto f = report::parse_format(o.format);
-  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded)", o.format);
+  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded, html)", o.format);
   plan.format = *f;
   if (plan.format == report::Format::kPprof && o.output.empty() && ::isatty(STDOUT_FILENO))
     return fail("--format pprof is binary: give --output FILE");
@@ -219,8 +219,11 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       "Probes malloc/calloc/realloc/free, posix_memalign & co., C++ operator new/delete and\n"
       "mmap/munmap/mremap called by the program, keeps each outstanding allocation by address\n"
       "and prints the stacks holding the most memory every INTERVAL seconds.");
-  sub->add_option("interval", o.interval_s, "interval in seconds to print outstanding allocations")
-      ->capture_default_str();
+  CLI::Option* interval =
+      sub->add_option("interval", o.interval_s,
+                       "interval in seconds to print outstanding allocations (with --format "
+                       "html and none given: 1, one point of the report's timeline a second)")
+          ->capture_default_str();
   sub->add_option("count", o.count, "number of times to print the report before exiting");
   sub->add_option("-p,--pid", o.pid, "the PID to trace");
   sub->add_option("--cgroup", o.cgroup,
@@ -260,7 +263,9 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
   sub->add_option("--duration", o.duration_s, "stop after this many seconds with a final report");
   sub->add_flag("-v,--verbose", o.verbose,
                 "explain what is probed where, and print probe activity with each report");
-  sub->add_option("--format", o.format, "final report format: text, json, pprof, folded")
+  sub->add_option("--format", o.format,
+                  "final report format: text, json, pprof, folded, html (one self-contained "
+                  "page: flame graph, timeline, stacks)")
       ->capture_default_str();
   sub->add_option("--output", o.output,
                   "write the final report to FILE (atomically) instead of stdout");
@@ -305,7 +310,12 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       "  leakwatch memleak -p $(pidof myservice) 10          report every 10 s\n"
       "  leakwatch memleak -c './server --port 8080' -s 1000 sampled, command started traced\n"
       "  leakwatch memleak -c ./server --sample-bytes 512K  cheapest: sampled in the program\n"
-      "  leakwatch memleak -p 1234 --duration 60 --format json --output leaks.json");
+      "  leakwatch memleak -p 1234 --duration 60 --format json --output leaks.json\n"
+      "  leakwatch memleak -c ./server --format html --output leak.html   open it in a browser");
+  // A page's timeline needs points: one per report.
+  sub->parse_complete_callback([&o, interval] {
+    if (interval->count() == 0 && o.format == "html") o.interval_s = 1;
+  });
   return sub;
 }
 

@@ -204,4 +204,12 @@ std::string process_comm(int pid) {
   return s;
 }
 
+std::optional<uint64_t> process_rss_bytes(int pid) {
+  // statm: size resident shared text lib data dt, in pages.
+  std::ifstream in(fmt::format("/proc/{}/statm", pid));
+  uint64_t size = 0, resident = 0;
+  if (!(in >> size >> resident)) return std::nullopt;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
 }  // namespace leakwatch

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,5 +65,7 @@ std::string target_path(int pid, const std::string& path);
 bool process_exists(int pid);
 // The process's command name (/proc/PID/comm), "" when unknown.
 std::string process_comm(int pid);
+// The process's resident memory (/proc/PID/statm), nullopt when it cannot be read.
+std::optional<uint64_t> process_rss_bytes(int pid);
 
 }  // namespace leakwatch

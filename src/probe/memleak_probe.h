@@ -36,7 +36,7 @@ struct MemleakConfig {
   AttachMode attach_mode = AttachMode::kAuto;
   std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
   std::string cgroup_path;         // --cgroup: trace tasks under this cgroup v2 (pid = 0)
-  bool inprocess = false;          // objects include the preload hooks (probe/preload_plan.h)
+  bool inprocess = false;          // objects include the preload hooks (alloc/preload_plan.h)
   // In-process with sampling: the hooks send their samples and frees as lw_hook_event
   // records (poll_hook_events) instead of keeping them in the allocs and stack maps; user
   // space keeps them (tracker/hook_table.h).

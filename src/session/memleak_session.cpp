@@ -432,6 +432,7 @@ report::Report MemleakSession::report(bool final_report) {
   size_t before_live = std::erase_if(snap.allocs, [&](const probe::OutstandingAlloc& a) {
     return a.timestamp_ns < live_since;
   });
+  if (target_pid_ > 0) snap.rss_bytes = process_rss_bytes(target_pid_);  // the timeline's RSS
   uint64_t now = monotonic_ns();
   report::Report rep = tracker_->update(snap, now, static_cast<double>(now - start_ns_) / 1e9);
   rep.final = final_report;

@@ -4,7 +4,7 @@
 //
 // Create() decides everything before the first probe is live:
 //   target       -p PID, -c COMMAND (forked and held before exec), or --cgroup DIR
-//   objects      the allocator functions each mapped object exports (probe/allocator_plan.h)
+//   objects      the allocator functions each mapped object exports (alloc/allocator_plan.h)
 //   in-process   a -c command sampled by libleakwatch-preload.so (when sampling and the
 //                program can load it), or a -p program already running with it: its hooks
 //                are probed instead of the allocator, and unsampled calls cost no trap

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "tracker/growth_tracker.h"
+#include "tracker_testing.h"
 
 namespace leakwatch::tracker {
 namespace {
@@ -13,20 +14,7 @@ constexpr uint64_t kPage = 4096;
 constexpr uint32_t kPid = 4242;
 constexpr uint32_t kWrite = 2;  // page fault error code: write access
 
-// Frames named after the stack value: stack 7 -> one frame "fn7".
-class NamingResolver : public FrameResolver {
- public:
-  std::vector<report::Frame> resolve(uint32_t, const std::vector<uint64_t>& ips) override {
-    std::vector<report::Frame> out;
-    for (uint64_t ip : ips) {
-      report::Frame f;
-      f.address = ip;
-      f.function = "fn" + std::to_string(ip);
-      out.push_back(f);
-    }
-    return out;
-  }
-};
+using testing::NamingResolver;
 
 lw_gr_event fault(uint64_t addr, uint64_t stack, uint32_t error_code = kWrite,
                   uint32_t pid = kPid) {
