@@ -22,6 +22,7 @@
 
 #include "analysis/sampling.h"
 #include "cli/child_process.h"
+#include "cli/inject_step.h"
 #include "cli/inprocess.h"
 #include "cli/kmemleak_cmd.h"
 #include "cli/output.h"
@@ -146,6 +147,10 @@ Result<Plan> validate(const MemleakOptions& o) {
     p.snapshot_size = static_cast<uint32_t>(*r);
   }
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
+  if (o.inject && (o.pid == 0 || o.inprocess == 0 || !o.objects.empty() ||
+                   !o.symbols_prefix.empty()))
+    return fail("--inject loads the sampling library into a running process: it needs -p and "
+                "excludes --no-inprocess, -O and --symbols-prefix");
   if (o.inprocess == 1) {
     if (o.command.empty() && o.pid == 0)
       return fail("--inprocess needs -c (the sampling library is loaded into a program "
@@ -196,6 +201,7 @@ class Session {
   void read_preload_stats();
   void add_preload_figures(report::Report& rep) const;
   std::string preload_library_;  // set when in-process mode is used
+  std::vector<std::string> inject_notes_;  // --inject: how the process came to be traced
   Result<bool> choose_inprocess(const std::string& executable,
                                 const std::vector<probe::ObjectPlan>& plan);
   Result<void> plan_inprocess(probe::MemleakConfig& cfg);
@@ -329,7 +335,7 @@ Result<bool> Session::choose_inprocess(const std::string& executable,
 // the allocator, at the rate the library was started with, unless --no-inprocess.  Flags
 // asking for another sampling are an error: the library, not leakwatch, decides.
 Result<void> Session::choose_loaded_preload(int pid) {
-  bool asked = o_.inprocess == 1;
+  bool asked = o_.inprocess == 1 || o_.inject;
   if (o_.inprocess == 0 || !o_.objects.empty() || !o_.symbols_prefix.empty()) return {};
   auto loaded = probe::find_loaded_preload(pid);
   if (!loaded) {
@@ -348,7 +354,7 @@ Result<void> Session::choose_loaded_preload(int pid) {
   }
   report::Sampling theirs = preload_sampling((*loaded)->stats);
   bool flags_sample = !o_.sample_bytes.empty() || o_.sample_rate > 1;
-  if (flags_sample && !(p_.sampling == theirs)) {
+  if (flags_sample && !(p_.sampling == theirs) && !o_.inject) {  // (--inject warned already)
     // The library decides what is sampled: other flags mean probing the allocator.
     if (asked)
       return fail("--inprocess: pid {} samples in-process ({}, set when it started): leave out "
@@ -406,6 +412,11 @@ void Session::add_preload_figures(report::Report& rep) const {
       st.hook_allocs, st.hook_frees,
       describe_sampling(preload_sampling(st)),
       st.unsampled_early));
+  if (st.flags & LW_PRELOAD_F_INJECTED)
+    rep.notes.push_back(fmt::format(
+        "in-process (injected): allocations since injection only; blocks allocated before it "
+        "pass through unseen; {} GOT slots lead to the library",
+        st.got_slots));
   if (st.flags & LW_PRELOAD_F_SHADOWED)
     rep.notes.push_back(
         "in-process: an allocation function is defined before the sampling library in the "
@@ -438,6 +449,12 @@ Result<void> Session::setup() {
     target_pid_ = o_.pid;
     req.pid = o_.pid;
     pid_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, o_.pid, 0)));
+    if (o_.inject) {
+      auto step = ensure_injected(o_.pid, p_.sampling,
+                                  !o_.sample_bytes.empty() || o_.sample_rate > 1, o_.verbose);
+      if (!step) return std::unexpected(step.error());
+      inject_notes_ = std::move(step->notes);
+    }
     if (auto r = choose_loaded_preload(o_.pid); !r) return std::unexpected(r.error());
   } else {
     auto words = split_command(o_.command);
@@ -594,6 +611,7 @@ report::Report Session::build_report(bool final_report) {
     read_preload_stats();
     add_preload_figures(rep);
   }
+  rep.notes.insert(rep.notes.end(), inject_notes_.begin(), inject_notes_.end());
   if (comm_.empty() && target_pid_ > 0) comm_ = process_comm(target_pid_);
   if (rep.target.comm.empty()) rep.target.comm = comm_;
   for (const auto& a : probe_->attach_results())
@@ -849,6 +867,13 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
                 "With -p: the program runs with the library already (LD_PRELOAD, or leakwatch "
                 "growth -c --inprocess); its hooks are probed at its own rate, the default there")
       ->excludes(no_inprocess);
+  sub->add_flag("--inject", o.inject,
+                "with -p: load libleakwatch-preload.so into the running process (ptrace, at a "
+                "safe point of one thread, all threads paused a few ms) and trace it in-process: "
+                "no trap on unsampled calls. Sampling as -s N / --sample-bytes R say, else every "
+                "allocation; figures count allocations since injection. A process that has the "
+                "library already is traced with it as it is. See README (--inject) for the "
+                "safety rules and limits");
   sub->add_option("--verdicts-only", o.verdicts_only,
                   "report only stacks with this verdict (leak, cache, transient, unknown)");
   sub->footer(

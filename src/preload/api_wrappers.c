@@ -146,10 +146,9 @@ const struct lw_got_name lw_api_names[] = {
 };
 const unsigned lw_api_name_count = sizeof(lw_api_names) / sizeof(lw_api_names[0]);
 
-/* The definitions the program binds to (dlsym skips this library: it is not in the global
- * scope); a name the program has no definition of stays NULL and its slots are left alone. */
+/* The definitions the program binds to (the global scope, which does not hold this library); a name the program has no definition of stays NULL and its slots are left alone. */
 void lw_resolve_api_names(void) {
   for (unsigned i = 0; i < lw_api_name_count; ++i)
-    __atomic_store_n(lw_api_names[i].real, dlsym(RTLD_DEFAULT, lw_api_names[i].name),
+    __atomic_store_n(lw_api_names[i].real, dlsym(lw_global_scope(), lw_api_names[i].name),
                      __ATOMIC_RELEASE);
 }

@@ -69,9 +69,9 @@ static void lw_no_next_new(void) {
 void* lw_new_failed(int form, size_t n, size_t align, const void* tag) {
   void* next = __atomic_load_n(&lw_next_new[form], __ATOMIC_ACQUIRE);
   if (next == NULL) {
-    /* Injected, the library is not in the global scope: the program's own lookup finds the
-     * C++ runtime's operator. */
-    next = dlsym(lw_injected ? RTLD_DEFAULT : RTLD_NEXT, lw_new_names[form]);
+    /* Injected, the library is not in the global scope: a lookup there finds the C++
+     * runtime's operator. */
+    next = dlsym(lw_injected ? lw_global_scope() : RTLD_NEXT, lw_new_names[form]);
     __atomic_store_n(&lw_next_new[form], next, __ATOMIC_RELEASE);
   }
   int nothrow = form == LW_NEW_NOTHROW || form == LW_NEW_ARRAY_NOTHROW ||

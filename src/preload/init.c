@@ -448,12 +448,25 @@ static void lw_after_fork_child(void) {
 
 int lw_injected;
 
-/* Loaded at start (LD_PRELOAD) the library is in the global scope, and its symbols are found
- * by dlsym(RTLD_DEFAULT); dlopen'ed by leakwatch into a running process (RTLD_LOCAL) it is
- * not.  Then nothing binds to its wrappers until leakwatch_inject_init rewrites the GOT,
- * and the environment, which leakwatch did not set, is not read. */
+void* lw_global_scope(void) {
+  static void* handle;
+  void* h = __atomic_load_n(&handle, __ATOMIC_ACQUIRE);
+  if (h == NULL) {
+    h = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
+    __atomic_store_n(&handle, h, __ATOMIC_RELEASE);
+  }
+  return h;
+}
+
+/* Loaded at start (LD_PRELOAD) the library is in the global scope; dlopen'ed by leakwatch
+ * into a running process (RTLD_LOCAL) it is not.  (dlsym(RTLD_DEFAULT) cannot tell: called
+ * from here it also searches the library's own scope.)  Injected, nothing binds to its
+ * wrappers until leakwatch_inject_init rewrites the GOT, and the environment, which
+ * leakwatch did not set, is not read. */
 __attribute__((constructor)) static void lw_preload_constructor(void) {
-  if (dlsym(RTLD_DEFAULT, LEAKWATCH_PRELOAD_STATS_SYMBOL) != (void*)&leakwatch_preload_stats) {
+  void* global = lw_global_scope();
+  if (global == NULL ||
+      dlsym(global, LEAKWATCH_PRELOAD_STATS_SYMBOL) != (void*)&leakwatch_preload_stats) {
     lw_injected = 1;
     pthread_atfork(NULL, NULL, lw_after_fork_child);
     return;

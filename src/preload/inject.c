@@ -6,7 +6,7 @@
  *                                            "injected": reads no environment (init.c)
  *                                          leakwatch_inject_init(config, result)
  *                                            1. the real functions: what the program binds
- *                                               to (dlsym RTLD_DEFAULT; a non-PIE program's
+ *                                               to (dlsym in the global scope; a non-PIE program's
  *                                               canonical PLT entry is followed to its target)
  *                                            2. GOT pass (got.c), sampling still off: blocks
  *                                               allocated meanwhile are simply never sampled
@@ -65,7 +65,7 @@ static void* lw_plt_target(void* addr) {
 }
 
 static void* lw_resolve_default(const char* name, void* fallback) {
-  void* f = dlsym(RTLD_DEFAULT, name);
+  void* f = dlsym(lw_global_scope(), name);
   if (f != NULL)
     f = lw_plt_target(f);
   return f != NULL ? f : fallback;

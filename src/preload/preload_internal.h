@@ -86,6 +86,9 @@ size_t lw_arena_block_size(const void* p) LW_HIDDEN;
 /* Set by the constructor when the library was dlopen'ed into a running process rather than
  * preloaded: the environment is not read, leakwatch_inject_init configures it. */
 extern int lw_injected LW_HIDDEN;
+/* The handle of the program's global scope (dlopen(NULL)): lookups there see what the
+ * program binds to and never this library when it is injected. */
+void* lw_global_scope(void) LW_HIDDEN;
 /* Stores the real functions (atomically, field by field) and marks initialisation done. */
 void lw_install_real(const struct lw_real_fns* real) LW_HIDDEN;
 /* Applies leakwatch's configuration; 0 when sampling is on. */
