@@ -58,6 +58,8 @@ Result<InjectStep> ensure_injected(int pid, const report::Sampling& wanted, bool
             r.objects);
   if (verbose) {
     log::info("  library: {} ({})", out->path, out->placement);
+    log::info("  pause: {:.1f} ms until every thread had stopped, {:.1f} ms judging stacks",
+              out->stop_ms, out->judge_ms);
     for (const auto& s : out->skipped) log::info("  passed over: {}", s);
     log::info("  GOT: {} slots rewritten ({} read-only pages made writable for the write), {} "
               "bound to another definition and left alone, {} objects not rewritten (the "

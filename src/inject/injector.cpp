@@ -97,6 +97,8 @@ Attempt try_once(int pid, const InjectOptions& o, const LibcFunctions& libc,
     a.error = fmt::format("cannot trace pid {}: {}", pid, stop.error().message);
     return a;
   }
+  auto t_stopped = Clock::now();
+  out.stop_ms = ms_between(t0, t_stopped);
   auto& threads = (*stop)->threads();
   out.threads = static_cast<int>(threads.size());
   out.skipped.clear();
@@ -122,6 +124,7 @@ Attempt try_once(int pid, const InjectOptions& o, const LibcFunctions& libc,
     }
     out.skipped.push_back(fmt::format("thread {}: {}", t->tid, why));
   }
+  out.judge_ms = ms_between(t_stopped, Clock::now());
   if (!chosen) {
     a.error = fmt::format("no thread of pid {} at a safe point ({})", pid,
                           fmt::join(out.skipped, "; "));

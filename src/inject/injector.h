@@ -50,6 +50,8 @@ struct InjectOutcome {
   int attempts = 0;          // stops until a safe point was found
   int threads = 0;           // threads stopped in the last attempt
   double pause_ms = 0;       // all threads stopped (last attempt)
+  double stop_ms = 0;        // of which: until every thread had stopped
+  double judge_ms = 0;       // of which: unwinding and judging stacks
   double thread_pause_ms = 0;  // the loading thread stopped (stop to stub start)
   double load_ms = 0;        // the stub's run: dlopen and the library's init
   std::vector<std::string> skipped;  // threads passed over, with why (last attempt)

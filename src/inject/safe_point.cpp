@@ -55,8 +55,18 @@ Result<std::unique_ptr<SafePointJudge>> SafePointJudge::Create(int pid) {
   auto unwinder = unwind::DwarfUnwinder::Create(pid);
   if (!unwinder) return std::unexpected(unwinder.error());
   j->unwinder_ = std::move(*unwinder);
+  // Symbols and CFI loaded now, before the process is stopped: a snapshot with no stack at
+  // the start of each executable mapping makes the unwinder open that object's CFI.
+  auto warm = std::make_unique<lw_stack_snapshot>();
+  std::memset(warm.get(), 0, offsetof(lw_stack_snapshot, stack));
+  warm->tgid = static_cast<uint32_t>(pid);
+  warm->flags = LW_SNAPSHOT_IP_EXACT;
   for (const auto& m : j->maps_)
-    if (m.executable() && m.file_backed()) (void)j->object(m.path);
+    if (m.executable() && m.file_backed()) {
+      (void)j->object(m.path);
+      warm->ip = m.start;
+      (void)j->unwinder_->unwind(*warm);
+    }
   return j;
 }
 
