@@ -164,10 +164,10 @@ Result<void> check_target(int pid, const std::vector<MapEntry>& maps) {
     return fail("pid {} is a Go program: its runtime owns its threads, stacks and signals, and "
                 "Go code does not allocate with malloc (trace it without --inject)",
                 pid);
-  bool glibc = false, musl = false;
+  bool glibc = false, musl = dyn && dyn->interp.find("musl") != std::string::npos;
   for (const auto& m : maps) {
     auto base = basename_of(m.path);
-    if (base.starts_with("ld-musl") || base.starts_with("libc.musl")) musl = true;
+    if (m.path.find("musl") != std::string::npos) musl = true;
     if (base == "libc.so.6") glibc = true;
   }
   if (musl)

@@ -169,8 +169,13 @@ TEST_F(MemleakInject, SeccompFilterThatAllowsTheCallsIsNoObstacle) {
 TEST_F(MemleakInject, LibraryCopiedIntoAnotherMountNamespace) {
   // The program runs in its own mount namespace where leakwatch's build directory is hidden
   // and /tmp is private: the library reaches it as a copy in that /tmp.
-  std::string dir = temp_path("ns");
+  // (under /var/tmp: the namespace gets a /tmp of its own)
+  std::string dir = fmt::format("/var/tmp/leakwatch-inject-test-{}", ::getpid());
   std::filesystem::create_directories(dir);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup{dir};
   std::string copy = dir + "/inj_target";
   std::filesystem::copy_file(fixture("inj_target"), copy);
   std::string build = std::filesystem::path(leakwatch()).parent_path().string();
