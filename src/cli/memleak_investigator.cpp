@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "analysis/sampling.h"
+#include "cli/inject_step.h"
 #include "cli/inprocess.h"
 #include "common/atomic_file.h"
 #include "common/clock.h"
@@ -52,6 +53,20 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   cfg.objects = std::move(*objects);
   report::Sampling sampling;
   if (req.sample_rate > 1) sampling = {report::SamplingMode::kCalls, req.sample_rate};
+  // inject: always -> the sampling library first (memleak --inject); a process it cannot go
+  // into is traced with the uprobes, and the report says why.
+  std::vector<std::string> inject_notes;
+  auto inject = [&]() {
+    auto step = ensure_injected(req.pid, sampling, sampling.mode != report::SamplingMode::kExact, false);
+    if (!step) {
+      log::warn("investigation of pid {}: {}", req.pid, step.error().message);
+      inject_notes.push_back(step.error().message + "; traced with the allocator's uprobes");
+      return false;
+    }
+    inject_notes.insert(inject_notes.end(), step->notes.begin(), step->notes.end());
+    return true;
+  };
+  if (req.inject == "always") (void)inject();
   // A target that runs with the sampling library (started by `leakwatch growth -c
   // --inprocess`, or with LD_PRELOAD by its service manager): its hooks are probed at the
   // rate it samples at, and unsampled allocations cost it no trap.
@@ -140,6 +155,24 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
     }
     result.overhead = overhead();
     if (result.overhead.overhead_percent > req.overhead_budget_percent) {
+      // inject: over_budget -> the uprobes cost too much: go on in-process for the rest of
+      // the time box instead of ending.
+      if (req.inject == "over_budget" && !cfg.inprocess && inject()) {
+        agent::InvestigationRequest rest = req;
+        rest.inject = "never";
+        rest.duration_s = std::max(1.0, req.duration_s - elapsed);
+        probe->reset();  // detach the uprobes first
+        auto second = run(rest, stop);
+        if (second) {
+          second->report.notes.push_back(fmt::format(
+              "investigation: the allocator's uprobes cost {:.1f}% of the target's CPU after "
+              "{:.1f} s (budget {}%): the sampling library was injected and the trace went on "
+              "in-process",
+              result.overhead.overhead_percent, elapsed, req.overhead_budget_percent));
+          for (auto& n : inject_notes) second->report.notes.push_back(n);
+        }
+        return second;
+      }
       result.end = agent::InvestigationEnd::kOverheadBudget;
       break;
     }
@@ -152,6 +185,7 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   }
   result.overhead = overhead();
   result.report = build(true);
+  for (auto& n : inject_notes) result.report.notes.push_back(n);
   result.report.notes.push_back(fmt::format(
       "investigation: {} ({}); ended: {}; estimated overhead {:.2f}% of the target's CPU "
       "({} probe hits, {:.0f} ns each)",

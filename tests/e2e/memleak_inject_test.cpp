@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <atomic>
 #include <thread>
 
 #include <fmt/format.h>
@@ -22,6 +23,7 @@
 #include "report/json_writer.h"
 #include "support/inject_run.h"
 #include "support/memleak_run.h"
+#include "cli/memleak_investigator.h"
 
 namespace leakwatch::testing {
 namespace {
@@ -284,6 +286,49 @@ TEST_F(MemleakInject, RefusesUnderPtraceScopeThree) {
                  {"unshare", "-m", "--propagation", "private", "sh", "-c",
                   "mount -t tmpfs none /proc/sys/kernel && mkdir /proc/sys/kernel/yama && "
                   "echo 3 > /proc/sys/kernel/yama/ptrace_scope && exec \"$0\" \"$@\""});
+}
+
+}  // namespace
+}  // namespace leakwatch::testing
+
+namespace leakwatch::testing {
+namespace {
+
+// The agent's investigations: `inject: always` loads the library first; `inject:
+// over_budget` starts with the uprobes and, once they cost more than the budget, injects and
+// goes on in-process.  Sampling 1 call in 100: the uprobes still trap on every call (far over
+// a 20% budget on this allocation loop), the library reaches BPF for 1 call in 100.
+TEST_F(MemleakInject, AgentInvestigationsInject) {
+  for (const char* policy : {"always", "over_budget"}) {
+    SCOPED_TRACE(policy);
+    Proc p({fixture("inj_target"), "2"});
+    ASSERT_TRUE(p.wait_for("ready"));
+    agent::InvestigationRequest req;
+    req.pid = p.pid();
+    req.target = "pid:" + std::to_string(p.pid());
+    req.sample_rate = 100;
+    req.duration_s = 8;
+    req.inject = policy;
+    req.overhead_budget_percent = 20;
+    std::atomic<bool> stop{false};
+    std::thread leaker([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5000));
+      p.write("leak 20000 256\n");
+    });
+    cli::MemleakInvestigator inv;
+    auto r = inv.run(req, stop);
+    leaker.join();
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_TRUE(p.wait_for("leaked 20000"));
+    EXPECT_TRUE(has_note(r->report, "was injected into the running pid")) << describe(r->report);
+    EXPECT_TRUE(has_note(r->report, "in-process: ")) << describe(r->report);
+    if (std::string(policy) == "over_budget")
+      EXPECT_TRUE(has_note(r->report, "went on in-process")) << describe(r->report);
+    // ~200 sampled calls of 20000: the estimate within 30% (~4 sd).
+    Totals t = totals_in(r->report, "inj_leak");
+    EXPECT_NEAR(t.est_bytes, 20000 * 256.0, 20000 * 256.0 * 0.3) << describe(r->report);
+    expect_target_intact(p);
+  }
 }
 
 }  // namespace
