@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/inprocess.h"
+#include "session/inprocess.h"
 #include "common/log.h"
 #include "common/proc_maps.h"
 #include "inject/injector.h"
@@ -22,16 +22,17 @@ Result<InjectStep> ensure_injected(int pid, const report::Sampling& wanted, bool
       return fail("--inject: pid {} has {} loaded but it is not sampling (flags 0x{:x}): trace "
                   "it without --inject",
                   pid, lib.mapped_path, lib.stats.flags);
-    report::Sampling theirs = preload_sampling(lib.stats);
+    report::Sampling theirs = session::preload_sampling(lib.stats);
+    step.sampling = theirs;
     bool earlier = (lib.stats.flags & LW_PRELOAD_F_INJECTED) != 0;
     const char* how = earlier ? "injected earlier" : "preloaded at start";
     if (sampling_given && !(theirs == wanted))
       log::warn("pid {} already runs with the sampling library ({}, {}): reusing it; the "
                 "sampling asked for ({}) is not applied",
-                pid, describe_sampling(theirs), how, describe_sampling(wanted));
+                pid, session::describe_sampling(theirs), how, session::describe_sampling(wanted));
     else
       log::info("pid {} already runs with the sampling library ({}, {}): reusing it", pid,
-                describe_sampling(theirs), how);
+                session::describe_sampling(theirs), how);
     step.notes.push_back(fmt::format("traced in-process: the sampling library was already in pid "
                                      "{} ({}), reused",
                                      pid, how));
@@ -46,6 +47,7 @@ Result<InjectStep> ensure_injected(int pid, const report::Sampling& wanted, bool
     case report::SamplingMode::kCalls: o.sample_calls = wanted.rate; break;
     default: o.sample_bytes = 1; break;
   }
+  step.sampling = wanted;
   auto out = inject::inject_library(pid, o);
   if (!out) return fail("--inject: {}", out.error().message);
   step.injected = true;
@@ -53,7 +55,7 @@ Result<InjectStep> ensure_injected(int pid, const report::Sampling& wanted, bool
   log::info("injected {} into pid {} ({}): thread {} at a safe point after {} attempt(s); {} "
             "threads paused {:.1f} ms, the loading thread {:.1f} ms, loading took {:.1f} ms; {} "
             "GOT slots rewritten in {} objects",
-            LEAKWATCH_PRELOAD_LIBRARY, pid, describe_sampling(wanted), out->tid, out->attempts,
+            LEAKWATCH_PRELOAD_LIBRARY, pid, session::describe_sampling(wanted), out->tid, out->attempts,
             out->threads, out->pause_ms, out->thread_pause_ms, out->load_ms, r.slots_rewritten,
             r.objects);
   if (verbose) {

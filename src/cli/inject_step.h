@@ -13,6 +13,7 @@ namespace leakwatch::cli {
 
 struct InjectStep {
   bool injected = false;            // loaded now (false: it was there already)
+  report::Sampling sampling;        // what the library samples
   std::vector<std::string> notes;   // for the report: how the process came to be traced
 };
 

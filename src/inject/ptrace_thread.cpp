@@ -1,4 +1,5 @@
 #include "inject/ptrace_thread.h"
+#include "inject/stub.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -161,13 +162,24 @@ Result<void> ThreadStop::detach(StoppedThread& t, const user_regs_struct* regs) 
   return {};
 }
 
+// A thread stopped in a wait that the stop ends with -EINTR resumes with the wait re-issued
+// (stub.h, resume_regs): the program sees no trace of the stop.
+void ThreadStop::release(StoppedThread& t) {
+  if (t.stopped && !t.signal_stop && needs_restart(t.regs)) {
+    user_regs_struct r = resume_regs(t.regs);
+    (void)detach(t, &r);
+    return;
+  }
+  (void)detach(t);
+}
+
 void ThreadStop::detach_all_but(int keep) {
   for (auto& t : threads_)
-    if (t.tid != keep) (void)detach(t);
+    if (t.tid != keep) release(t);
 }
 
 ThreadStop::~ThreadStop() {
-  for (auto& t : threads_) (void)detach(t);
+  for (auto& t : threads_) release(t);
   if (mem_fd_ >= 0) ::close(mem_fd_);
 }
 

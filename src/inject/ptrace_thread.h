@@ -6,7 +6,8 @@
 //   ...                     registers read, stacks copied, one thread chosen and used
 //   ~ThreadStop             PTRACE_DETACH of every thread still attached, handing back any
 //                           signal a thread was stopped for (it is delivered as if we had
-//                           never been there)
+//                           never been there), and re-issuing a wait the stop ended with
+//                           EINTR (epoll_wait, sigtimedwait...: see stub.h)
 //
 // A thread that does not stop before the deadline (blocked in vfork until its child execs,
 // or in uninterruptible sleep) stays seized but is not used; the kernel detaches it when the
@@ -57,8 +58,11 @@ class ThreadStop {
 
   // Detaches `t` now; with `regs` set first when given (the state it resumes with).
   Result<void> detach(StoppedThread& t, const user_regs_struct* regs = nullptr);
-  // Detaches every thread but `keep`.
+  // Detaches every thread but `keep`, each resuming as the kernel would have resumed it
+  // (release()).
   void detach_all_but(int keep);
+  // Detaches `t`, re-issuing a wait the stop ended with -EINTR (stub.h, resume_regs).
+  void release(StoppedThread& t);
 
   // Runs one system call in stopped thread `t` by single-stepping a `syscall` instruction at
   // `gadget` with the given number and arguments, then puts its registers back.  Signals

@@ -76,10 +76,43 @@ user_regs_struct stub_entry_regs(const StubParams& p, const user_regs_struct& st
   return r;
 }
 
+namespace {
+
+// Waits that end with -EINTR after a stop without any signal (see the header).
+bool eintr_after_stop(uint64_t nr) {
+  switch (nr) {
+    case SYS_epoll_wait:
+    case SYS_epoll_pwait:
+    case SYS_epoll_pwait2:
+    case SYS_rt_sigtimedwait:
+    case SYS_semop:
+    case SYS_semtimedop:
+    case SYS_io_getevents:
+    case SYS_io_pgetevents:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+bool needs_restart(const user_regs_struct& regs) {
+  if (static_cast<int64_t>(regs.orig_rax) < 0) return false;
+  int64_t rc = static_cast<int64_t>(regs.rax);
+  return rc == -512 || rc == -513 || rc == -514 || rc == -516 ||
+         (rc == -4 && eintr_after_stop(regs.orig_rax));
+}
+
 user_regs_struct resume_regs(const user_regs_struct& regs) {
   user_regs_struct r = regs;
   if (static_cast<int64_t>(regs.orig_rax) < 0) return r;
   switch (static_cast<int64_t>(regs.rax)) {
+    case -4:  // EINTR
+      if (!eintr_after_stop(regs.orig_rax)) break;
+      r.rax = regs.orig_rax;
+      r.rip -= 2;
+      break;
     case -512:  // ERESTARTSYS
     case -513:  // ERESTARTNOINTR
     case -514:  // ERESTARTNOHAND

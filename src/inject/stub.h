@@ -66,7 +66,12 @@ user_regs_struct stub_entry_regs(const StubParams& p, const user_regs_struct& st
 // The state the thread must resume with after being stopped at `regs`: as the kernel would
 // have resumed it.  A system call interrupted by the stop (orig_rax >= 0 with -ERESTARTSYS,
 // -ERESTARTNOINTR, -ERESTARTNOHAND) is re-issued (rip back over `syscall`, rax = its
-// number); -ERESTART_RESTARTBLOCK re-issues restart_syscall; anything else resumes as is.
+// number); -ERESTART_RESTARTBLOCK re-issues restart_syscall.  A wait that Linux ends with
+// -EINTR when its thread is merely stopped and resumed (epoll_wait, sigtimedwait, semop,
+// io_getevents: signal(7), "Interruption of system calls ... by stop signals") is re-issued
+// too: the stop is ours, not a signal the program could expect.  Anything else resumes as is.
 user_regs_struct resume_regs(const user_regs_struct& regs);
+// Whether resume_regs changes anything for `regs`.
+bool needs_restart(const user_regs_struct& regs);
 
 }  // namespace leakwatch::inject

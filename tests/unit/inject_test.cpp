@@ -90,10 +90,17 @@ TEST(InjectStub, ResumeStateFollowsTheKernelsRestartRule) {
   auto s = resume_regs(r);
   EXPECT_EQ(s.rip, 0x1000u);
   EXPECT_EQ(s.rax, static_cast<uint64_t>(SYS_restart_syscall));
-  r.rax = static_cast<uint64_t>(-4L);  // EINTR: the call has returned
+  r.rax = static_cast<uint64_t>(-4L);  // EINTR from read: a signal's doing, left as is
   s = resume_regs(r);
+  EXPECT_FALSE(needs_restart(r));
   EXPECT_EQ(s.rip, 0x1002u);
   EXPECT_EQ(s.rax, static_cast<uint64_t>(-4L));
+  r.orig_rax = SYS_epoll_wait;  // EINTR from a wait that any stop ends: re-issued
+  EXPECT_TRUE(needs_restart(r));
+  s = resume_regs(r);
+  EXPECT_EQ(s.rip, 0x1000u);
+  EXPECT_EQ(s.rax, static_cast<uint64_t>(SYS_epoll_wait));
+  r.orig_rax = SYS_read;
   r.orig_rax = static_cast<uint64_t>(-1);  // not in a system call
   r.rax = static_cast<uint64_t>(-512L);
   s = resume_regs(r);
