@@ -32,16 +32,6 @@
 #include "preload/exp_table.h"
 #include "preload/preload_internal.h"
 
-/* glibc's own entry points: the fallback when dlsym finds nothing (it always finds glibc's
- * in a dynamically linked glibc program; these keep a broken search order from crashing). */
-extern void* __libc_malloc(size_t);
-extern void __libc_free(void*);
-extern void* __libc_calloc(size_t, size_t);
-extern void* __libc_realloc(void*, size_t);
-extern void* __libc_memalign(size_t, size_t);
-extern void* __libc_valloc(size_t);
-extern void* __libc_pvalloc(size_t);
-
 int lw_mode = LW_MODE_UNCONFIGURED;
 uint64_t lw_rate = LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES;
 uint64_t lw_call_unit;
@@ -187,7 +177,7 @@ struct lw_real_fns lw_real = {
 };
 
 /* Fallbacks for the aligned functions when only glibc's internal names are available. */
-static int lw_libc_posix_memalign(void** out, size_t align, size_t n) {
+int lw_libc_posix_memalign(void** out, size_t align, size_t n) {
   if (!lw_valid_alignment(align) || align % sizeof(void*) != 0)
     return EINVAL;
   void* p = __libc_memalign(align, n);

@@ -33,14 +33,6 @@
 
 #include "preload/preload_internal.h"
 
-extern void* __libc_malloc(size_t);
-extern void __libc_free(void*);
-extern void* __libc_calloc(size_t, size_t);
-extern void* __libc_realloc(void*, size_t);
-extern void* __libc_memalign(size_t, size_t);
-extern void* __libc_valloc(size_t);
-extern void* __libc_pvalloc(size_t);
-
 /* `addr` when it is a PLT entry (`jmp *slot(%rip)`, optionally after endbr64 and with a bnd
  * prefix): the function its slot leads to when bound, else NULL.  dlsym gives a non-PIE
  * program's canonical PLT entry for a function whose address the program takes; calling
@@ -69,16 +61,6 @@ static void* lw_resolve_default(const char* name, void* fallback) {
   if (f != NULL)
     f = lw_plt_target(f);
   return f != NULL ? f : fallback;
-}
-
-static int lw_libc_posix_memalign(void** out, size_t align, size_t n) {
-  if (align == 0 || (align & (align - 1)) != 0 || align % sizeof(void*) != 0)
-    return EINVAL;
-  void* p = __libc_memalign(align, n);
-  if (p == NULL)
-    return ENOMEM;
-  *out = p;
-  return 0;
 }
 
 /* ---- dlopen ---- */

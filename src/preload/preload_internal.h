@@ -81,6 +81,18 @@ LW_ALWAYS_INLINE int lw_in_arena(const void* p) {
 /* The requested size of an arena block (for realloc). */
 size_t lw_arena_block_size(const void* p) LW_HIDDEN;
 
+/* glibc's own entry points: the fallback when a lookup finds nothing (it always finds glibc's
+ * in a dynamically linked glibc program; these keep a broken search order from crashing). */
+extern void* __libc_malloc(size_t);
+extern void __libc_free(void*);
+extern void* __libc_calloc(size_t, size_t);
+extern void* __libc_realloc(void*, size_t);
+extern void* __libc_memalign(size_t, size_t);
+extern void* __libc_valloc(size_t);
+extern void* __libc_pvalloc(size_t);
+/* posix_memalign on __libc_memalign (init.c). */
+int lw_libc_posix_memalign(void** out, size_t align, size_t n) LW_HIDDEN;
+
 /* ---- injection (inject.c, got.c) ---- */
 
 /* Set by the constructor when the library was dlopen'ed into a running process rather than

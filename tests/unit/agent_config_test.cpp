@@ -292,7 +292,7 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
        "    growth_second: 30\n",
        "bad.yaml:5:", "memleak_sampling.sampling_config.growth_second",
        "unknown key (expected one of: default_sample_rate, aggressive_sample_rate, "
-       "duration_limit, growth_seconds)"},
+       "duration_limit, growth_seconds, inject)"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
        "    - oom_risk_score: \">1.5\"\n",
        "bad.yaml:5:", "oom_risk_score", "between 0 and 1"},
