@@ -326,6 +326,7 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
                            : ms.sampling_config.default_sample_rate;
   req.duration_s = config_.investigation_duration_s();
   req.overhead_budget_percent = config_.overhead_budget_percent;
+  req.inject = to_string(ms.sampling_config.inject);
   req.reason = describe(why, e, ms.trigger_conditions);
   log::info("agent: investigating pid {} ({}) for up to {} (growth step {}): {}", req.pid,
             req.comm, format_duration(req.duration_s), format_duration(config_.growth_step_s()),

@@ -34,6 +34,9 @@ struct InvestigationRequest {
   double duration_s = 300;               // time box, already capped by the environment
   double overhead_budget_percent = 10;   // of the target's own CPU time
   std::string reason;                    // why: the condition(s) and their figures
+  // Load the sampling library into the process (memleak --inject): "never", "over_budget"
+  // (when the plain trace exceeds the budget, instead of ending) or "always".
+  std::string inject = "never";
 };
 
 // What the investigation cost the target, as estimated by the overhead guard.

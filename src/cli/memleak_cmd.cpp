@@ -16,6 +16,7 @@
 #include "report/render.h"
 #include "report/text_writer.h"
 #include "session/driver.h"
+#include "cli/inject_step.h"
 #include "session/inprocess.h"
 #include "session/memleak_session.h"
 
@@ -113,6 +114,10 @@ Result<Plan> validate(const MemleakOptions& o) {
     p.snapshot_size = static_cast<uint32_t>(*r);
   }
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
+  if (o.inject && (o.pid == 0 || o.inprocess == 0 || !o.objects.empty() ||
+                   !o.symbols_prefix.empty()))
+    return fail("--inject loads the sampling library into a running process: it needs -p and "
+                "excludes --no-inprocess, -O and --symbols-prefix");
   if (o.inprocess == 1) {
     if (o.command.empty() && o.pid == 0)
       return fail("--inprocess needs -c (the sampling library is loaded into a program "
@@ -185,6 +190,24 @@ int run_process_memleak(const MemleakOptions& o, Plan plan) {
     return kExitError;
   }
   if (o.trace) plan.session.on_trace_event = print_event;
+  // --inject: the library first (or the one the process has), then the in-process -p path
+  // at the library's sampling.
+  std::vector<std::string> inject_notes;
+  if (o.inject) {
+    auto step = ensure_injected(o.pid, plan.session.filter.sampling,
+                                !o.sample_bytes.empty() || o.sample_rate > 1, o.verbose > 0);
+    if (!step) {
+      log::error("{}", step.error().message);
+      return kExitError;
+    }
+    plan.session.inprocess = session::InProcess::kRequired;
+    plan.session.filter.sampling = step->sampling;
+    inject_notes = std::move(step->notes);
+  }
+  auto with_notes = [&](report::Report rep) {
+    rep.notes.insert(rep.notes.end(), inject_notes.begin(), inject_notes.end());
+    return rep;
+  };
   auto created = session::MemleakSession::Create(plan.session);
   if (!created) {
     log::error("{}", created.error().message);
@@ -205,7 +228,7 @@ int run_process_memleak(const MemleakOptions& o, Plan plan) {
   CommandRun c{o.interval_s, o.count, o.duration_s, o.output,
                o.output.empty() && plan.format == report::Format::kText, signals->get()};
   return run_with_reports<report::Report>(
-      s, c, [&](bool final_report) { return s.report(final_report); },
+      s, c, [&](bool final_report) { return with_notes(s.report(final_report)); },
       [&](const report::Report& r) { return report::write_bcc_text(r, text_options(o)); },
       [&](const report::Report& r) { return report::render(r, plan.format, text_options(o)); });
 }
@@ -300,6 +323,13 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
                 "With -p: the program runs with the library already (LD_PRELOAD, or leakwatch "
                 "growth -c --inprocess); its hooks are probed at its own rate, the default there")
       ->excludes(no_inprocess);
+  sub->add_flag("--inject", o.inject,
+                "with -p: load libleakwatch-preload.so into the running process (ptrace, at a "
+                "safe point of one thread, all threads paused a few ms) and trace it in-process: "
+                "no trap on unsampled calls. Sampling as -s N / --sample-bytes R say, else every "
+                "allocation; figures count allocations since injection. A process that has the "
+                "library already is traced with it as it is. See README (--inject) for the "
+                "safety rules and limits");
   sub->add_option("--verdicts-only", o.verdicts_only,
                   "report only stacks with this verdict (leak, cache, transient, unknown)");
   sub->footer(

@@ -285,6 +285,11 @@ void MemleakSession::add_preload_figures(report::Report& rep) const {
       st.hook_allocs, st.hook_frees,
       describe_sampling(preload_sampling(st)),
       st.unsampled_early));
+  if (st.flags & LW_PRELOAD_F_INJECTED)
+    rep.notes.push_back(fmt::format(
+        "in-process (injected): allocations since injection only; blocks allocated before it "
+        "pass through unseen; {} GOT slots lead to the library",
+        st.got_slots));
   if (st.flags & LW_PRELOAD_F_SHADOWED)
     rep.notes.push_back(
         "in-process: an allocation function is defined before the sampling library in the "
