@@ -1,6 +1,7 @@
 #include "cli/memleak_investigator.h"
 
 #include <bpf/bpf.h>
+#include <algorithm>
 #include <unistd.h>
 
 #include "cli/inject_step.h"
@@ -19,7 +20,9 @@ namespace {
 
 constexpr double kEntryTrapNs = 700;   // emulated uprobe entry (KERNEL-FACTS.md)
 constexpr double kReturnTrapNs = 500;  // uretprobe on top of the entry
-constexpr double kReportEveryS = 5;    // history points for the verdicts
+// History points for the verdicts: every 5 s, more often in a short time box (the
+// verdicts want a dozen points).
+double report_every_s(double duration_s) { return std::clamp(duration_s / 12, 1.0, 5.0); }
 
 // utime + stime of a process, in seconds; < 0 when it is gone.
 double process_cpu_s(int pid) {
@@ -37,7 +40,8 @@ session::MemleakSessionOptions investigation_options(const agent::InvestigationR
   session::MemleakSessionOptions o;
   o.pid = req.pid;
   o.comm = req.comm;
-  if (req.sample_rate > 1) o.filter.sampling = {report::SamplingMode::kCalls, req.sample_rate};
+  if (req.sampling.mode != report::SamplingMode::kExact && req.sampling.rate > 1)
+    o.filter.sampling = req.sampling;
   o.reports.older_ms = 500;
   return o;
 }
@@ -86,7 +90,7 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   };
 
   session::DriveOptions d;
-  d.interval_s = kReportEveryS;  // history points for the verdicts
+  d.interval_s = report_every_s(req.duration_s);
   d.duration_s = req.duration_s;
   d.stop = &stop;
   d.guard = [&] {
@@ -123,7 +127,10 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   result.overhead = read_overhead();
   result.report = s.report(true);
   result.report.target.cgroup = req.cgroup;
-  if (out.cause == session::StopCause::kGuard) result.report.notes.push_back(out.detail);
+  if (out.cause == session::StopCause::kGuard) {
+    result.stop_reason = out.detail;
+    result.report.notes.push_back(out.detail);
+  }
   result.report.notes.insert(result.report.notes.end(), inject_notes.begin(), inject_notes.end());
   result.report.notes.push_back(fmt::format(
       "investigation: {} ({}); ended: {}; estimated overhead {:.2f}% of the target's CPU "
