@@ -100,28 +100,6 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   session::DriveOutcome out = session::drive(s, d, [&] { (void)s.report(false); });
   if (!out.started) return fail("investigation: {}", out.detail);
 
-  // inject: over_budget -> the uprobes cost too much: go on in-process for the rest of the
-  // time box instead of ending there.
-  if (out.cause == session::StopCause::kGuard && req.inject == "over_budget" && !s.inprocess() &&
-      inject()) {
-    const double elapsed = s.elapsed_s();
-    const double cost = read_overhead().overhead_percent;
-    created->reset();  // (drive() has stopped it; its BPF objects go now)
-    agent::InvestigationRequest rest = req;
-    rest.inject = "never";
-    rest.duration_s = std::max(1.0, req.duration_s - elapsed);
-    auto second = run(rest, stop);
-    if (second) {
-      second->report.notes.push_back(fmt::format(
-          "investigation: the allocator's uprobes cost {:.1f}% of the target's CPU after {:.1f} s "
-          "(budget {}%): the sampling library was injected and the trace went on in-process",
-          cost, elapsed, req.overhead_budget_percent));
-      second->report.notes.insert(second->report.notes.end(), inject_notes.begin(),
-                                  inject_notes.end());
-    }
-    return second;
-  }
-
   agent::InvestigationResult result;
   result.end = investigation_end(out.cause);
   result.overhead = read_overhead();
@@ -130,6 +108,30 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   if (out.cause == session::StopCause::kGuard) {
     result.stop_reason = out.detail;
     result.report.notes.push_back(out.detail);
+  }
+  const double elapsed = s.elapsed_s();
+  // inject: over_budget -> the uprobes cost too much: go on in-process for the rest of the
+  // time box instead of ending there.  The uprobes go first: a thread trapped in one sits
+  // at the allocator's entry, where no injection is safe.
+  const bool go_in_process = out.cause == session::StopCause::kGuard &&
+                             req.inject == "over_budget" && !s.inprocess();
+  created->reset();  // (drive() has stopped it; its BPF objects go now)
+  if (go_in_process && inject()) {
+    agent::InvestigationRequest rest = req;
+    rest.inject = "never";
+    rest.duration_s = std::max(1.0, req.duration_s - elapsed);
+    auto second = run(rest, stop);
+    if (second) {
+      second->report.notes.push_back(fmt::format(
+          "investigation: the allocator's uprobes cost {:.1f}% of the target's CPU after {:.1f} s "
+          "(budget {}%): the sampling library was injected and the trace went on in-process",
+          result.overhead.overhead_percent, elapsed, req.overhead_budget_percent));
+      second->report.notes.insert(second->report.notes.end(), inject_notes.begin(),
+                                  inject_notes.end());
+      return second;
+    }
+    inject_notes.push_back("the in-process trace after the injection failed: " +
+                           second.error().message);
   }
   result.report.notes.insert(result.report.notes.end(), inject_notes.begin(), inject_notes.end());
   result.report.notes.push_back(fmt::format(

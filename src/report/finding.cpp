@@ -121,8 +121,12 @@ std::string growth_part(const Candidate& g, double total) {
 void set_place(Finding& f, const Candidate& c) {
   f.function = label(c.frame);
   f.module = c.frame.module;
-  f.file = c.frame.file;
-  f.line = c.frame.line;
+  // The line of an address whose innermost code is an inlined standard-library function
+  // is that library's header line: not a place in the program worth pointing at.
+  if (!c.frame.file.starts_with("/usr/include/")) {
+    f.file = c.frame.file;
+    f.line = c.frame.line;
+  }
 }
 
 }  // namespace
