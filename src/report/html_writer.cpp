@@ -1,10 +1,13 @@
 #include "report/html_writer.h"
 
+#include "report/finding.h"
+
 #include <map>
 #include <tuple>
 
 #include <fmt/format.h>
 
+#include "report/finding.h"
 #include "report/growth_writer.h"
 #include "report/html.h"
 #include "report/json_writer.h"
@@ -192,7 +195,14 @@ Json html_growth_data(const Json& g, size_t budget) {
 }
 
 std::string write_html(const Report& report) {
-  Json r = Json::parse(write_json(report), nullptr, false);
+  // A report of its own (memleak, report): its finding is the allocation trace's.
+  Report with_finding = report;
+  if (!with_finding.finding) {
+    FindingInputs in;
+    in.allocations = &report;
+    with_finding.finding = make_finding(in);
+  }
+  Json r = Json::parse(write_json(with_finding), nullptr, false);
   std::string who = target_title(r["target"]);
   return page(who.empty() ? "Memory leak report" : "Memory leaks of " + who,
               Json{{"format", 1}, {"kind", "memleak"}, {"memleak", html_report_data(r)}});
@@ -208,7 +218,12 @@ std::string write_diff_html(const Report& diff) {
 }
 
 std::string write_growth_html(const GrowthReport& report) {
-  return write_growth_html(Json::parse(write_growth_json(report), nullptr, false));
+  Json g = Json::parse(write_growth_json(report), nullptr, false);
+  FindingInputs in;
+  in.growth = &report;
+  if (auto f = make_finding(in); f && !g.contains("finding"))
+    g["finding"] = Json::parse(write_finding_json(*f), nullptr, false);
+  return write_growth_html(g);
 }
 
 std::string write_growth_html(const Json& g) {

@@ -151,8 +151,13 @@ TEST(ReportHtml, DataIsTheReportCompacted) {
   EXPECT_TRUE(d["truncated"].is_null());
   EXPECT_TRUE(d["stacks"][2]["tr"].get<bool>());
 
-  Report none = exact_report();  // no finding: the page says so, the data holds null
-  EXPECT_TRUE(page_data(write_html(none))["memleak"]["finding"].is_null());
+  // A report without a finding gets the allocation trace's own: the culprit of its leak.
+  Report none = exact_report();
+  const Json own = page_data(write_html(none))["memleak"]["finding"];
+  ASSERT_TRUE(own.is_object()) << own.dump();
+  EXPECT_EQ(own["seen_by"], Json::array({"allocation trace"}));
+  Report empty;  // nothing outstanding: no finding, the page says so, the data holds null
+  EXPECT_TRUE(page_data(write_html(empty))["memleak"]["finding"].is_null());
 }
 
 TEST(ReportHtml, LargeReportsStayUnderBudget) {
