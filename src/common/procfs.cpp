@@ -212,4 +212,27 @@ std::optional<uint64_t> process_rss_bytes(int pid) {
   return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+Result<std::optional<std::vector<MapEntry>>> read_instance_maps(int pid,
+                                                                uint64_t start_time_ticks) {
+  const std::string proc = fmt::format("/proc/{}", pid);
+  auto gone = [](const Error& e) { return e.errnum == ENOENT || e.errnum == ESRCH; };
+  auto text = read_proc_file(proc + "/maps");
+  if (!text) {
+    if (gone(text.error())) return std::nullopt;
+    return std::unexpected(text.error());
+  }
+  auto stat_text = read_proc_file(proc + "/stat");
+  if (!stat_text) {
+    if (gone(stat_text.error())) return std::nullopt;
+    return std::unexpected(stat_text.error());
+  }
+  auto st = parse_proc_stat(*stat_text);
+  if (!st) return std::unexpected(st.error());
+  if (st->start_time_ticks != start_time_ticks || st->state == 'Z' || st->state == 'X')
+    return std::nullopt;
+  auto entries = parse_proc_maps(*text);
+  if (!entries) return std::unexpected(entries.error());
+  return std::optional(std::move(*entries));
+}
+
 }  // namespace leakwatch

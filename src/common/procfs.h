@@ -32,6 +32,11 @@ struct MapEntry {
 // format is fixed, so a bad line means the input is not a maps file.
 [[nodiscard]] Result<std::vector<MapEntry>> parse_proc_maps(std::string_view text);
 [[nodiscard]] Result<std::vector<MapEntry>> read_proc_maps(int pid);
+// The maps of one process instance (pid and start time, ProcStat::start_time_ticks):
+// nullopt when it has exited (or is a zombie) or the pid now names another process.
+// The stat file is read after the maps, so matching start times mean the maps were its.
+[[nodiscard]] Result<std::optional<std::vector<MapEntry>>> read_instance_maps(
+    int pid, uint64_t start_time_ticks);
 
 // /proc/PID/stat: the fields leakwatch uses (numbering as in proc(5)).
 struct ProcStat {

@@ -150,26 +150,9 @@ Result<void> DwarfUnwinder::Impl::init_live() {
 }
 
 Result<std::optional<std::vector<MapEntry>>> DwarfUnwinder::Impl::read_maps() {
-  const std::string proc = fmt::format("/proc/{}", pid);
-  auto gone = [](const Error& e) { return e.errnum == ENOENT || e.errnum == ESRCH; };
-  auto text = read_proc_file(proc + "/maps");
-  if (!text) {
-    if (gone(text.error())) return std::nullopt;
-    return std::unexpected(text.error());
-  }
-  // Read after the maps: a matching start time means the maps were this process's.
-  auto stat_text = read_proc_file(proc + "/stat");
-  if (!stat_text) {
-    if (gone(stat_text.error())) return std::nullopt;
-    return std::unexpected(stat_text.error());
-  }
-  auto st = parse_proc_stat(*stat_text);
-  if (!st) return std::unexpected(st.error());
-  if (st->start_time_ticks != start_time || st->state == 'Z' || st->state == 'X') return std::nullopt;
-  auto entries = parse_proc_maps(*text);
-  if (!entries) return std::unexpected(entries.error());
-  ++stats.maps_reads;
-  return std::optional(std::move(*entries));
+  auto maps = read_instance_maps(pid, start_time);
+  if (maps && *maps) ++stats.maps_reads;
+  return maps;
 }
 
 Result<void> DwarfUnwinder::Impl::refresh() {
