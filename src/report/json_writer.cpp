@@ -361,6 +361,12 @@ class Reader {
       }
     }
     if (const Json* f = get_object(root, "finding", path)) r.finding = read_finding(*f, path + ".finding");
+    // Every writer puts "stacks" in, an empty array when nothing is outstanding: a file
+    // without it is not a report (rendering it would show an empty report, a false
+    // "no leaks").  Checked last, so that an earlier field's error is the one named.
+    if (!find(root, "stacks"))
+      fail_at(path, "missing \"stacks\": not a complete leakwatch report (an empty report "
+                    "has \"stacks\": [])");
     return r;
   }
 
@@ -413,19 +419,31 @@ std::string write_json(const Report& r) {
   return root.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
-Result<Report> read_json(std::string_view text) {
-  // The one place an exception is caught: nlohmann reports syntax errors (with their line
-  // and column) only by throwing, and the error must not leave this function.
-  Json root;
-  try {
-    root = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    return fail("report JSON: {}", e.what());
+// "[json.exception.out_of_range.406] number overflow parsing '1e999'" -> the part after
+// the tag: the message names the problem, the tag is nlohmann's bookkeeping.
+static std::string json_exception_message(const Json::exception& e) {
+  std::string_view what = e.what();
+  if (what.starts_with("[json.exception.")) {
+    if (size_t close = what.find("] "); close != std::string_view::npos)
+      what.remove_prefix(close + 2);
   }
-  Reader reader;
-  Report r = reader.read_report(root);
-  if (reader.failed()) return std::unexpected(Error{reader.message(), 0});
-  return r;
+  return std::string(what);
+}
+
+Result<Report> read_json(std::string_view text) {
+  // The one place exceptions are caught: nlohmann reports syntax errors (with their line
+  // and column), numbers out of a double's range (1e999) and type mismatches only by
+  // throwing, and none of them may leave this function.  Every nlohmann exception derives
+  // from Json::exception.
+  try {
+    Json root = Json::parse(text);
+    Reader reader;
+    Report r = reader.read_report(root);
+    if (reader.failed()) return std::unexpected(Error{reader.message(), 0});
+    return r;
+  } catch (const Json::exception& e) {
+    return fail("report JSON: {}", json_exception_message(e));
+  }
 }
 
 }  // namespace leakwatch::report
