@@ -26,8 +26,10 @@ Result<uint64_t> parse_size(std::string_view text) {
   else if (unit == "T" || unit == "TB" || unit == "TIB") mult = 1024.0 * 1024 * 1024 * 1024;
   else return fail("unknown size unit in '{}' (use K, M, G or T)", text);
   double bytes = value * mult;
-  if (!std::isfinite(bytes) || bytes > 1.8e19) return fail("size too large: '{}'", text);
-  return static_cast<uint64_t>(std::llround(bytes));
+  // 2^64 itself does not fit; llround would overflow above 2^63.
+  if (!std::isfinite(bytes) || bytes >= 18446744073709551616.0)
+    return fail("size too large: '{}'", text);
+  return static_cast<uint64_t>(std::round(bytes));
 }
 
 std::string format_size(double bytes) {

@@ -10,6 +10,7 @@
 #include "common/fd.h"
 #include "growth.skel.h"
 #include "probe/tracefs.h"
+#include "probe/load_error.h"
 
 namespace leakwatch::probe {
 namespace {
@@ -73,8 +74,7 @@ Result<std::unique_ptr<GrowthProbe>> GrowthProbe::Create(const GrowthProbeConfig
   if (!cfg.rss) bpf_program__set_autoload(s->progs.lw_gr_rss, false);
 
   if (int err = growth_bpf__load(s); err)
-    return fail_errno("cannot load the growth BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
-                      -err);
+    return std::unexpected(load_error("growth BPF programs", err, cfg.btf_path));
   if (cgroup_fd.valid()) {
     uint32_t key = 0;
     uint32_t fd = static_cast<uint32_t>(cgroup_fd.get());

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "kmemleak.skel.h"
 #include "probe/tracefs.h"
+#include "probe/load_error.h"
 
 namespace leakwatch::probe {
 namespace {
@@ -132,8 +133,7 @@ Result<std::unique_ptr<KernelProbe>> KernelProbe::Create(const KernelConfig& cfg
   }
 
   if (int err = kmemleak_bpf__load(s); err)
-    return fail_errno("cannot load the kernel memleak BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
-                      -err);
+    return std::unexpected(load_error("kernel memleak BPF programs", err, cfg.btf_path));
 
   for (const Tracepoint* tp : wanted) {
     KernelAttach a{std::string(tp->category) + ":" + tp->name, false, ""};

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "bpf/sampling_table.h"
 #include "memleak.skel.h"
+#include "probe/load_error.h"
 
 namespace leakwatch::probe {
 namespace {
@@ -166,8 +167,7 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
   }
 
   if (int err = memleak_bpf__load(s); err)
-    return fail_errno("cannot load the memleak BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
-                      -err);
+    return std::unexpected(load_error("memleak BPF programs", err, cfg.btf_path));
 
   if (p->cgroup_fd_.valid()) {
     uint32_t zero = 0;

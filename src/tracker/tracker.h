@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ struct Snapshot {
   // frames and whether they are truncated, for allocations whose stack_id has
   // Tracker::kUserStackBit set (the id is the rest).
   std::function<std::pair<std::vector<uint64_t>, bool>(uint32_t tgid, uint32_t id)> read_user_stack;
+  // Replaces TrackerConfig::min_age_ns for this update (e.g. 0 for the final report of a
+  // program that has exited: nothing it holds is "in flight" any more).
+  std::optional<uint64_t> min_age_ns;
 };
 
 class Tracker {
