@@ -307,9 +307,7 @@ Result<void> Parser::parse_targets(const YAML::Node& n, AgentConfig& c) const {
     } else if (auto v = t["pid"]) {
       spec.kind = TargetSpec::Kind::kPid;
       uint64_t pid = 0;
-      LW_ASSIGN(pid, positive_integer(v, key + ".pid"));
-      if (pid > 0x3fffffff)  // PID_MAX_LIMIT
-        return std::unexpected(error(v, key + ".pid", "expected a process id"));
+      LW_ASSIGN(pid, positive_integer(v, key + ".pid", 0x3fffffff));  // PID_MAX_LIMIT
       spec.pid = static_cast<int>(pid);
     } else if (auto v = t["cgroup"]) {
       spec.kind = TargetSpec::Kind::kCgroup;

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <cmath>
@@ -102,6 +103,13 @@ int run_agent_command(const AgentCommandOptions& options,
 
   std::unique_ptr<agent::HttpServer> server;
   if (listen) {
+    // Each HTTP connection is a descriptor: the soft limit (often 1024) would cap how many
+    // clients are served at once well below what the server is built for.
+    rlimit nofile{};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     auto s = agent::HttpServer::start(*listen, ag);
     if (!s) {
       std::fprintf(stderr, "leakwatch agent: %s\n", s.error().message.c_str());
