@@ -14,6 +14,7 @@
 
 #include "cli/option_checks.h"
 #include "cli/output.h"
+#include "common/exit_status.h"
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -26,11 +27,6 @@
 namespace leakwatch::cli {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitError = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitAlertMedium = 4;
-constexpr int kExitAlertHigh = 5;
 
 // A usage error (exit 2) is a problem with the command line; anything else is exit 1.
 struct Failure {
