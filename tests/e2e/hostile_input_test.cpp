@@ -284,7 +284,8 @@ TEST_F(HostileTrace, EqualSizeBoundsKeepThatSize) {
 // the maps while it was loaded (the first interval report), so its frames keep their module.
 TEST_F(HostileTrace, LeakInADlclosedPluginKeepsItsModule) {
   const std::string out = temp_path("dlclose.json");
-  RunResult r = run_argv({leakwatch(), "memleak", "-c", fixture("ml_dlclose") + " 3000", "0.5",
+  RunResult r = run_argv({leakwatch(), "memleak", "-c", fixture("ml_dlclose") + " " + fixture("libml_plugin.so") + " 3000",
+                          "0.5",
                           "--format", "json", "--output", out});
   ASSERT_EQ(r.exit_code, 0) << show(r);
   auto rep = report::read_json(read_file(out).value_or(""));
