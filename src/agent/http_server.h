@@ -1,7 +1,8 @@
 // The agent's read-only HTTP endpoint:
 //   GET /metrics       Prometheus text exposition (version 0.0.4)
 //   GET /api/reports   JSON array of stored investigation reports (index.json)
-//   GET /              a short index of the above
+//   GET /, /reports/<id>, /api/reports/<id>[/<file>]   the stored investigations as pages
+//                      and files (report_pages.h)
 // Only GET and HEAD are served (405 otherwise).  Routes are cpp-httplib's (registered on an
 // httplib::Server in http_server.cpp); connections are HttpConnections' (bounded: idle and
 // slow clients cannot hold the scrape up, see http_connections.h for every limit).
