@@ -312,6 +312,21 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data) {
   return fail("{}: internal: unknown target kind", path);
 }
 
+Result<void> write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
+                                  mode_t mode, const std::string& what) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+    return fail("{}: not a file name", what);
+  Target t;
+  t.path = what;
+  t.exists = true;  // the bits are set exactly, whatever the umask
+  t.mode = mode;
+  remove_stale_temps(dirfd, name);
+  auto tmp = TempFile::create(dirfd, what, name, t);
+  if (!tmp) return std::unexpected(tmp.error());
+  if (auto w = write_all(tmp->fd(), data, what); !w) return w;
+  return tmp->commit(name, what);
+}
+
 Result<void> check_output_path(const std::string& path) {
   auto t = resolve(path);
   if (!t) return std::unexpected(t.error());

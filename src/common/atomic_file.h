@@ -22,6 +22,8 @@
 // file owned by this user and its PID no longer runs (or it is over a day old).
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 
@@ -30,6 +32,15 @@
 namespace leakwatch {
 
 [[nodiscard]] Result<void> write_file_atomic(const std::string& path, std::string_view data);
+
+// Writes `name` in the open directory `dirfd` by the same temporary-and-rename rule, with
+// exactly the permission bits `mode`.  For a directory leakwatch has opened and checked
+// itself, whose path must not be looked up again (one in another process's mount namespace,
+// reached through /proc/PID/root, where absolute links would lead back into leakwatch's
+// own).  `what` names the file in messages.
+[[nodiscard]] Result<void> write_file_atomic_at(int dirfd, const std::string& name,
+                                                std::string_view data, mode_t mode,
+                                                const std::string& what);
 
 // Checks, before any work is done, that write_file_atomic(path, ...) can succeed: the same
 // link rules, the directory exists and a file can be created in it (it creates and removes
