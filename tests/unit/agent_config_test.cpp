@@ -320,8 +320,11 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
        "detection.oom_horizon", "from 1s to 30d"},
       {"targets:\n  - comm: x\ndetection:\n  sustained_for: 1e308d\n", "bad.yaml:4:",
        "detection.sustained_for", "from 0 to 30d"},
-      {"targets:\n  - comm: x\ndetection:\n  min_spread: 1e300MB/s\n", "bad.yaml:4:",
+      {"targets:\n  - comm: x\ndetection:\n  min_spread: 5000000TB/s\n", "bad.yaml:4:",
        "detection.min_spread", "from 0 to 1TB/s"},
+      // Sizes take digits and a dot only: an exponent is not a size at all.
+      {"targets:\n  - comm: x\ndetection:\n  min_spread: 1e300MB/s\n", "bad.yaml:4:",
+       "detection.min_spread", "expected a rate"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
        "    duration_limit: 1e-300\n",
        "bad.yaml:5:", "memleak_sampling.sampling_config.duration_limit", "from 1s to 1d"},
@@ -333,7 +336,7 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
       {"targets:\n  - comm: x\nmemleak_sampling:\n  max_concurrent: 1000\n", "bad.yaml:4:",
        "memleak_sampling.max_concurrent", "from 1 to 64"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
-       "    - memory_growth_rate: \">1e308MB/min\"\n",
+       "    - memory_growth_rate: \">9999999TB/min\"\n",
        "bad.yaml:5:", "memory_growth_rate", "at most 1TB/s"},
       {"targets:\n  - comm: x\nreports:\n  max_age: 1e-300\n", "bad.yaml:4:",
        "reports.max_age", "from 1min to 3650d"},
