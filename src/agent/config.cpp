@@ -79,6 +79,33 @@ Result<ListenAddress> parse_listen(std::string_view text) {
 
 namespace {
 
+// The accepted range of a number of the file, and how messages state it.
+struct Range {
+  double lo, hi;
+  const char* what;  // "a duration"
+  const char* text;  // "from 100ms to 1h"
+};
+
+constexpr double kDay = 86400;
+constexpr uint64_t kMaxInteger = 1000000000;
+constexpr size_t kMaxPath = 4095;       // PATH_MAX - 1
+constexpr size_t kMaxProcessName = 255; // a file name (NAME_MAX); the kernel compares 15
+constexpr size_t kMaxListen = 300;
+constexpr size_t kMaxConfigBytes = 1 << 20;
+
+// Assigns the result of a Result-returning expression or returns its error.
+#define LW_ASSIGN(dst, expr)                            \
+  do {                                                  \
+    auto lw_r_ = (expr);                                \
+    if (!lw_r_) return std::unexpected(lw_r_.error());  \
+    dst = *lw_r_;                                       \
+  } while (0)
+#define LW_CHECK(expr)                                  \
+  do {                                                  \
+    auto lw_r_ = (expr);                                \
+    if (!lw_r_) return std::unexpected(lw_r_.error());  \
+  } while (0)
+
 // Walks the YAML tree, remembering the dotted key path for messages.  yaml-cpp reports
 // problems with exceptions; they are caught at the two places it can throw (Load and
 // scalar access) and turned into Errors, so nothing escapes this file.
@@ -153,6 +180,53 @@ class Parser {
     return {};
   }
 
+  // A quantity within [lo, hi]; the error states the range ("from 100ms to 1h").  Every
+  // number of the file has one: a value far outside it (1ms, 1e308d, 1e-300) would make
+  // the agent spin, wait forever or never trigger, and is surely a mistake.
+  Result<double> ranged(const YAML::Node& n, const std::string& key, QuantityParser p,
+                        const Range& r) const {
+    auto v = quantity(n, key, p);
+    if (!v) return v;
+    if (!(*v >= r.lo && *v <= r.hi))
+      return std::unexpected(
+          error(n, key, fmt::format("expected {} {}, got \"{}\"", r.what, r.text, n.Scalar())));
+    return v;
+  }
+
+  // A string of at most `max` bytes (names and paths: a 5,000-character process name can
+  // never match and only costs memory in every metric label).
+  Result<std::string> bounded_scalar(const YAML::Node& n, const std::string& key,
+                                     size_t max) const {
+    auto s = scalar(n, key);
+    if (s && s->size() > max)
+      return std::unexpected(error(
+          n, key, fmt::format("too long: {} characters, at most {}", s->size(), max)));
+    return s;
+  }
+
+  // yaml-cpp keeps every key of a mapping and its lookups return the first: a repeated key
+  // (two `listen:` lines) would silently lose one value.  Checked over the whole document.
+  Result<void> check_duplicate_keys(const YAML::Node& n, const std::string& path) const {
+    if (n.IsSequence()) {
+      for (size_t i = 0; i < n.size(); ++i)
+        LW_CHECK(check_duplicate_keys(n[i], fmt::format("{}[{}]", path, i)));
+    } else if (n.IsMap()) {
+      std::vector<std::pair<std::string, int>> seen;  // key, line
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        std::string k = it->first.IsScalar() ? it->first.Scalar() : "";
+        int line = it->first.Mark().is_null() ? 0 : it->first.Mark().line + 1;
+        for (const auto& [other, other_line] : seen)
+          if (other == k)
+            return std::unexpected(error(it->first, join(path, k),
+                                         fmt::format("duplicate key (first given on line {})",
+                                                     other_line)));
+        seen.emplace_back(k, line);
+        LW_CHECK(check_duplicate_keys(it->second, join(path, k)));
+      }
+    }
+    return {};
+  }
+
   Result<Threshold> threshold(const YAML::Node& n, const std::string& key,
                               QuantityParser p) const {
     auto s = scalar(n, key);
@@ -162,7 +236,8 @@ class Parser {
     return *t;
   }
 
-  Result<uint64_t> positive_integer(const YAML::Node& n, const std::string& key) const {
+  Result<uint64_t> positive_integer(const YAML::Node& n, const std::string& key,
+                                    uint64_t max = kMaxInteger) const {
     auto s = scalar(n, key);
     if (!s) return std::unexpected(s.error());
     uint64_t v = 0;
@@ -170,6 +245,9 @@ class Parser {
     if (ec != std::errc() || end != s->data() + s->size() || v == 0)
       return std::unexpected(
           error(n, key, fmt::format("expected a positive integer, got \"{}\"", *s)));
+    if (v > max)
+      return std::unexpected(
+          error(n, key, fmt::format("expected an integer from 1 to {}, got {}", max, v)));
     return v;
   }
 
@@ -195,19 +273,6 @@ class Parser {
   std::string source_;
 };
 
-// Assigns the result of a Result-returning expression or returns its error.
-#define LW_ASSIGN(dst, expr)                            \
-  do {                                                  \
-    auto lw_r_ = (expr);                                \
-    if (!lw_r_) return std::unexpected(lw_r_.error());  \
-    dst = *lw_r_;                                       \
-  } while (0)
-#define LW_CHECK(expr)                                  \
-  do {                                                  \
-    auto lw_r_ = (expr);                                \
-    if (!lw_r_) return std::unexpected(lw_r_.error());  \
-  } while (0)
-
 Result<AgentConfig> Parser::parse(const YAML::Node& root) const {
   AgentConfig c;
   if (!root.IsMap()) return std::unexpected(error(root, "(top level)", "expected a mapping"));
@@ -215,7 +280,7 @@ Result<AgentConfig> Parser::parse(const YAML::Node& root) const {
                       {"listen", "reports_dir", "environment", "targets", "memleak_sampling",
                        "overhead_budget_percent", "detection", "reports"}));
   if (auto n = root["listen"]) {
-    LW_ASSIGN(c.listen, scalar(n, "listen"));
+    LW_ASSIGN(c.listen, bounded_scalar(n, "listen", kMaxListen));
     if (c.listen == "off") c.listen.clear();
     if (!c.listen.empty()) {
       auto a = parse_listen(c.listen);
@@ -223,7 +288,7 @@ Result<AgentConfig> Parser::parse(const YAML::Node& root) const {
     }
   }
   if (auto n = root["reports_dir"]) {
-    LW_ASSIGN(c.reports_dir, scalar(n, "reports_dir"));
+    LW_ASSIGN(c.reports_dir, bounded_scalar(n, "reports_dir", kMaxPath));
     if (c.reports_dir.empty())
       return std::unexpected(error(n, "reports_dir", "expected a directory path"));
   }
@@ -271,19 +336,17 @@ Result<void> Parser::parse_targets(const YAML::Node& n, AgentConfig& c) const {
     spec.line = t.Mark().line + 1;
     if (auto v = t["comm"]) {
       spec.kind = TargetSpec::Kind::kComm;
-      LW_ASSIGN(spec.comm, scalar(v, key + ".comm"));
+      LW_ASSIGN(spec.comm, bounded_scalar(v, key + ".comm", kMaxProcessName));
       if (spec.comm.empty())
         return std::unexpected(error(v, key + ".comm", "expected a process name"));
     } else if (auto v = t["pid"]) {
       spec.kind = TargetSpec::Kind::kPid;
       uint64_t pid = 0;
-      LW_ASSIGN(pid, positive_integer(v, key + ".pid"));
-      if (pid > 0x3fffffff)  // PID_MAX_LIMIT
-        return std::unexpected(error(v, key + ".pid", "expected a process id"));
+      LW_ASSIGN(pid, positive_integer(v, key + ".pid", 0x3fffffff));  // PID_MAX_LIMIT
       spec.pid = static_cast<int>(pid);
     } else if (auto v = t["cgroup"]) {
       spec.kind = TargetSpec::Kind::kCgroup;
-      LW_ASSIGN(spec.cgroup, scalar(v, key + ".cgroup"));
+      LW_ASSIGN(spec.cgroup, bounded_scalar(v, key + ".cgroup", kMaxPath));
       while (spec.cgroup.size() > 1 && spec.cgroup.ends_with('/')) spec.cgroup.pop_back();
       if (!spec.cgroup.starts_with('/'))
         return std::unexpected(error(v, key + ".cgroup",
@@ -311,12 +374,13 @@ Result<void> Parser::parse_sampling(const YAML::Node& n, AgentConfig& c) const {
   m.enabled = true;  // a memleak_sampling block turns sampling on unless it says otherwise
   if (auto v = n["enabled"]) LW_ASSIGN(m.enabled, boolean(v, path + ".enabled"));
   if (auto v = n["trigger_conditions"]) LW_CHECK(parse_triggers(v, m.trigger_conditions));
-  if (auto v = n["cooldown"]) LW_ASSIGN(m.cooldown_s, quantity(v, path + ".cooldown",
-                                                                parse_duration));
+  if (auto v = n["cooldown"])
+    LW_ASSIGN(m.cooldown_s, ranged(v, path + ".cooldown", parse_duration,
+                                   {0, 30 * kDay, "a duration", "from 0 to 30d"}));
   if (auto v = n["max_concurrent"]) {
     uint64_t mc = 0;
-    LW_ASSIGN(mc, positive_integer(v, path + ".max_concurrent"));
-    m.max_concurrent = static_cast<int>(std::min<uint64_t>(mc, 64));
+    LW_ASSIGN(mc, positive_integer(v, path + ".max_concurrent", 64));
+    m.max_concurrent = static_cast<int>(mc);
   }
   if (auto s = n["sampling_config"]) {
     const std::string sp = path + ".sampling_config";
@@ -326,14 +390,14 @@ Result<void> Parser::parse_sampling(const YAML::Node& n, AgentConfig& c) const {
     SamplingConfig& sc = m.sampling_config;
     LW_CHECK(sampling(s, sp, "default", sc.default_sampling));
     LW_CHECK(sampling(s, sp, "aggressive", sc.aggressive_sampling));
-    if (auto v = s["duration_limit"]) {
-      LW_ASSIGN(sc.duration_limit_s, quantity(v, sp + ".duration_limit", parse_duration));
-      if (sc.duration_limit_s <= 0)
-        return std::unexpected(error(v, sp + ".duration_limit", "expected a positive duration"));
-    }
+    // The environment caps it further (300 s in production).
+    if (auto v = s["duration_limit"])
+      LW_ASSIGN(sc.duration_limit_s, ranged(v, sp + ".duration_limit", parse_duration,
+                                            {1, kDay, "a duration", "from 1s to 1d"}));
     // Durations never parse negative; 0 turns the growth step off.
     if (auto v = s["growth_seconds"])
-      LW_ASSIGN(sc.growth_seconds, quantity(v, sp + ".growth_seconds", parse_duration));
+      LW_ASSIGN(sc.growth_seconds, ranged(v, sp + ".growth_seconds", parse_duration,
+                                          {0, kDay, "a duration", "from 0 (off) to 1d"}));
     if (auto v = s["inject"]) {
       std::string policy;
       LW_ASSIGN(policy, scalar(v, sp + ".inject"));
@@ -372,8 +436,12 @@ Result<void> Parser::parse_triggers(const YAML::Node& n, TriggerConditions& t) c
     std::string key = path + "." + name;
     if (name == "memory_growth_rate") {
       LW_ASSIGN(t.memory_growth_rate, threshold(v, key, parse_rate));
+      if (t.memory_growth_rate->value > 1e12)
+        return std::unexpected(error(v, key, "expected a rate of at most 1TB/s"));
     } else if (name == "rss_increase_threshold") {
       LW_ASSIGN(t.rss_increase_threshold, threshold(v, key, parse_size));
+      if (t.rss_increase_threshold->value > 1e15)
+        return std::unexpected(error(v, key, "expected a size of at most 1000TB"));
     } else if (name == "oom_risk_score") {
       LW_ASSIGN(t.oom_risk_score, threshold(v, key, parse_number));
       if (t.oom_risk_score->value > 1)
@@ -395,24 +463,30 @@ Result<void> Parser::parse_detection(const YAML::Node& n, DetectionConfig& d) co
     const char* key;
     double* dst;
     QuantityParser parse;
-    bool allow_zero;
+    Range range;
   };
+  // The interval is what the agent sleeps between rounds: below 100 ms it would spend its
+  // time reading /proc, above an hour it would not be watching.
   const Field fields[] = {
-      {"interval", &d.interval_s, parse_duration, false},
-      {"rate_window", &d.rate_window_s, parse_duration, false},
-      {"sustained_for", &d.sustained_for_s, parse_duration, true},
-      {"baseline_window", &d.baseline_window_s, parse_duration, true},
-      {"sigma", &d.sigma, parse_number, true},
-      {"min_spread", &d.min_spread_bytes_per_s, parse_rate, true},
-      {"oom_horizon", &d.oom_horizon_s, parse_duration, false},
-      {"warmup_grace", &d.warmup_grace_s, parse_duration, true},
+      {"interval", &d.interval_s, parse_duration, {0.1, 3600, "a duration", "from 100ms to 1h"}},
+      {"rate_window", &d.rate_window_s, parse_duration,
+       {0.3, 30 * kDay, "a duration", "from 300ms to 30d"}},
+      {"sustained_for", &d.sustained_for_s, parse_duration,
+       {0, 30 * kDay, "a duration", "from 0 to 30d"}},
+      {"baseline_window", &d.baseline_window_s, parse_duration,
+       {0, 30 * kDay, "a duration", "from 0 to 30d"}},
+      {"sigma", &d.sigma, parse_number, {0, 100, "a number", "from 0 to 100"}},
+      {"min_spread", &d.min_spread_bytes_per_s, parse_rate,
+       {0, 1e12, "a rate", "from 0 to 1TB/s"}},
+      {"oom_horizon", &d.oom_horizon_s, parse_duration,
+       {1, 30 * kDay, "a duration", "from 1s to 30d"}},
+      {"warmup_grace", &d.warmup_grace_s, parse_duration,
+       {0, 30 * kDay, "a duration", "from 0 to 30d"}},
   };
   for (const Field& f : fields) {
     auto v = n[f.key];
     if (!v) continue;
-    LW_ASSIGN(*f.dst, quantity(v, p + "." + f.key, f.parse));
-    if (!f.allow_zero && *f.dst <= 0)
-      return std::unexpected(error(v, p + "." + f.key, "expected a value above zero"));
+    LW_ASSIGN(*f.dst, ranged(v, p + "." + f.key, f.parse, f.range));
   }
   if (auto v = n["read_smaps"]) LW_ASSIGN(d.read_smaps, boolean(v, p + ".read_smaps"));
   if (d.rate_window_s < 3 * d.interval_s)
@@ -426,13 +500,12 @@ Result<void> Parser::parse_reports(const YAML::Node& n, ReportsConfig& r) const 
   LW_CHECK(check_keys(n, "reports", {"max_count", "max_age"}));
   if (auto v = n["max_count"]) {
     uint64_t c = 0;
-    LW_ASSIGN(c, positive_integer(v, "reports.max_count"));
+    LW_ASSIGN(c, positive_integer(v, "reports.max_count", 1000000));
     r.max_count = static_cast<size_t>(c);
   }
   if (auto v = n["max_age"]) {
-    LW_ASSIGN(r.max_age_s, quantity(v, "reports.max_age", parse_duration));
-    if (r.max_age_s <= 0)
-      return std::unexpected(error(v, "reports.max_age", "expected a positive duration"));
+    LW_ASSIGN(r.max_age_s, ranged(v, "reports.max_age", parse_duration,
+                                  {60, 3650 * kDay, "a duration", "from 1min to 3650d"}));
   }
   return {};
 }
@@ -442,9 +515,18 @@ Result<void> Parser::parse_reports(const YAML::Node& n, ReportsConfig& r) const 
 Result<AgentConfig> parse_config(std::string_view yaml_text, std::string_view source) {
   Parser parser(source);
   try {
-    YAML::Node root = YAML::Load(std::string(yaml_text));
+    // YAML::Load reads the first document only: a second one ("---" and more keys) would
+    // be ignored without a word.
+    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml_text));
+    for (size_t i = 1; i < docs.size(); ++i)
+      if (docs[i] && !docs[i].IsNull())
+        return std::unexpected(parser.error(docs[i], "(document " + std::to_string(i + 1) + ")",
+                                            "a second YAML document: the configuration is "
+                                            "one document (remove the '---' line)"));
+    YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
     if (!root || root.IsNull())
       return fail("{}: empty configuration (at least 'targets' is needed)", source);
+    if (auto d = parser.check_duplicate_keys(root, ""); !d) return std::unexpected(d.error());
     return parser.parse(root);
   } catch (const YAML::Exception& e) {
     // Syntax errors and type mismatches inside yaml-cpp carry their own position.
@@ -460,6 +542,9 @@ Result<AgentConfig> parse_config(std::string_view yaml_text, std::string_view so
 Result<AgentConfig> load_config(const std::string& path) {
   auto text = read_file(path);
   if (!text) return fail("cannot read configuration {}: {}", path, text.error().message);
+  if (text->size() > kMaxConfigBytes)
+    return fail("{}: {} bytes: a configuration is at most {} bytes", path, text->size(),
+                kMaxConfigBytes);
   return parse_config(*text, path);
 }
 

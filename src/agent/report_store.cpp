@@ -6,6 +6,9 @@
 #include <array>
 #include <cctype>
 #include <chrono>
+#include <cmath>
+#include <limits>
+#include <utility>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -64,17 +67,83 @@ json growth_to_json(const StoredGrowth& g) {
               {"lost", g.lost}};
 }
 
-StoredGrowth growth_from_json(const json& j) {
+// Reads index.json's entries with every type checked: json::value() throws on a field of
+// the wrong type and casts a float such as 1e300 into an int without a word.  The first
+// problem is kept, naming the field.
+class EntryReader {
+ public:
+  explicit EntryReader(const json& j, std::string path = "") : j_(j), path_(std::move(path)) {}
+  const std::string& error() const { return error_; }
+
+  std::string str(const char* key) {
+    const json* v = find(key);
+    if (v == nullptr) return "";
+    if (!v->is_string()) return bad(key, "expected a string"), "";
+    return v->get<std::string>();
+  }
+
+  double number(const char* key) {
+    const json* v = find(key);
+    if (v == nullptr || v->is_null()) return 0;
+    if (!v->is_number()) return bad(key, "expected a number"), 0;
+    return v->get<double>();
+  }
+
+  template <typename T>
+  T integer(const char* key) {
+    const json* v = find(key);
+    if (v == nullptr) return 0;
+    if (v->is_number_unsigned()) {
+      if (std::in_range<T>(v->get<uint64_t>())) return static_cast<T>(v->get<uint64_t>());
+    } else if (v->is_number_integer()) {
+      if (std::in_range<T>(v->get<int64_t>())) return static_cast<T>(v->get<int64_t>());
+    } else if (v->is_number_float()) {
+      double d = v->get<double>();
+      if (d == std::trunc(d) && std::fabs(d) < 9007199254740992.0 &&
+          std::in_range<T>(static_cast<int64_t>(d)))
+        return static_cast<T>(d);
+    }
+    return bad(key, "expected an integer in range"), 0;
+  }
+
+  std::vector<std::string> strings(const char* key) {
+    const json* v = find(key);
+    std::vector<std::string> out;
+    if (v == nullptr) return out;
+    if (!v->is_array()) return bad(key, "expected a list of strings"), out;
+    for (const json& e : *v) {
+      if (!e.is_string()) return bad(key, "expected a list of strings"), std::vector<std::string>{};
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+
+ private:
+  const json* find(const char* key) const {
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  void bad(const char* key, const char* what) {
+    if (error_.empty()) error_ = fmt::format("{}{}: {}", path_, key, what);
+  }
+  const json& j_;
+  std::string path_;
+  std::string error_;
+};
+
+Result<StoredGrowth> growth_from_json(const json& j) {
+  EntryReader in(j, "growth.");
   StoredGrowth g;
-  g.outcome = j.value("outcome", "");
-  g.error = j.value("error", "");
-  g.duration_s = j.value("duration_s", 0.0);
-  g.stacks = j.value("stacks", size_t{0});
-  g.top_function = j.value("top_function", "");
-  g.top_bytes = j.value("top_bytes", 0.0);
-  g.faulted_bytes = j.value("faulted_bytes", 0.0);
-  g.mapped_bytes = j.value("mapped_bytes", 0.0);
-  g.lost = j.value("lost", uint64_t{0});
+  g.outcome = in.str("outcome");
+  g.error = in.str("error");
+  g.duration_s = in.number("duration_s");
+  g.stacks = in.integer<size_t>("stacks");
+  g.top_function = in.str("top_function");
+  g.top_bytes = in.number("top_bytes");
+  g.faulted_bytes = in.number("faulted_bytes");
+  g.mapped_bytes = in.number("mapped_bytes");
+  g.lost = in.integer<uint64_t>("lost");
+  if (!in.error().empty()) return fail("{}", in.error());
   return g;
 }
 
@@ -129,31 +198,43 @@ json to_json(const StoredReport& r) {
               {"files", r.files}};
 }
 
-StoredReport from_json(const json& j) {
+Result<StoredReport> from_json(const json& j) {
+  EntryReader in(j);
   StoredReport r;
-  r.id = j.value("id", "");
-  r.started_unix_ms = j.value("started_unix_ms", int64_t{0});
-  r.finished_unix_ms = j.value("finished_unix_ms", int64_t{0});
-  r.target = j.value("target", "");
-  r.pid = j.value("pid", 0);
-  r.comm = j.value("comm", "");
-  r.reason = j.value("reason", "");
-  r.end = j.value("end", "");
-  r.memleak_error = j.value("memleak_error", "");
-  r.duration_s = j.value("duration_s", 0.0);
-  if (auto sp = j.find("sampling"); sp != j.end() && sp->is_object()) {
-    auto mode = report::sampling_mode_from_string(sp->value("mode", ""));
-    r.sampling = {mode.value_or(report::SamplingMode::kExact), sp->value("rate", uint64_t{1})};
+  r.id = in.str("id");
+  r.started_unix_ms = in.integer<int64_t>("started_unix_ms");
+  r.finished_unix_ms = in.integer<int64_t>("finished_unix_ms");
+  r.target = in.str("target");
+  r.pid = in.integer<int>("pid");
+  r.comm = in.str("comm");
+  r.reason = in.str("reason");
+  r.end = in.str("end");
+  r.memleak_error = in.str("memleak_error");
+  r.duration_s = in.number("duration_s");
+  r.overhead_percent = in.number("overhead_percent");
+  r.stacks = in.integer<size_t>("stacks");
+  r.top_function = in.str("top_function");
+  r.top_bytes = in.number("top_bytes");
+  r.lost = in.integer<uint64_t>("lost");
+  r.files = in.strings("files");
+  if (!in.error().empty()) return fail("{}", in.error());
+  if (auto g = j.find("growth"); g != j.end() && g->is_object()) {
+    auto growth = growth_from_json(*g);
+    if (!growth) return std::unexpected(growth.error());
+    r.growth = std::move(*growth);
   }
-  r.overhead_percent = j.value("overhead_percent", 0.0);
-  r.stacks = j.value("stacks", size_t{0});
-  r.top_function = j.value("top_function", "");
-  r.top_bytes = j.value("top_bytes", 0.0);
-  r.lost = j.value("lost", uint64_t{0});
-  if (auto g = j.find("growth"); g != j.end() && g->is_object()) r.growth = growth_from_json(*g);
-  if (auto f = j.find("finding"); f != j.end() && f->is_object())
-    if (auto finding = report::read_finding_json(f->dump())) r.finding = std::move(*finding);
-  r.files = j.value("files", std::vector<std::string>{});
+  if (auto sp = j.find("sampling"); sp != j.end() && sp->is_object()) {
+    EntryReader sr(*sp, "sampling");
+    auto mode = report::sampling_mode_from_string(sr.str("mode"));
+    if (!mode) return fail("index.json entry: sampling.mode: unknown mode");
+    r.sampling = {*mode, sr.integer<uint64_t>("rate")};
+    if (!sr.error().empty()) return fail("{}", sr.error());
+  }
+  if (auto f = j.find("finding"); f != j.end() && f->is_object()) {
+    auto finding = report::read_finding_json(f->dump());
+    if (!finding) return fail("index.json entry: {}", finding.error().message);
+    r.finding = std::move(*finding);
+  }
   return r;
 }
 
@@ -172,13 +253,19 @@ Result<std::unique_ptr<ReportStore>> ReportStore::open(const std::string& dir,
   if (fs::exists(index, ec)) {
     auto text = read_file(index);
     if (!text) return std::unexpected(text.error());
+    // Without exceptions a syntax error or a number beyond a double's range (1e999) gives
+    // a discarded value; the entries' fields are type-checked by EntryReader.
     json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (!j.is_array()) return fail("{}: not a JSON array (move it away to start afresh)", index);
-    for (const json& e : j) {
+    for (size_t i = 0; i < j.size(); ++i) {
+      const json& e = j[i];
       if (!e.is_object()) continue;
-      StoredReport r = from_json(e);
-      if (!r.id.empty() && fs::is_directory(dir + "/" + r.id, ec))
-        store->entries_.push_back(std::move(r));
+      auto r = from_json(e);
+      if (!r)
+        return fail("{}: entry {}: {} (move it away to start afresh)", index, i,
+                    r.error().message);
+      if (!r->id.empty() && fs::is_directory(dir + "/" + r->id, ec))
+        store->entries_.push_back(std::move(*r));
     }
   }
   std::lock_guard lock(store->mu_);

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "agent/http_server.h"
+#include "cli/signal_wait.h"
 #include "common/log.h"
 #include "metrics/process_collector.h"
 
@@ -26,19 +28,6 @@ void print_status(const agent::Agent& a) {
   for (const std::string& line : a.status_lines()) out += line + "\n";
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
-}
-
-// Waits for one of `set` until `deadline` (CLOCK_MONOTONIC seconds): the signal, or 0.
-int wait_signal(const sigset_t& set, double deadline) {
-  for (;;) {
-    double left = deadline - metrics::monotonic_seconds();
-    if (left <= 0) return 0;
-    timespec ts{static_cast<time_t>(left),
-                static_cast<long>((left - std::floor(left)) * 1e9)};
-    int sig = ::sigtimedwait(&set, nullptr, &ts);
-    if (sig > 0) return sig;
-    if (errno != EINTR && errno != EAGAIN) return 0;
-  }
 }
 
 }  // namespace
@@ -114,6 +103,13 @@ int run_agent_command(const AgentCommandOptions& options,
 
   std::unique_ptr<agent::HttpServer> server;
   if (listen) {
+    // Each HTTP connection is a descriptor: the soft limit (often 1024) would cap how many
+    // clients are served at once well below what the server is built for.
+    rlimit nofile{};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     auto s = agent::HttpServer::start(*listen, ag);
     if (!s) {
       std::fprintf(stderr, "leakwatch agent: %s\n", s.error().message.c_str());

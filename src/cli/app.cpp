@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "cli/agent_cmd.h"
 #include "cli/growth_cmd.h"
@@ -21,6 +22,11 @@ int run(int argc, char** argv) {
       "  growth   find where resident memory grows (page faults, mmap/brk; no uprobes)\n"
       "  report   re-render, compare and alert on saved reports"};
   app.require_subcommand(1);
+  // One line, like every other error of leakwatch (CLI11's default adds a second line).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return fmt::format("leakwatch: error: {} (run with --help for more information)\n",
+                       e.what());
+  });
   app.set_version_flag("--version", "leakwatch 0.1.0");
 
   MemleakOptions memleak;

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli/command_run.h"
+#include "cli/option_checks.h"
 #include "cli/output.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
@@ -27,18 +28,39 @@ struct Plan {
   report::Format format = report::Format::kText;
 };
 
+// Bounds of the time options: beyond them the nanosecond arithmetic of the loop overflows.
+constexpr double kMaxSeconds = 366.0 * 86400;
+// Bytes of kernel memory a stack map entry takes (127 frames, key, element header).
+constexpr uint64_t kStackEntryBytes = 127 * 8 + 8 + 64;
+
 Result<Plan> validate(const GrowthOptions& o) {
   Plan p;
+  if (o.pid_given && o.pid <= 0)
+    return fail("-p: not a valid pid: {} (give the pid of the process to trace)", o.pid);
+  if (o.command_given) {
+    if (auto words = session::split_command(o.command); !words)
+      return std::unexpected(words.error());
+  }
   int targets = (o.pid != 0) + !o.command.empty() + !o.cgroup.empty();
   if (targets == 0) return fail("give a target: -p PID, -c COMMAND or --cgroup PATH");
   if (targets > 1) return fail("-p, -c and --cgroup cannot be used together");
   if (o.pid < 0) return fail("-p: not a valid pid: {}", o.pid);
-  if (o.interval_s <= 0) return fail("interval must be positive, got {}", o.interval_s);
+  if (!(o.interval_s > 0)) return fail("interval must be positive, got {}", o.interval_s);
+  if (o.interval_s > kMaxSeconds)
+    return fail("interval: at most {} seconds (366 days), got {}", kMaxSeconds, o.interval_s);
   if (o.count == 0 || o.count < -1) return fail("count must be positive, got {}", o.count);
-  if (o.duration_s < 0) return fail("--duration: must be >= 0, got {}", o.duration_s);
+  if (!(o.duration_s >= 0)) return fail("--duration: must be >= 0, got {}", o.duration_s);
+  if (o.duration_s > kMaxSeconds)
+    return fail("--duration: at most {} seconds (366 days), got {}", kMaxSeconds, o.duration_s);
   if (o.sample_faults == 0) return fail("--sample-faults: must be >= 1");
   if (o.top <= 0) return fail("-T: must be positive, got {}", o.top);
   if (o.max_stacks == 0) return fail("--max-stacks must be positive");
+  if (auto r = check_map_memory(0, 0, o.max_stacks, kStackEntryBytes); !r)
+    return std::unexpected(r.error());
+  // Found now, not after the whole trace when the report is to be written.
+  if (!o.output.empty()) {
+    if (auto r = check_output_option(o.output); !r) return std::unexpected(r.error());
+  }
   auto f = report::parse_format(o.format);
   if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded, html)", o.format);
   p.format = *f;
@@ -150,17 +172,22 @@ CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& o) {
       "mmap/munmap/mremap/brk calls, by user stack, from kernel tracepoints only (no\n"
       "uprobes: any allocator, any runtime, near-zero cost).  Fault stacks are sampled.");
   sub->add_option("interval", o.interval_s, "interval in seconds between reports")
+      ->check(finite_number())
       ->capture_default_str();
   sub->add_option("count", o.count, "number of reports before exiting");
-  sub->add_option("-p,--pid", o.pid, "the PID to trace");
+  sub->add_option("-p,--pid", o.pid, "the PID to trace")
+      ->each([&o](const std::string&) { o.pid_given = true; });
   sub->add_option("-c,--command", o.command,
                   "execute and trace the specified command (it starts once the tracepoints are "
-                  "attached)");
+                  "attached and is ended when leakwatch ends, even by SIGKILL)")
+      ->each([&o](const std::string&) { o.command_given = true; });
   sub->add_option("--cgroup", o.cgroup, "trace every task under this cgroup v2 directory");
-  sub->add_option("--duration", o.duration_s, "stop after this many seconds with a final report");
+  sub->add_option("--duration", o.duration_s, "stop after this many seconds with a final report")
+      ->check(finite_number());
   sub->add_option("--sample-faults", o.sample_faults,
                   "capture the stack of 1 in N page faults (random draw); estimates are scaled "
                   "back with 95% intervals")
+      ->check(not_negative())
       ->capture_default_str();
   sub->add_option("--stack-walker", o.stack_walker,
                   "fp: leakwatch's bounded frame-pointer walk (recovers the caller of frameless "
@@ -175,6 +202,7 @@ CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& o) {
   sub->add_option("--output", o.output,
                   "write the final report to FILE (atomically) instead of stdout");
   sub->add_option("--max-stacks", o.max_stacks, "capacity of the stack maps (distinct stacks)")
+      ->check(not_negative())
       ->capture_default_str();
   sub->add_option("--btf", o.btf, "kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
   sub->add_flag("--inprocess", o.inprocess,

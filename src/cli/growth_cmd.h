@@ -11,7 +11,9 @@ namespace leakwatch::cli {
 
 struct GrowthOptions {
   int pid = 0;
+  bool pid_given = false;      // -p was given (even as "" or 0)
   std::string command;
+  bool command_given = false;  // -c was given (even as "")
   std::string cgroup;              // cgroup v2 directory: every task under it
   double interval_s = 5;
   int64_t count = -1;              // reports before exiting; -1 = until stopped

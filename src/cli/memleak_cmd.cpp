@@ -7,6 +7,7 @@
 
 #include "cli/command_run.h"
 #include "cli/kmemleak_cmd.h"
+#include "cli/option_checks.h"
 #include "cli/output.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
@@ -49,9 +50,22 @@ struct Plan {
   report::Format format = report::Format::kText;
 };
 
+// Bounds of the time options: beyond them the nanosecond arithmetic of the loop overflows.
+constexpr double kMaxSeconds = 366.0 * 86400;
+// Kernel memory a hash map entry takes besides its key and value (element header, lock).
+constexpr uint64_t kHashElementOverhead = 64;
+
 Result<Plan> validate(const MemleakOptions& o) {
   Plan plan;
   session::MemleakSessionOptions& p = plan.session;
+  // An empty shell variable (-p "$PID", -c "$CMD") must not turn into kernel mode.
+  if (o.pid_given && o.pid <= 0)
+    return fail("-p: not a valid pid: {} (without -p, -c or --cgroup memleak traces the "
+                "kernel; give the pid of the process to trace)", o.pid);
+  if (o.command_given) {
+    if (auto words = session::split_command(o.command); !words)
+      return std::unexpected(words.error());
+  }
   int targets = (o.pid != 0) + !o.command.empty() + !o.cgroup.empty();
   if (o.pid != 0 && !o.command.empty()) return fail("-p and -c cannot be used together");
   if (targets > 1) return fail("--cgroup cannot be combined with -p or -c");
@@ -63,11 +77,17 @@ Result<Plan> validate(const MemleakOptions& o) {
   if (o.pid < 0) return fail("-p: not a valid pid: {}", o.pid);
   if ((o.wa_missing_free || o.percpu) && targets > 0)
     return fail("--wa-missing-free and --percpu apply to kernel mode (no -p, -c or --cgroup)");
-  if (o.interval_s <= 0) return fail("interval must be positive, got {}", o.interval_s);
+  if (!(o.interval_s > 0)) return fail("interval must be positive, got {}", o.interval_s);
+  if (o.interval_s > kMaxSeconds)
+    return fail("interval: at most {} seconds (366 days), got {}", kMaxSeconds, o.interval_s);
   if (o.count == 0 || o.count < -1) return fail("count must be positive, got {}", o.count);
-  if (o.older_ms < 0) return fail("-o: age must be >= 0 ms, got {}", o.older_ms);
+  if (!(o.older_ms >= 0)) return fail("-o: age must be >= 0 ms, got {}", o.older_ms);
+  if (o.older_ms > kMaxSeconds * 1000)
+    return fail("-o: at most {} ms (366 days), got {}", kMaxSeconds * 1000, o.older_ms);
   if (o.top <= 0) return fail("-T: must be positive, got {}", o.top);
-  if (o.duration_s < 0) return fail("--duration: must be >= 0, got {}", o.duration_s);
+  if (!(o.duration_s >= 0)) return fail("--duration: must be >= 0, got {}", o.duration_s);
+  if (o.duration_s > kMaxSeconds)
+    return fail("--duration: at most {} seconds (366 days), got {}", kMaxSeconds, o.duration_s);
   if (o.sample_rate == 0) return fail("-s: sample rate must be >= 1");
   if (!o.sample_bytes.empty() && o.sample_rate > 1)
     return fail("-s and --sample-bytes cannot be used together");
@@ -88,6 +108,11 @@ Result<Plan> validate(const MemleakOptions& o) {
     if (!r) return fail("-Z: {}", r.error().message);
     p.filter.max_size = *r;
   }
+  // BCC's bounds are inclusive: -z 10 -Z 10 keeps the 10-byte allocations.  -Z 0 keeps
+  // only zero-byte requests, which nobody looking for a leak means (0 is not "no limit").
+  if (!o.max_size.empty() && p.filter.max_size == 0)
+    return fail("-Z 0 keeps only zero-byte allocations (0 does not mean 'no limit': leave -Z "
+                "out for no upper bound)");
   if (p.filter.min_size > p.filter.max_size) return fail("-z {} is larger than -Z {}", p.filter.min_size, p.filter.max_size);
   auto f = report::parse_format(o.format);
   if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded, html)", o.format);
@@ -114,6 +139,16 @@ Result<Plan> validate(const MemleakOptions& o) {
     p.snapshot_size = static_cast<uint32_t>(*r);
   }
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
+  if (auto r = check_map_memory(o.max_allocs,
+                                sizeof(lw_alloc_key) + sizeof(lw_alloc_info) + kHashElementOverhead,
+                                o.max_stacks,
+                                LW_MAX_STACK_DEPTH * sizeof(uint64_t) + kHashElementOverhead);
+      !r)
+    return std::unexpected(r.error());
+  // Found now, not after the whole trace when the report is to be written.
+  if (!o.output.empty()) {
+    if (auto r = check_output_option(o.output); !r) return std::unexpected(r.error());
+  }
   if (o.inject && (o.pid == 0 || o.inprocess == 0 || !o.objects.empty() ||
                    !o.symbols_prefix.empty()))
     return fail("--inject loads the sampling library into a running process: it needs -p and "
@@ -142,6 +177,7 @@ Result<Plan> validate(const MemleakOptions& o) {
   p.filter.max_stacks = o.max_stacks;
   p.filter.btf = o.btf;
   p.reports.older_ms = o.older_ms;
+  p.reports.older_after_exit = o.older_given;
   p.reports.show_allocs = o.show_allocs;
   p.filter.combined_only = o.combined_only;
   p.reports.probe_activity = o.verbose > 0;
@@ -246,9 +282,11 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       sub->add_option("interval", o.interval_s,
                        "interval in seconds to print outstanding allocations (with --format "
                        "html and none given: 1, one point of the report's timeline a second)")
+          ->check(finite_number())
           ->capture_default_str();
   sub->add_option("count", o.count, "number of times to print the report before exiting");
-  sub->add_option("-p,--pid", o.pid, "the PID to trace");
+  sub->add_option("-p,--pid", o.pid, "the PID to trace")
+      ->each([&o](const std::string&) { o.pid_given = true; });
   sub->add_option("--cgroup", o.cgroup,
                   "trace every process under this cgroup v2 directory, including processes "
                   "started later (filtered in BPF; every process mapping the probed libraries "
@@ -257,11 +295,15 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
   sub->add_flag("-a,--show-allocs", o.show_allocs,
                 "show allocation addresses and sizes as well as call stacks");
   sub->add_option("-o,--older", o.older_ms,
-                  "prune allocations younger than this age in milliseconds")
+                  "prune allocations younger than this age in milliseconds (the final report "
+                  "of a -c command that has exited keeps them all unless -o is given)")
+      ->check(finite_number())
+      ->each([&o](const std::string&) { o.older_given = true; })
       ->capture_default_str();
   sub->add_option("-c,--command", o.command,
                   "execute and trace the specified command (it starts once the probes are "
-                  "attached and is ended when leakwatch ends)");
+                  "attached and is ended when leakwatch ends, even by SIGKILL)")
+      ->each([&o](const std::string&) { o.command_given = true; });
   sub->add_flag("--combined-only", o.combined_only,
                 "show combined allocation statistics only (per-stack totals kept in BPF)");
   sub->add_flag("--wa-missing-free", o.wa_missing_free,
@@ -269,21 +311,26 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
   sub->add_option("-s,--sample-rate", o.sample_rate,
                   "sample every N-th allocation (random 1-in-N draw); printed figures stay "
                   "sampled as in BCC, an estimate line (x N) follows")
+      ->check(not_negative())
       ->capture_default_str();
   sub->add_option("--sample-bytes", o.sample_bytes,
                   "byte sampling: each allocated byte sampled with probability 1/R (e.g. 512K); "
                   "unbiased estimates with 95% intervals");
   sub->add_option("-T,--top", o.top, "display only this many top allocating stacks (by size)")
       ->capture_default_str();
-  sub->add_option("-z,--min-size", o.min_size, "capture only allocations larger than this size");
-  sub->add_option("-Z,--max-size", o.max_size, "capture only allocations smaller than this size");
+  sub->add_option("-z,--min-size", o.min_size,
+                  "capture only allocations of at least this size (bytes, or 4K, 1M...; the "
+                  "bound is included, as in BCC)");
+  sub->add_option("-Z,--max-size", o.max_size,
+                  "capture only allocations of at most this size (included, as in BCC)");
   sub->add_option("-O,--obj", o.objects,
                   "attach to allocator functions in the specified object (repeatable)");
   sub->add_flag("--percpu", o.percpu, "trace percpu allocations (kernel mode)");
   sub->add_option("--symbols-prefix", o.symbols_prefix,
                   "memory allocator symbols prefix (e.g. je_)");
   sub->add_option("--sort", o.sort, "order stacks by: size or count")->capture_default_str();
-  sub->add_option("--duration", o.duration_s, "stop after this many seconds with a final report");
+  sub->add_option("--duration", o.duration_s, "stop after this many seconds with a final report")
+      ->check(finite_number());
   sub->add_flag("-v,--verbose", o.verbose,
                 "explain what is probed where, and print probe activity with each report");
   sub->add_option("--format", o.format,
@@ -294,8 +341,10 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
                   "write the final report to FILE (atomically) instead of stdout");
   sub->add_option("--max-allocs", o.max_allocs,
                   "capacity of the outstanding-allocations map (entries)")
+      ->check(not_negative())
       ->capture_default_str();
   sub->add_option("--max-stacks", o.max_stacks, "capacity of the stack map (distinct stacks)")
+      ->check(not_negative())
       ->capture_default_str();
   sub->add_option("--attach", o.attach,
                   "probe style: auto, session (kernel 6.13+) or classic uprobe+uretprobe")
@@ -362,7 +411,7 @@ int run_memleak(const MemleakOptions& opts) {
     return kExitError;
   }
   prepare_tracer_process(opts.verbose);
-  if (opts.pid == 0 && opts.command.empty() && opts.cgroup.empty())
+  if (opts.pid == 0 && !opts.pid_given && !opts.command_given && opts.cgroup.empty())
     return run_kernel_memleak(opts, plan->session, plan->format);
   return run_process_memleak(opts, std::move(*plan));
 }

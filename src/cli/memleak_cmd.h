@@ -12,6 +12,9 @@ namespace leakwatch::cli {
 
 struct MemleakOptions {
   int pid = 0;
+  bool pid_given = false;      // -p was given (even as "" or 0: an error, not kernel mode)
+  bool command_given = false;  // -c was given (even as "")
+  bool older_given = false;    // -o was given: it applies to the final report too
   std::string cgroup;  // --cgroup PATH (cgroup v2 directory)
   bool trace = false;
   bool show_allocs = false;

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/option_checks.h"
 #include "cli/output.h"
 #include "common/exit_status.h"
 #include "common/atomic_file.h"
@@ -155,6 +156,14 @@ int run(const ReportOptions& o) {
     return v.error().exit_code;
   }
 
+  // Before reading anything (stdin can be read only once).
+  if (!o.output.empty()) {
+    if (auto r = check_output_option(o.output); !r) {
+      log::error("{}", r.error().message);
+      return kExitError;
+    }
+  }
+
   std::vector<Input> inputs;
   for (const std::string& path : o.diff.empty() ? o.files : o.diff) {
     auto in = load(path, o.sample_rate);
@@ -262,11 +271,13 @@ CLI::App* add_report_subcommand(CLI::App& app, ReportOptions& o) {
                   "are sampled, estimates are x N with a 95% interval (JSON inputs record "
                   "their own sampling)")
       ->type_name("N")
+      ->check(not_negative())
       ->capture_default_str();
   sub->add_option("--alert-threshold", o.alert_threshold_mb,
                   "print an alert line for the estimated outstanding bytes of stacks whose "
                   "verdict is leak or unknown: severity high above 100 MB, medium above MB, "
                   "else an OK line; the exit status says which (1 MB = 1 MiB)")
+      ->check(finite_number())
       ->check(CLI::NonNegativeNumber)
       ->type_name("MB");
   sub->add_flag("-a,--show-allocs", o.show_allocs,

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/atomic_file.h"
 #include "common/fd.h"
 #include "inject/ptrace_thread.h"
 #include "elf/elf_dynamic.h"
@@ -181,51 +182,85 @@ Result<void> check_target(int pid, const std::vector<MapEntry>& maps) {
   return {};
 }
 
+namespace {
+
+// A directory in the process's mount namespace that only root (or this user) can change: in
+// one anyone else could write to (or rename in, for a /tmp without the sticky bit; `sticky`
+// allows a sticky one) the library could be swapped after it was placed.
+Result<void> check_private_dir(int fd, const std::string& what, bool sticky) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return fail_errno("cannot stat " + what);
+  if (st.st_uid != 0 && st.st_uid != ::geteuid())
+    return fail("{} is owned by uid {}, not by root: not used for the sampling library", what,
+                st.st_uid);
+  if ((st.st_mode & 022) != 0 && !(sticky && (st.st_mode & S_ISVTX) != 0))
+    return fail("{} is writable by other users: not used for the sampling library", what);
+  return {};
+}
+
+}  // namespace
+
 Result<std::string> place_library(int pid, const std::string& library, std::string* how) {
   struct stat ours;
   if (::stat(library.c_str(), &ours) != 0) return fail_errno("stat " + library);
   const std::string root = fmt::format("/proc/{}/root", pid);
   struct stat theirs;
-  if (::stat((root + library).c_str(), &theirs) == 0 && theirs.st_dev == ours.st_dev &&
-      theirs.st_ino == ours.st_ino) {
+  // Not following a link at the last name: the process would resolve it in its own root.
+  if (::fstatat(AT_FDCWD, (root + library).c_str(), &theirs, AT_SYMLINK_NOFOLLOW) == 0 &&
+      theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino) {
     *how = "the process sees leakwatch's copy";
     return library;
   }
   // Another mount namespace (or chroot) without our file: a copy in its /tmp, named by a
-  // hash of the contents so that later injections of the same build reuse it.
+  // hash of the contents so that later injections of the same build reuse it.  Every name
+  // below /proc/PID/root is opened relative to a directory already opened without following
+  // links: an absolute link planted there (the process's /tmp is writable by its users)
+  // would otherwise resolve in leakwatch's root and have root write or trust any file.
   std::ifstream in(library, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (bytes.empty()) return fail("cannot read {}", library);
   uint64_t h = 14695981039346656037ull;
   for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  const std::string dir = fmt::format("/tmp/leakwatch-{:016x}", h);
-  const std::string path = dir + "/" + basename_of(library);
-  std::string existing = read_text(root + path);
-  if (existing == bytes) {
-    *how = fmt::format("a copy in the process's mount namespace ({}) placed earlier", path);
-    return path;
-  }
-  if (::mkdir((root + dir).c_str(), 0755) != 0 && errno != EEXIST)
-    return fail_errno(fmt::format("the sampling library is not reachable in pid {}'s mount "
-                                  "namespace, and creating {} there failed",
-                                  pid, dir));
-  std::string tmp = root + path + fmt::format(".{}", ::getpid());
+  const std::string dir_name = fmt::format("leakwatch-{:016x}", h);
+  const std::string dir = "/tmp/" + dir_name;
+  const std::string base = basename_of(library);
+  const std::string path = dir + "/" + base;
+  auto unreachable = [&](const std::string& why) {
+    return fail("the sampling library is not reachable in pid {}'s mount namespace, and "
+                "placing a copy in its {} failed: {}",
+                pid, dir, why);
+  };
+  UniqueFd rootfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!rootfd.valid()) return unreachable(fmt::format("cannot open {}: {}", root, std::strerror(errno)));
+  UniqueFd tmpfd(::openat(rootfd.get(), "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!tmpfd.valid()) return unreachable(fmt::format("its /tmp: {}", std::strerror(errno)));
+  if (auto r = check_private_dir(tmpfd.get(), "its /tmp", true); !r) return unreachable(r.error().message);
+  if (::mkdirat(tmpfd.get(), dir_name.c_str(), 0755) != 0 && errno != EEXIST)
+    return unreachable(fmt::format("mkdir: {}", std::strerror(errno)));
+  UniqueFd dirfd(::openat(tmpfd.get(), dir_name.c_str(),
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dirfd.valid())
+    return unreachable(fmt::format("{} (a symbolic link or not a directory?): {}", dir,
+                                   std::strerror(errno)));
+  if (auto r = check_private_dir(dirfd.get(), dir, false); !r)
+    return unreachable(r.error().message);
   {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid())
-      return fail_errno(fmt::format("the sampling library is not reachable in pid {}'s mount "
-                                    "namespace, and writing it to its {} failed",
-                                    pid, dir));
-    if (::write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()) ||
-        ::fchmod(fd.get(), 0644) != 0) {
-      ::unlink(tmp.c_str());
-      return fail_errno(fmt::format("writing the sampling library into pid {}'s {}", pid, dir));
+    UniqueFd fd(::openat(dirfd.get(), base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st;
+    if (fd.valid() && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_uid == 0 || st.st_uid == ::geteuid()) && (st.st_mode & 022) == 0 &&
+        static_cast<size_t>(st.st_size) == bytes.size()) {
+      std::string existing(bytes.size(), '\0');
+      if (::pread(fd.get(), existing.data(), existing.size(), 0) ==
+              static_cast<ssize_t>(existing.size()) &&
+          existing == bytes) {
+        *how = fmt::format("a copy in the process's mount namespace ({}) placed earlier", path);
+        return path;
+      }
     }
   }
-  if (::rename(tmp.c_str(), (root + path).c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return fail_errno(fmt::format("placing the sampling library in pid {}'s {}", pid, dir));
-  }
+  if (auto w = write_file_atomic_at(dirfd.get(), base, bytes, 0644, root + path); !w)
+    return unreachable(w.error().message);
   *how = fmt::format("copied into the process's mount namespace as {}", path);
   return path;
 }

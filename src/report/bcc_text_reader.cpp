@@ -105,6 +105,29 @@ void parse_symbol(std::string_view sym, Frame& f) {
   f.function = std::string(name);
 }
 
+// Whether a frame line's address column is broken ("0xZZZ", a libbpf-tools "[<...>]"
+// without hex digits): such a line is a damaged file, not a frame.
+bool bad_frame_address(std::string_view line) {
+  std::string_view s = trim(line);
+  if (s.starts_with("0x")) {
+    size_t end = s.find_first_of(" \t");
+    return !parse_u64(s.substr(2, end == std::string_view::npos ? end : end - 2), 16);
+  }
+  size_t lt = s.find(" [<");
+  if (lt != std::string_view::npos && parse_u64(s.substr(0, lt))) {
+    size_t gt = s.find(">]", lt);
+    return gt == std::string_view::npos || !parse_u64(s.substr(lt + 3, gt - lt - 3), 16);
+  }
+  return false;
+}
+
+// A line that means to be a stack's count line ("N bytes in M allocations from stack") or
+// an allocation line ("addr = A size = S") but whose figures do not parse.
+bool looks_like_count_line(std::string_view s) {
+  return s.find(" bytes in ") != std::string_view::npos &&
+         s.find(" allocations from") != std::string_view::npos;
+}
+
 Frame parse_frame(std::string_view line) {
   Frame f;
   std::string_view s = trim(line);
@@ -200,10 +223,24 @@ Result<Report> read_bcc_text(std::string_view text, uint64_t sample_rate) {
   std::vector<Raw> raws;
   size_t unattributed_allocs = 0;
   bool in_stack = false;
+  // Lines of the report block that are damaged (figures or addresses that do not parse, an
+  // indented line outside any stack): the first is named in the error, all are counted.
+  size_t malformed = 0;
+  std::string first_malformed;
+  auto reject = [&](size_t i, std::string_view what) {
+    if (malformed++ == 0)
+      first_malformed = fmt::format("line {}: {}: \"{}\"", i + 1, what,
+                                    trim(lines[i]).substr(0, 120));
+  };
   for (size_t i = *header + 1; i < lines.size(); ++i) {
     std::string_view line = lines[i];
     std::string_view s = trim(line);
     if (s.empty()) continue;
+    if (looks_like_count_line(s) && !count_line(line)) {
+      reject(i, "a stack's count line whose figures do not parse");
+      in_stack = false;
+      continue;
+    }
     if (auto c = count_line(line)) {
       Raw raw;
       raw.bytes = c->first;
@@ -220,12 +257,20 @@ Result<Report> read_bcc_text(std::string_view text, uint64_t sample_rate) {
       else ++unattributed_allocs;
       continue;
     }
+    if (s.starts_with("addr =") || s.starts_with("addr=")) {
+      reject(i, "an allocation line whose address or size does not parse");
+      continue;
+    }
     if (s.starts_with("lost:")) {
       std::string_view rest = s.substr(5);
       for (std::string_view tok = next_token(rest); !tok.empty(); tok = next_token(rest)) {
         size_t eq = tok.find('=');
-        if (eq == std::string_view::npos) continue;
-        if (auto v = parse_u64(tok.substr(eq + 1))) r.lost[std::string(tok.substr(0, eq))] = *v;
+        auto v = eq == std::string_view::npos ? std::nullopt : parse_u64(tok.substr(eq + 1));
+        if (!v) {
+          reject(i, "a loss counter that is not NAME=NUMBER");
+          break;
+        }
+        r.lost[std::string(tok.substr(0, eq))] = *v;
       }
       in_stack = false;
       continue;
@@ -236,16 +281,29 @@ Result<Report> read_bcc_text(std::string_view text, uint64_t sample_rate) {
       continue;
     }
     if (s.starts_with("estimated:") || s.starts_with("verdict:")) continue;
-    if (!starts_with_space(line) || !in_stack) {
+    if (!starts_with_space(line)) {
       in_stack = false;  // e.g. "Detaching...", a shell prompt: the stack has ended
+      continue;
+    }
+    if (!in_stack) {
+      reject(i, "an indented line outside any stack");
       continue;
     }
     if (s == "stack information lost") {
       raws.back().stack.truncated = true;
       continue;
     }
+    if (bad_frame_address(line)) {
+      reject(i, "a frame whose address does not parse");
+      continue;
+    }
     raws.back().stack.frames.push_back(parse_frame(line));
   }
+  if (malformed > 0)
+    return fail("BCC text: {}{}: the input is damaged (nothing of it is reported)",
+                first_malformed,
+                malformed > 1 ? fmt::format(" and {} more malformed lines", malformed - 1)
+                              : std::string());
 
   for (Raw& raw : raws) {
     raw.stack.bytes = scaled(raw.bytes, raw.count, sample_rate);

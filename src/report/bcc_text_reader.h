@@ -14,6 +14,11 @@
 // Lines leakwatch's own text adds ("\t  estimated:", "\t  verdict:") are skipped and its
 // "\tlost:" and "\tnote:" footers are read back, so leakwatch's text output reads too.
 // BCC prints ascending; the returned stacks are sorted largest first like every Report.
+// Text that is not indented ends a stack and is skipped ("Detaching...", a shell prompt).
+// Damaged lines of the block are an error naming the first one and counting the others,
+// never dropped: a count line or allocation line whose figures do not parse, a frame whose
+// address column does not parse, a lost: counter that is not NAME=NUMBER, an indented line
+// outside any stack.
 #pragma once
 
 #include <cstdint>

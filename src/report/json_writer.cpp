@@ -402,6 +402,12 @@ class Reader {
     if (const Json* f = get_object(root, "finding", path)) r.finding = read_finding(*f, path + ".finding");
     if (const Json* t = get_object(root, "timeline", path))
       r.timeline = read_timeline(*t, path + ".timeline");
+    // Every writer puts "stacks" in, an empty array when nothing is outstanding: a file
+    // without it is not a report (rendering it would show an empty report, a false
+    // "no leaks").  Checked last, so that an earlier field's error is the one named.
+    if (!find(root, "stacks"))
+      fail_at(path, "missing \"stacks\": not a complete leakwatch report (an empty report "
+                    "has \"stacks\": [])");
     return r;
   }
 
@@ -471,40 +477,48 @@ std::string write_json(const Report& r) {
   return root.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
-// The one place an exception is caught: nlohmann reports syntax errors (with their line and
-// column) only by throwing, and the error must not leave the reader.
-static Result<Json> parse_document(std::string_view text, const char* what) {
+// "[json.exception.out_of_range.406] number overflow parsing '1e999'" -> the part after
+// the tag: the message names the problem, the tag is nlohmann's bookkeeping.
+static std::string json_exception_message(const Json::exception& e) {
+  std::string_view what = e.what();
+  if (what.starts_with("[json.exception.")) {
+    if (size_t close = what.find("] "); close != std::string_view::npos)
+      what.remove_prefix(close + 2);
+  }
+  return std::string(what);
+}
+
+// The one place exceptions are caught: nlohmann reports syntax errors (with their line and
+// column), numbers out of a double's range (1e999) and type mismatches only by throwing,
+// and none of them may leave a reader.  Every nlohmann exception derives from
+// Json::exception.
+template <typename T, typename Read>
+static Result<T> read_document(std::string_view text, const char* what, Read read) {
   try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    return fail("{} JSON: {}", what, e.what());
+    Json root = Json::parse(text);
+    Reader reader;
+    T value = read(reader, root);
+    if (reader.failed()) return std::unexpected(Error{reader.message(), 0});
+    return value;
+  } catch (const Json::exception& e) {
+    return fail("{} JSON: {}", what, json_exception_message(e));
   }
 }
 
 Result<Report> read_json(std::string_view text) {
-  auto parsed = parse_document(text, "report");
-  if (!parsed) return std::unexpected(parsed.error());
-  const Json& root = *parsed;
-  Reader reader;
-  Report r = reader.read_report(root);
-  if (reader.failed()) return std::unexpected(Error{reader.message(), 0});
-  return r;
+  return read_document<Report>(text, "report",
+                               [](Reader& r, const Json& root) { return r.read_report(root); });
 }
-
-}  // namespace leakwatch::report
-
-namespace leakwatch::report {
 
 std::string write_finding_json(const Finding& f) { return finding_json(f).dump(); }
 
 Result<Finding> read_finding_json(std::string_view text) {
-  auto parsed = parse_document(text, "finding");
-  if (!parsed) return std::unexpected(parsed.error());
-  const Json& root = *parsed;
-  if (!root.is_object()) return fail("finding JSON: expected an object");
-  Reader reader;
-  Finding f = reader.read_finding(root, "finding");
-  if (reader.failed()) return std::unexpected(Error{reader.message(), 0});
+  bool object = true;
+  auto f = read_document<Finding>(text, "finding", [&](Reader& r, const Json& root) {
+    object = root.is_object();
+    return object ? r.read_finding(root, "finding") : Finding{};
+  });
+  if (f && !object) return fail("finding JSON: expected an object");
   return f;
 }
 

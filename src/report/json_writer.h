@@ -29,7 +29,9 @@ namespace leakwatch::report {
 // Pure functions; thread-safe.
 std::string write_json(const Report& report);
 // Unknown fields are ignored (newer minor additions); a missing field takes the model's
-// default; a field of the wrong type or a newer major version is an error naming the field.
+// default, except "version" and "stacks" (without them it is not a report); a field of the
+// wrong type, a number beyond a double's range (1e999) or a newer major version is an error
+// naming the field.  Never throws.
 [[nodiscard]] Result<Report> read_json(std::string_view text);
 
 // A finding alone, as in a report's "finding" field (the agent's index and investigation

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -101,10 +102,15 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const std::string& pat
   }
   cenv.push_back(nullptr);
 
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return fail_errno("fork");
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
+    // Dies with leakwatch, whatever ends it (SIGKILL included).  The flag survives exec
+    // (not of a set-user-ID program).  If leakwatch died before the prctl, the child was
+    // reparented already and the signal will never come: getppid() tells.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(127);
     ::close(go[1]);
     ::close(err[0]);
     sigset_t none;

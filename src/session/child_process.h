@@ -26,7 +26,9 @@ namespace leakwatch::session {
 class ChildProcess {
  public:
   // Forks; the child waits until release().  SIGINT/SIGTERM/SIGCHLD are unblocked in the
-  // child before exec whatever the parent's mask.  `env` entries ("NAME=value") are added to
+  // child before exec whatever the parent's mask.  The child gets SIGKILL when the thread
+  // that called Spawn exits (PR_SET_PDEATHSIG: leakwatch killed by any signal, SIGKILL
+  // included), so call it from a thread that lives as long as the trace.  `env` entries ("NAME=value") are added to
   // the child's environment, replacing a variable of the same name.
   [[nodiscard]] static Result<std::unique_ptr<ChildProcess>> Spawn(
       const std::string& path, const std::vector<std::string>& argv,

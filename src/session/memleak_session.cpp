@@ -413,6 +413,8 @@ report::Report MemleakSession::report(bool final_report) {
   }
   snap.counters = probe_->read_counters();
   snap.failed_attaches = probe_->failed_attaches();
+  if (final_report && child_ && child_->exited() && !o_.reports.older_after_exit)
+    snap.min_age_ns = 0;
   snap.read_stack = [this](int32_t id) { return probe_->read_stack(id); };
   if (hook_table_) {
     std::lock_guard lock(hook_mu_);

@@ -61,6 +61,9 @@ struct AllocationFilter {
 // What the reports hold (user and kernel traces alike).
 struct StackReportOptions {
   double older_ms = 500;              // -o: younger allocations are not reported
+  // A -c command that has exited holds nothing "in flight" any more: its final report keeps
+  // every outstanding allocation unless -o was asked for explicitly (then true).
+  bool older_after_exit = false;
   bool show_allocs = false;           // -a
   tracker::SortBy sort = tracker::SortBy::kSize;
   std::optional<report::Verdict> verdicts_only;

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 #include "common/log.h"
@@ -34,6 +35,9 @@ namespace {
 
 // Bounds memory for long sessions; symbolizing again after a reset is cheap (objects stay).
 constexpr size_t kMaxCachedSymbols = size_t{1} << 20;
+// Unloaded objects kept for the addresses recorded while they were mapped (each keeps its
+// file descriptor and libdwfl module): the most recently unloaded ones.
+constexpr size_t kMaxRetiredObjects = 64;
 
 // One loaded object: the file, and where it is loaded.  A library dlclose'd and dlopen'ed
 // elsewhere, or replaced on disk, is a different object.
@@ -131,7 +135,10 @@ class DwflProcessSymbolizer final : public ProcessSymbolizer {
                            std::map<MappingKey, ObjectKey>& next_by_mapping);
   bool revive(ModuleRecord& rec);
   std::optional<size_t> find_mapping(uint64_t address) const;
-  Symbol resolve(uint64_t address, size_t index) const;
+  std::optional<size_t> find_retired(uint64_t address) const;
+  void retire_unmapped(const std::vector<Mapping>& now_mapped,
+                       const std::vector<ModuleRecord*>& now_modules);
+  Symbol resolve(uint64_t address, const Mapping& m, const ModuleRecord* rec) const;
   bool may_auto_refresh() const;
 
   int pid_;
@@ -147,6 +154,15 @@ class DwflProcessSymbolizer final : public ProcessSymbolizer {
   std::chrono::steady_clock::time_point last_auto_refresh_{};
   std::vector<Mapping> mappings_;
   std::vector<ModuleRecord*> mapping_modules_;  // parallel to mappings_
+  // Mappings of objects that were unmapped (dlclose) after a refresh had seen them, most
+  // recently unloaded first; their modules stay reported to libdwfl at the same range, so
+  // a stack recorded while they were loaded still names them.  Dropped when something is
+  // mapped over their range, and beyond kMaxRetiredObjects objects.
+  struct RetiredMapping {
+    Mapping mapping;
+    ModuleRecord* module;
+  };
+  std::vector<RetiredMapping> retired_;
   std::map<ObjectKey, std::unique_ptr<ModuleRecord>> objects_;
   std::map<MappingKey, ObjectKey> by_mapping_;
   std::unordered_map<uint64_t, Symbol> cache_;
@@ -304,6 +320,7 @@ void DwflProcessSymbolizer::apply(const std::vector<MapEntry>& entries) {
     next_mappings.push_back(std::move(m));
     next_modules.push_back(rec);
   }
+  retire_unmapped(next_mappings, next_modules);
   dwfl_report_end(dwfl_.get(), nullptr, nullptr);  // frees the modules not reported again
 
   for (auto it = objects_.begin(); it != objects_.end();) {
@@ -333,6 +350,52 @@ void DwflProcessSymbolizer::apply(const std::vector<MapEntry>& entries) {
   by_mapping_ = std::move(next_by_mapping);
 }
 
+// Called inside dwfl_report_begin/end, after the current maps were reported: objects that
+// were mapped at the last refresh and are not now, and those retired before, are reported
+// again at their old range unless something now occupies it.
+void DwflProcessSymbolizer::retire_unmapped(const std::vector<Mapping>& now_mapped,
+                                            const std::vector<ModuleRecord*>& now_modules) {
+  auto occupied = [&](uint64_t lo, uint64_t hi) {
+    for (const Mapping& m : now_mapped)
+      if (m.start < hi && lo < m.end) return true;
+    for (const ModuleRecord* rec : now_modules)
+      if (rec != nullptr && rec->low < hi && lo < rec->high) return true;
+    return false;
+  };
+  std::vector<RetiredMapping> candidates;
+  for (size_t i = 0; i < mappings_.size(); ++i) {
+    ModuleRecord* rec = mapping_modules_[i];
+    if (rec != nullptr && !rec->seen) candidates.push_back({mappings_[i], rec});
+  }
+  candidates.insert(candidates.end(), retired_.begin(), retired_.end());
+  // module_for() may have erased a record of the last refresh (libdwfl did not keep it):
+  // only records still owned are looked at.
+  std::set<const ModuleRecord*> live;
+  for (const auto& [key, rec] : objects_) live.insert(rec.get());
+  std::vector<RetiredMapping> kept;
+  std::vector<const ModuleRecord*> kept_objects;
+  for (RetiredMapping& r : candidates) {
+    ModuleRecord* rec = r.module;
+    if (!live.contains(rec)) continue;
+    if (occupied(r.mapping.start, r.mapping.end) || occupied(rec->low, rec->high)) continue;
+    bool known = std::find(kept_objects.begin(), kept_objects.end(), rec) != kept_objects.end();
+    if (!known) {
+      if (kept_objects.size() >= kMaxRetiredObjects) continue;
+      if (!rec->seen && !revive(*rec)) continue;
+      kept_objects.push_back(rec);
+    }
+    kept.push_back(std::move(r));
+  }
+  stats_.objects_retired = kept_objects.size();
+  retired_ = std::move(kept);
+}
+
+std::optional<size_t> DwflProcessSymbolizer::find_retired(uint64_t address) const {
+  for (size_t i = 0; i < retired_.size(); ++i)
+    if (address >= retired_[i].mapping.start && address < retired_[i].mapping.end) return i;
+  return std::nullopt;
+}
+
 std::optional<size_t> DwflProcessSymbolizer::find_mapping(uint64_t address) const {
   auto it = std::upper_bound(mappings_.begin(), mappings_.end(), address,
                              [](uint64_t a, const Mapping& m) { return a < m.start; });
@@ -342,12 +405,11 @@ std::optional<size_t> DwflProcessSymbolizer::find_mapping(uint64_t address) cons
   return static_cast<size_t>(it - mappings_.begin());
 }
 
-Symbol DwflProcessSymbolizer::resolve(uint64_t address, size_t index) const {
+Symbol DwflProcessSymbolizer::resolve(uint64_t address, const Mapping& m,
+                                      const ModuleRecord* rec) const {
   Symbol s;
   s.address = address;
-  const Mapping& m = mappings_[index];
   s.module_path = m.path;
-  const ModuleRecord* rec = mapping_modules_[index];
   if (rec == nullptr) {
     // Anonymous executable memory (JIT), [vdso], or a file that could not be opened.
     if (m.path.empty()) {
@@ -406,13 +468,16 @@ Symbol DwflProcessSymbolizer::symbolize(uint64_t address) {
     if (auto r = refresh(); !r) log::debug("symbolize pid {}: {}", pid_, r.error().message);
     index = find_mapping(address);
   }
-  if (!index) {
+  Symbol s;
+  if (index) {
+    s = resolve(address, mappings_[*index], mapping_modules_[*index]);
+  } else if (auto r = find_retired(address)) {
+    s = resolve(address, retired_[*r].mapping, retired_[*r].module);
+  } else {
     // Not cached: a later refresh may find it mapped.
-    Symbol unknown;
-    unknown.address = address;
-    return unknown;
+    s.address = address;
+    return s;
   }
-  Symbol s = resolve(address, *index);
   if (cache_.size() >= kMaxCachedSymbols) cache_.clear();
   cache_.emplace(address, s);
   return s;

@@ -6,7 +6,9 @@
 //     (dwfl_report_elf at the object's load bias, file opened through /proc/PID/root)
 //   address --binary search over mappings--> module --libdwfl--> symbol, file:line
 // Objects are parsed lazily by libdwfl and kept across refresh() while they stay mapped;
-// symbolized addresses are cached.  Kernel addresses are not handled here; [vdso] and
+// an object unmapped after a refresh saw it (a dlclose'd library) is kept too, at its old
+// range, until something else is mapped there: stacks recorded while it was loaded keep its
+// name and symbols.  Symbolized addresses are cached.  Kernel addresses are not handled here; [vdso] and
 // anonymous executable memory (JIT) get a module name ("[vdso]", "[anon]") but no symbol.
 // Each object keeps its file descriptor open (two with a separate debug file) until it is
 // unmapped or the symbolizer is destroyed: size RLIMIT_NOFILE for the processes traced.
@@ -64,6 +66,7 @@ struct SymbolizerStats {
   uint64_t auto_refreshes = 0;  // refreshes triggered by unknown addresses
   uint64_t objects_opened = 0;  // ELF files opened and reported to libdwfl
   uint64_t objects_dropped = 0; // objects released after they were unmapped
+  uint64_t objects_retired = 0; // unmapped objects kept for addresses recorded earlier (now)
   uint64_t cache_hits = 0;      // symbolize() answered from the address cache
   uint64_t cache_misses = 0;
   bool process_exited = false;  // maps no longer readable: the state is frozen

@@ -79,7 +79,7 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
   } else {
     for (const auto& a : snap.allocs) {
       uint64_t age_ns = now_ns > a.timestamp_ns ? now_ns - a.timestamp_ns : 0;
-      if (age_ns < cfg_.min_age_ns) continue;
+      if (age_ns < snap.min_age_ns.value_or(cfg_.min_age_ns)) continue;
       int32_t stack_id = a.stack_id;
       if (snap.dwarf_stack_of) {
         if (uint32_t d = snap.dwarf_stack_of(a.tgid, a.address); d != 0 && d < kUserStackBit)

@@ -53,6 +53,9 @@ struct Snapshot {
   // frames and whether they are truncated, for allocations whose stack_id has
   // Tracker::kUserStackBit set (the id is the rest).
   std::function<std::pair<std::vector<uint64_t>, bool>(uint32_t tgid, uint32_t id)> read_user_stack;
+  // Replaces TrackerConfig::min_age_ns for this update (e.g. 0 for the final report of a
+  // program that has exited: nothing it holds is "in flight" any more).
+  std::optional<uint64_t> min_age_ns;
   // The traced process's resident memory now, for the report's timeline (nullopt: not read).
   std::optional<double> rss_bytes;
 };

@@ -267,6 +267,7 @@ struct BadCase {
 };
 
 TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
+  const std::string long_comm = "targets:\n  - comm: " + std::string(5000, 'a') + "\n";
   const BadCase cases[] = {
       {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
        "    - memory_growth_rate: \"fast\"\n",
@@ -321,6 +322,52 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
       {"targets:\n  - comm: x\ndetection:\n  interval: 10s\n  rate_window: 20s\n",
        "bad.yaml:4:", "detection.rate_window", "3 sampling intervals"},
       {"targets:\n  - comm: [x\n", "bad.yaml:", "invalid YAML", ""},
+      // Durations outside their range: a past or infinite deadline made the agent spin.
+      {"targets:\n  - comm: x\ndetection:\n  interval: 1ms\n", "bad.yaml:4:",
+       "detection.interval", "expected a duration from 100ms to 1h, got \"1ms\""},
+      {"targets:\n  - comm: x\ndetection:\n  interval: 1e308d\n", "bad.yaml:4:",
+       "detection.interval", "from 100ms to 1h"},
+      {"targets:\n  - comm: x\ndetection:\n  interval: 1e-300\n", "bad.yaml:4:",
+       "detection.interval", "from 100ms to 1h"},
+      {"targets:\n  - comm: x\ndetection:\n  sigma: 1e308\n", "bad.yaml:4:",
+       "detection.sigma", "expected a number from 0 to 100"},
+      {"targets:\n  - comm: x\ndetection:\n  oom_horizon: 1e308d\n", "bad.yaml:4:",
+       "detection.oom_horizon", "from 1s to 30d"},
+      {"targets:\n  - comm: x\ndetection:\n  sustained_for: 1e308d\n", "bad.yaml:4:",
+       "detection.sustained_for", "from 0 to 30d"},
+      {"targets:\n  - comm: x\ndetection:\n  min_spread: 5000000TB/s\n", "bad.yaml:4:",
+       "detection.min_spread", "from 0 to 1TB/s"},
+      // Sizes take digits and a dot only: an exponent is not a size at all.
+      {"targets:\n  - comm: x\ndetection:\n  min_spread: 1e300MB/s\n", "bad.yaml:4:",
+       "detection.min_spread", "expected a rate"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    duration_limit: 1e-300\n",
+       "bad.yaml:5:", "memleak_sampling.sampling_config.duration_limit", "from 1s to 1d"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    growth_seconds: 1e308d\n",
+       "bad.yaml:5:", "memleak_sampling.sampling_config.growth_seconds", "to 1d"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  cooldown: 1e308d\n", "bad.yaml:4:",
+       "memleak_sampling.cooldown", "from 0 to 30d"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  max_concurrent: 1000\n", "bad.yaml:4:",
+       "memleak_sampling.max_concurrent", "from 1 to 64"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
+       "    - memory_growth_rate: \">9999999TB/min\"\n",
+       "bad.yaml:5:", "memory_growth_rate", "at most 1TB/s"},
+      {"targets:\n  - comm: x\nreports:\n  max_age: 1e-300\n", "bad.yaml:4:",
+       "reports.max_age", "from 1min to 3650d"},
+      {"targets:\n  - comm: x\nreports:\n  max_count: 99999999999\n", "bad.yaml:4:",
+       "reports.max_count", "from 1 to 1000000"},
+      // Duplicate keys: yaml-cpp would keep the first silently.
+      {"listen: 127.0.0.1:1\ntargets:\n  - comm: x\nlisten: 0.0.0.0:2\n", "bad.yaml:4:",
+       "listen", "duplicate key (first given on line 1)"},
+      {"targets:\n  - comm: x\ndetection:\n  interval: 1s\n  interval: 2s\n",
+       "bad.yaml:5:", "detection.interval", "duplicate key (first given on line 4)"},
+      // A second document would be ignored.
+      {"targets:\n  - comm: x\n---\nlisten: 0.0.0.0:1\n", "bad.yaml:4:", "document 2",
+       "a second YAML document"},
+      // Over-long strings.
+      {long_comm.c_str(), "bad.yaml:2:",
+       "targets[0].comm", "too long: 5000 characters, at most 255"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
        "    - memory_growth_rate: >5MB/min\n",
        "bad.yaml:5:", "invalid YAML", "quote values that start with '>'"},

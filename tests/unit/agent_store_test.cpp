@@ -242,6 +242,16 @@ TEST(AgentReportStore, RejectsACorruptIndexAndAnUncreatableDir) {
   auto bad = ReportStore::open(tmp.path(), ReportsConfig{});
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("index.json"), std::string::npos);
+  // Outside input like any other: numbers beyond a double and fields of the wrong type are
+  // errors naming the file, never exceptions.
+  for (const char* text : {"[{\"id\": \"a\", \"pid\": 1e999}]", "1e999",
+                           "[{\"id\": 5}]", "[{\"id\": \"a\", \"files\": \"x\"}]",
+                           "[{\"id\": \"a\", \"pid\": 1e300}]"}) {
+    ASSERT_TRUE(write_file_atomic(tmp.path() + "/index.json", text));
+    auto r = ReportStore::open(tmp.path(), ReportsConfig{});
+    ASSERT_FALSE(r) << text;
+    EXPECT_NE(r.error().message.find("index.json"), std::string::npos) << r.error().message;
+  }
   ASSERT_TRUE(write_file_atomic(tmp.path() + "/file", "x"));
   auto blocked = ReportStore::open(tmp.path() + "/file/reports", ReportsConfig{});
   ASSERT_FALSE(blocked);

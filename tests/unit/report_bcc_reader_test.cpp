@@ -191,5 +191,44 @@ TEST(ReportBccReader, Errors) {
   EXPECT_TRUE(empty->stacks.empty());
 }
 
+// Damaged lines are an error naming the first of them, never dropped with a report of what
+// was left (a silent exit 0 on a truncated or edited file).
+TEST(ReportBccReader, MalformedLinesAreErrorsNotDropped) {
+  const std::string header = "[00:00:00] Top 3 stacks with outstanding allocations:\n";
+  struct Case {
+    std::string body;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {"\tlots bytes in 5 allocations from stack\n\t\t0x1\tf [a]\n",
+       "line 2: a stack's count line whose figures do not parse"},
+      {"\t99999999999999999999999 bytes in 5 allocations from stack\n",
+       "line 2: a stack's count line"},
+      {"\t64 bytes in 2 allocations from stack\n\t\t0xZZZZ\tf [a]\n",
+       "line 3: a frame whose address does not parse: \"0xZZZZ\tf [a]\""},
+      {"64 bytes in 1 allocations from stack\n\t0 [<zz>] f [a]\n",
+       "line 3: a frame whose address does not parse"},
+      {"\taddr = xyz size = 16\n\t64 bytes in 2 allocations from stack\n",
+       "line 2: an allocation line"},
+      {"\t64 bytes in 2 allocations from stack\n\t\t0x1\tf [a]\n\tlost: stack_lost=many\n",
+       "line 4: a loss counter"},
+      {"Detaching...\n\t\t0x1\tf [a]\n\t\t0x2\tg [a]\n",
+       "line 3: an indented line outside any stack: \"0x1\tf [a]\" and 1 more malformed lines"},
+  };
+  for (const Case& c : cases) {
+    auto r = read_bcc_text(header + c.body, 1);
+    ASSERT_FALSE(r) << c.body;
+    EXPECT_NE(r.error().message.find(c.expected), std::string::npos)
+        << c.body << " -> " << r.error().message;
+    EXPECT_TRUE(r.error().message.starts_with("BCC text: ")) << r.error().message;
+  }
+  // Foreign unindented text ends a stack without being an error ("Detaching...").
+  auto ok = read_bcc_text(header + "\t64 bytes in 2 allocations from stack\n\t\t0x1\tf [a]\n"
+                                   "Detaching...\n",
+                          1);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->stacks.size(), 1u);
+}
+
 }  // namespace
 }  // namespace leakwatch::report

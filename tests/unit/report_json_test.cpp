@@ -133,6 +133,13 @@ TEST(ReportJson, ErrorsNameTheField) {
       {R"({"version": 1, "stacks": [{"verdict": "maybe"}]})", "unknown verdict \"maybe\""},
       {R"({"version": 1, "lost": {"stack_lost": -1}})", "$.lost.stack_lost"},
       {R"({"version": 1, "notes": [1]})", "$.notes[0]: expected a string"},
+      // Numbers beyond a double's range are nlohmann out_of_range exceptions, not parse
+      // errors: they must come back as an Error too, wherever they are.
+      {R"({"version":1e999})", "number overflow parsing '1e999'"},
+      {R"({"version": 1, "stacks": [{"bytes": {"estimate": -1e400}}]})", "number overflow"},
+      // Without "stacks" it is not a report (it would render as an empty one: "no leaks").
+      {R"({"version": 1})", "$: missing \"stacks\""},
+      {R"({"version": 1, "target": {"pid": 7}, "lost": {}})", "missing \"stacks\""},
   };
   for (const Case& c : cases) {
     auto r = read_json(c.text);

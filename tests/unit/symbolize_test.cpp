@@ -365,6 +365,50 @@ TEST(ProcessSymbolizer, FindsLibraryDlopenedAfterCreate) {
   EXPECT_EQ(sym->symbolize(addrs["parse_request"]).function, "shop::parse_request(int)");
 }
 
+// A library unloaded after a refresh saw it: addresses recorded while it was loaded keep
+// its name and symbols (a leak from a plugin that was dlclose'd before the report).
+TEST(ProcessSymbolizer, KeepsDlclosedLibraryForEarlierAddresses) {
+  Child child(kTarget);
+  ASSERT_GT(child.pid(), 0);
+  auto addrs = child.read_until_ready();
+  ASSERT_EQ(addrs.size(), 4u);
+  child.send("dlopen");
+  auto plugin = child.read_until_ready();
+  ASSERT_EQ(plugin.count("plugin_compute"), 1u);
+  auto sym = create(child.pid());  // reads the maps: the plugin is loaded
+  ASSERT_TRUE(sym);
+
+  child.send("dlclose");
+  child.read_until_ready();
+  ASSERT_TRUE(sym->refresh().has_value());
+  for (const Mapping& m : sym->mappings()) EXPECT_NE(m.path, kPlugin) << "still mapped";
+  EXPECT_EQ(sym->stats().objects_retired, 1u);
+
+  Symbol s = sym->symbolize(plugin["plugin_compute"] + 4);
+  EXPECT_EQ(s.module, "libsym_plugin.so");
+  EXPECT_EQ(s.function, "plugin_compute");
+  EXPECT_EQ(s.offset, 4u);
+  EXPECT_EQ(s.line, marked_line(kPluginSource, "plugin_compute"));
+  // The program's own code is unaffected.
+  EXPECT_EQ(sym->symbolize(addrs["parse_request"]).function, "shop::parse_request(int)");
+
+  // Loaded again: the new mapping wins (usually at the same address) and the library is
+  // one object again, not retired.
+  child.send("dlopen");
+  auto again = child.read_until_ready();
+  ASSERT_EQ(again.count("plugin_compute"), 1u);
+  ASSERT_TRUE(sym->refresh().has_value());
+  Symbol s2 = sym->symbolize(again["plugin_compute"] + 4);
+  EXPECT_EQ(s2.module, "libsym_plugin.so");
+  EXPECT_EQ(s2.function, "plugin_compute");
+  bool mapped = false;
+  for (const Mapping& m : sym->mappings()) mapped |= m.path == kPlugin;
+  EXPECT_TRUE(mapped);
+  if (again["plugin_compute"] == plugin["plugin_compute"]) {
+    EXPECT_EQ(sym->stats().objects_retired, 0u);
+  }
+}
+
 TEST(ProcessSymbolizer, RateLimitsRefreshesForUnknownAddresses) {
   Child child(kTarget);
   ASSERT_GT(child.pid(), 0);
