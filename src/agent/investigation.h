@@ -54,6 +54,9 @@ struct InvestigationResult {
   report::Report report;         // final report (report.final = true)
   InvestigationOverhead overhead;
   InvestigationEnd end = InvestigationEnd::kDuration;
+  // kOverheadBudget: the guard's reason, with its figures (predicted overhead, hits per
+  // second, the measured trap cost); "" otherwise.
+  std::string guard_reason;
 };
 
 // Thread-safety: the agent creates one Investigator per investigation (InvestigatorFactory)
