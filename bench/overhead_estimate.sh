@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The overhead guard's estimate against the slowdown it estimates, on an allocation-heavy
-# program (bench_alloc_loop fixed: a tight malloc(64)+free loop, the worst case for uprobes).
+# The overhead guard's estimate against the slowdown it estimates, on allocation-heavy
+# programs: bench_alloc_work N WORK, malloc(64)+free pairs with WORK xorshift rounds
+# between them (WORK=0: a tight loop, the worst case for uprobes; the default 200: about
+# the ~250 ns per pair of a service doing 4 M pairs a second).
 #
 #   bench/overhead_estimate.sh BUILD_DIR          (needs root and bpftrace)
 #
@@ -17,7 +19,7 @@
 # that cost).  The peer's estimate is the calibration applied by hand: one entry trap
 # (`leakwatch calibrate`: trap + minimal BPF program) per pair.
 #
-# Knobs: ROUNDS (3), UNTRACED_N (20000000 pairs), TRACED_N (300000 pairs), PEER_N (600000).
+# Knobs: WORK (200), ROUNDS (3), UNTRACED_N (4000000 pairs), TRACED_N (300000 pairs), PEER_N (600000).
 # Output: a markdown table on stdout and in RESULTS_DIR (bench/results)/overhead-latest.md.
 set -euo pipefail
 
@@ -25,19 +27,20 @@ set -euo pipefail
 BUILD_DIR=$1
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 ROUNDS=${ROUNDS:-3}
-UNTRACED_N=${UNTRACED_N:-20000000}
+UNTRACED_N=${UNTRACED_N:-4000000}
 TRACED_N=${TRACED_N:-300000}
 PEER_N=${PEER_N:-600000}
 RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/results}
 LEAKWATCH=$BUILD_DIR/leakwatch
-LOOP=$BUILD_DIR/bench/bench_alloc_loop
+LOOP=$BUILD_DIR/bench/bench_alloc_work
+WORK_ROUNDS=${WORK:-200}
 LIBC=/lib/x86_64-linux-gnu/libc.so.6
 
 die() { echo "bench: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "needs root (uprobes)"
 command -v bpftrace >/dev/null || die "bpftrace not found (Debian package bpftrace)"
 for f in "$LEAKWATCH" "$LOOP"; do
-  [[ -x $f ]] || die "$f not built (cmake --build $BUILD_DIR --target leakwatch bench_alloc_loop)"
+  [[ -x $f ]] || die "$f not built (cmake --build $BUILD_DIR --target leakwatch bench_alloc_work)"
 done
 
 mkdir -p "$RESULTS_DIR"
@@ -68,7 +71,7 @@ cpu_per_pair() { sed -n 's/.*cpu_ns_per_pair=\([0-9.]*\).*/\1/p' "$1"; }
 # traced NAME N: runs the loop under tracer NAME; prints "cpu_ns_per_pair estimate%".
 traced() {
   local name=$1 n=$2 out=$WORK/$1.out err=$WORK/$1.err prog=$WORK/$1.prog
-  BENCH_WAIT_SIGNAL=1 "$LOOP" fixed "$n" 64 >"$prog" &
+  BENCH_WAIT_SIGNAL=1 "$LOOP" "$n" "$WORK_ROUNDS" >"$prog" &
   prog_pid=$!
   case $name in
     lw-s1000) "$LEAKWATCH" memleak -p "$prog_pid" -s 1000 -v 1 >"$out" 2>"$err" & ;;
@@ -85,10 +88,17 @@ traced() {
   if [[ $name == peer ]]; then kill -INT "$tracer_pid"; fi
   wait "$tracer_pid" || true
   tracer_pid=""
-  local est="-"
+  local est="- - - -"
   if [[ $name != peer ]]; then
-    est=$(grep -o 'note: overhead: estimated overhead [0-9.]*%' "$out" | tail -1 | grep -o '[0-9.]*%' | tr -d '%')
-    [[ -n $est ]] || die "$name: no overhead note in its output (see $out)"
+    # the last note: "estimated overhead X% ... the probes cost C s of its S s of CPU ...
+    # [at least L%]"
+    local note
+    note=$(grep 'note: overhead: estimated overhead' "$out" | tail -1)
+    [[ -n $note ]] || die "$name: no overhead note in its output (see $out)"
+    est=$(sed -E 's/.*estimated overhead ([0-9.]+)%.* the probes cost ([0-9.]+) s of its ([0-9.]+) s of CPU.*/\1 \2 \3/' <<<"$note")
+    local low
+    low=$(sed -nE 's/.*at least ([0-9.]+)%.*/\1/p' <<<"$note")
+    est="$est ${low:--}"
     cp "$out" "$RESULTS_DIR/overhead-$name.txt"
   fi
   echo "$(cpu_per_pair "$prog") $est"
@@ -104,40 +114,49 @@ TSV=$WORK/rows.tsv
 : >"$TSV"
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
-  "$LOOP" fixed "$UNTRACED_N" 64 >"$WORK/none.prog"
+  "$LOOP" "$UNTRACED_N" "$WORK_ROUNDS" >"$WORK/none.prog"
   base=$(cpu_per_pair "$WORK/none.prog")
   for name in lw-s1000 lw-exact peer; do
     n=$TRACED_N
     [[ $name == peer ]] && n=$PEER_N
-    read -r cpu est < <(traced "$name" "$n")
-    [[ $name == peer ]] && est=$(awk -v p="$peer_ns" -v b="$base" 'BEGIN { printf "%.1f", 100 * p / b }')
-    printf '%s\t%s\t%s\t%s\n' "$name" "$base" "$cpu" "$est" >>"$TSV"
-    echo "  $name: untraced $base ns/pair, traced $cpu ns/pair, estimate $est%" >&2
+    read -r cpu est cost cpu_s low < <(traced "$name" "$n")
+    if [[ $name == peer ]]; then
+      # the calibration's prediction: one entry trap and a minimal program per pair
+      est=$(awk -v p="$peer_ns" -v b="$base" 'BEGIN { printf "%.1f", 100 * p / b }')
+      cost=$(awk -v p="$peer_ns" -v c="$cpu" 'BEGIN { printf "%.6f", p / c }')
+      cpu_s=1
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$base" "$cpu" "$est" "$cost" "$cpu_s" "$low" >>"$TSV"
+    echo "  $name: untraced $base ns/pair, traced $cpu ns/pair, estimate $est% (at least $low%), probe cost $cost s of $cpu_s s CPU" >&2
   done
 done
 
-python3 - "$TSV" "$WORK/calibration.txt" <<'EOF' | tee "$RESULTS_DIR/overhead-latest.md"
+python3 - "$TSV" "$WORK/calibration.txt" "$WORK_ROUNDS" <<'EOF' | tee "$RESULTS_DIR/overhead-latest.md"
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 print("```")
+print(f"WORK={sys.argv[3]}")
 print(open(sys.argv[2]).read().rstrip())
 print("```")
 print()
-print("| tracer | untraced CPU ns/pair | traced CPU ns/pair | measured overhead | estimated overhead | estimate / measured |")
+print("| tracer | untraced CPU ns/pair | traced CPU ns/pair | measured overhead | estimated overhead (lower bound) | probe cost: estimated / measured |")
 print("|---|---|---|---|---|---|")
 for name in ["lw-s1000", "lw-exact", "peer"]:
     mine = [r for r in rows if r[0] == name]
     if not mine:
         continue
-    base = statistics.median(float(r[1]) for r in mine)
-    cpu = statistics.median(float(r[2]) for r in mine)
-    measured = statistics.median(100 * (float(r[2]) - float(r[1])) / float(r[1]) for r in mine)
-    est = statistics.median(float(r[3]) for r in mine)
-    ratios = sorted(float(r[3]) / (100 * (float(r[2]) - float(r[1])) / float(r[1])) for r in mine)
+    med = lambda f: statistics.median(f(r) for r in mine)
+    base, cpu = med(lambda r: float(r[1])), med(lambda r: float(r[2]))
+    measured = med(lambda r: 100 * (float(r[2]) - float(r[1])) / float(r[1]))
+    est = med(lambda r: float(r[3]))
+    low = "-" if mine[0][6] == "-" else f"{med(lambda r: float(r[6])):.0f}%"
+    # the probes' share of the target's CPU, estimated (cost / CPU) over measured
+    # ((traced - untraced) / traced): the estimated cost per pair over the real one
+    ratios = sorted((float(r[4]) / float(r[5])) / ((float(r[2]) - float(r[1])) / float(r[2])) for r in mine)
     label = {"lw-s1000": "leakwatch memleak -p -s 1000", "lw-exact": "leakwatch memleak -p (exact)",
              "peer": "bpftrace uprobe on malloc (calibration x 1 trap/pair)"}[name]
-    print(f"| {label} | {base:.1f} | {cpu:.0f} | {measured:.0f}% | {est:.0f}% | "
+    print(f"| {label} | {base:.1f} | {cpu:.0f} | {measured:.0f}% | {est:.0f}% ({low}) | "
           f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) |")
 print()
-print(f"medians of {len(rows) // 3} interleaved rounds; estimate / measured: median (range)")
+print(f"medians of {len(rows) // 3} interleaved rounds; ratios: median (range)")
 EOF

@@ -1,5 +1,7 @@
 #include "analysis/overhead_guard.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace leakwatch::analysis {
@@ -32,6 +34,11 @@ const OverheadEstimate& OverheadGuard::update(const OverheadReading& r) {
     e.overhead_percent = work > e.target_cpu_s * 0.01 ? 100.0 * e.estimated_cost_s / work
                                                       : 100.0 * e.estimated_cost_s / (e.target_cpu_s * 0.01);
     e.decided = r.elapsed_s >= options_.min_elapsed_s;
+    e.probe_share = std::min(1.0, e.estimated_cost_s / e.target_cpu_s);
+    const double low_cost = e.estimated_cost_s * (1 - kTrapCostTolerance);
+    const double low_work = e.target_cpu_s - low_cost;
+    e.overhead_lower_percent = low_work > e.target_cpu_s * 0.01 ? 100.0 * low_cost / low_work
+                                                                : 100.0 * low_cost / (e.target_cpu_s * 0.01);
   }
   est_ = e;
   return est_;
@@ -39,11 +46,17 @@ const OverheadEstimate& OverheadGuard::update(const OverheadReading& r) {
 
 std::string OverheadGuard::describe() const {
   std::string s = fmt::format(
-      "estimated overhead {:.1f}% of the target's work after {:.1f} s ({} probe hits, {:.0f}/s, "
-      "at {:.0f} ns each: trap {:.0f} ns entry, {:.0f} ns return, {}; BPF {:.0f} ns per hit)",
-      est_.overhead_percent, est_.elapsed_s, est_.probe_hits, est_.hits_per_s, est_.per_hit_cost_ns,
+      "estimated overhead {:.1f}% of the target's work after {:.1f} s: the probes cost {:.3f} s "
+      "of its {:.3f} s of CPU ({} probe hits, {:.0f}/s, at {:.0f} ns each: trap {:.0f} ns entry, "
+      "{:.0f} ns return, {}; BPF {:.0f} ns per hit)",
+      est_.overhead_percent, est_.elapsed_s, est_.estimated_cost_s, est_.target_cpu_s,
+      est_.probe_hits, est_.hits_per_s, est_.per_hit_cost_ns,
       trap_.entry_ns, trap_.return_ns, trap_.source.empty() ? "trap cost unknown" : trap_.source,
       est_.probe_hits ? est_.bpf_cost_s * 1e9 / static_cast<double>(est_.probe_hits) : 0.0);
+  if (est_.probe_share >= 0.5)
+    s += fmt::format("; the probes take {:.0f}% of its CPU, so its work is a small remainder "
+                     "known roughly: the overhead is at least {:.0f}%",
+                     100 * est_.probe_share, est_.overhead_lower_percent);
   return s;
 }
 

@@ -50,7 +50,18 @@ struct OverheadEstimate {
   double hits_per_s = 0;         // probe hits per second of the trace
   double cost_per_s = 0;         // the cost in CPU seconds per second of the trace
   bool decided = false;          // enough time and CPU for overhead_percent to mean something
+  // estimated cost / target CPU (at most 1): well determined even where overhead_percent
+  // is not.  The work is what remains of the CPU time after the cost: when the probes take
+  // most of it, a small error in the trap cost is a large one in the work, so the overhead
+  // is then also given as a lower bound (the trap cost taken kTrapCostTolerance lower).
+  double probe_share = 0;
+  double overhead_lower_percent = 0;
 };
+
+// How far the measured trap cost may be from what the target's traps really cost (the
+// calibration and the trace run at different moments of a shared host: bench/
+// overhead_estimate.sh measured up to 1.3x).
+inline constexpr double kTrapCostTolerance = 0.3;
 
 struct GuardOptions {
   double budget_percent = 10;   // the largest overhead allowed, % of the target's own work

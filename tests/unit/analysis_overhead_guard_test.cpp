@@ -94,6 +94,17 @@ TEST(OverheadGuardPrediction, EarlyReadingOverBudgetStopsWithTheFigures) {
   EXPECT_NE(why.find("after 0.3 s"), std::string::npos) << why;
   EXPECT_NE(why.find("measured at start: entry 5000 ns"), std::string::npos) << why;
   EXPECT_NE(why.find(fmt::format("{:.1f} s of CPU", cost / 0.3 * 300)), std::string::npos) << why;
+  // The probes take most of its CPU: the share, and the overhead's lower bound with the
+  // trap cost taken 30% lower.
+  EXPECT_NEAR(e.probe_share, cost / 0.3, 1e-9);
+  const double low = cost * (1 - kTrapCostTolerance);
+  EXPECT_NEAR(e.overhead_lower_percent, 100 * low / (0.3 - low), 1e-6);
+  EXPECT_NE(why.find(fmt::format("probes cost {:.3f} s of its 0.300 s of CPU", cost)),
+            std::string::npos) << why;
+  EXPECT_NE(why.find(fmt::format("take {:.0f}% of its CPU", 100 * cost / 0.3)), std::string::npos)
+      << why;
+  EXPECT_NE(why.find(fmt::format("at least {:.0f}%", e.overhead_lower_percent)), std::string::npos)
+      << why;
 }
 
 TEST(OverheadGuardPrediction, EarlyReadingUnderBudgetContinues) {
@@ -106,8 +117,10 @@ TEST(OverheadGuardPrediction, EarlyReadingUnderBudgetContinues) {
   EXPECT_TRUE(e.decided);
   EXPECT_NEAR(e.overhead_percent, 100 * 0.01 / 0.29, 1e-9);
   EXPECT_EQ(g.stop_reason(), "");
-  // The description is there all the same (the investigation's note).
+  // The description is there all the same (the investigation's note), with no lower bound
+  // while the probes take a small share of the CPU.
   EXPECT_NE(g.describe().find("3.4%"), std::string::npos) << g.describe();
+  EXPECT_EQ(g.describe().find("at least"), std::string::npos) << g.describe();
 }
 
 TEST(OverheadGuardPrediction, NoDecisionBeforeTheWindowOrEnoughCpu) {
