@@ -139,8 +139,8 @@ print(f"WORK={sys.argv[3]}")
 print(open(sys.argv[2]).read().rstrip())
 print("```")
 print()
-print("| tracer | untraced CPU ns/pair | traced CPU ns/pair | measured overhead | estimated overhead (lower bound) | probe cost: estimated / measured |")
-print("|---|---|---|---|---|---|")
+print("| tracer | untraced CPU ns/pair | traced CPU ns/pair | measured overhead | estimated overhead (lower bound) | overhead: estimated / measured | probe cost: estimated / measured |")
+print("|---|---|---|---|---|---|---|")
 for name in ["lw-s1000", "lw-exact", "peer"]:
     mine = [r for r in rows if r[0] == name]
     if not mine:
@@ -153,9 +153,11 @@ for name in ["lw-s1000", "lw-exact", "peer"]:
     # the probes' share of the target's CPU, estimated (cost / CPU) over measured
     # ((traced - untraced) / traced): the estimated cost per pair over the real one
     ratios = sorted((float(r[4]) / float(r[5])) / ((float(r[2]) - float(r[1])) / float(r[2])) for r in mine)
+    oratios = sorted(float(r[3]) / (100 * (float(r[2]) - float(r[1])) / float(r[1])) for r in mine)
     label = {"lw-s1000": "leakwatch memleak -p -s 1000", "lw-exact": "leakwatch memleak -p (exact)",
              "peer": "bpftrace uprobe on malloc (calibration x 1 trap/pair)"}[name]
     print(f"| {label} | {base:.1f} | {cpu:.0f} | {measured:.0f}% | {est:.0f}% ({low}) | "
+          f"{statistics.median(oratios):.2f} ({oratios[0]:.2f}-{oratios[-1]:.2f}) | "
           f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) |")
 print()
 print(f"medians of {len(rows) // 3} interleaved rounds; ratios: median (range)")

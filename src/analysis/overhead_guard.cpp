@@ -28,17 +28,20 @@ const OverheadEstimate& OverheadGuard::update(const OverheadReading& r) {
   }
   // The target's CPU time includes the cost it paid: the slowdown is the cost over the
   // work that remains.  A cost that exceeds the CPU time measured (estimates are not
-  // exact) is at least the budget's worth.
+  // exact) is at least the budget's worth: the work is never taken below 1% of the CPU.
   if (e.target_cpu_s >= options_.min_cpu_s) {
-    double work = e.target_cpu_s - e.estimated_cost_s;
-    e.overhead_percent = work > e.target_cpu_s * 0.01 ? 100.0 * e.estimated_cost_s / work
-                                                      : 100.0 * e.estimated_cost_s / (e.target_cpu_s * 0.01);
-    e.decided = r.elapsed_s >= options_.min_elapsed_s;
+    const double floor = e.target_cpu_s * 0.01;
     e.probe_share = std::min(1.0, e.estimated_cost_s / e.target_cpu_s);
     const double low_cost = e.estimated_cost_s * (1 - kTrapCostTolerance);
-    const double low_work = e.target_cpu_s - low_cost;
-    e.overhead_lower_percent = low_work > e.target_cpu_s * 0.01 ? 100.0 * low_cost / low_work
-                                                                : 100.0 * low_cost / (e.target_cpu_s * 0.01);
+    e.work_s = e.target_cpu_s - e.estimated_cost_s;
+    if (e.probe_share >= 0.5 && r.target_user_s >= 0) {
+      e.work_s = std::min(r.target_user_s, e.target_cpu_s - low_cost);
+      e.work_from_user_time = true;
+    }
+    e.work_s = std::max(e.work_s, floor);
+    e.overhead_percent = 100.0 * e.estimated_cost_s / e.work_s;
+    e.overhead_lower_percent = 100.0 * low_cost / std::max(e.target_cpu_s - low_cost, floor);
+    e.decided = r.elapsed_s >= options_.min_elapsed_s;
   }
   est_ = e;
   return est_;
@@ -54,9 +57,11 @@ std::string OverheadGuard::describe() const {
       trap_.entry_ns, trap_.return_ns, trap_.source.empty() ? "trap cost unknown" : trap_.source,
       est_.probe_hits ? est_.bpf_cost_s * 1e9 / static_cast<double>(est_.probe_hits) : 0.0);
   if (est_.probe_share >= 0.5)
-    s += fmt::format("; the probes take {:.0f}% of its CPU, so its work is a small remainder "
-                     "known roughly: the overhead is at least {:.0f}%",
-                     100 * est_.probe_share, est_.overhead_lower_percent);
+    s += fmt::format("; the probes take {:.0f}% of its CPU: its work is taken as {} ({:.3f} s), "
+                     "the overhead is at least {:.0f}%",
+                     100 * est_.probe_share,
+                     est_.work_from_user_time ? "its user-mode CPU time" : "the rest", est_.work_s,
+                     est_.overhead_lower_percent);
   return s;
 }
 

@@ -22,30 +22,33 @@ analysis::TrapCost guard_trap_cost(const Result<probe::TrapCalibration>& c, bool
                       c->return_ns)};
 }
 
-double process_cpu_s(int pid) {
+ProcessCpu process_cpu(int pid) {
   auto text = read_proc_file(fmt::format("/proc/{}/stat", pid));
-  if (!text) return -1;
+  if (!text) return {};
   auto st = parse_proc_stat(*text);
-  if (!st) return -1;
-  return static_cast<double>(st->utime_ticks + st->stime_ticks) /
-         static_cast<double>(::sysconf(_SC_CLK_TCK));
+  if (!st) return {};
+  const double tck = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return {static_cast<double>(st->utime_ticks + st->stime_ticks) / tck,
+          static_cast<double>(st->utime_ticks) / tck};
 }
 
 SessionCostReader::SessionCostReader(const session::MemleakSession& s, int pid)
-    : s_(s), pid_(pid), cpu_start_(process_cpu_s(pid)),
+    : s_(s), pid_(pid), cpu_start_(process_cpu(pid)),
       stats_fd_(bpf_enable_stats(BPF_STATS_RUN_TIME)) {}
 
 analysis::OverheadReading SessionCostReader::read() {
-  const double cpu_now = process_cpu_s(pid_);
-  if (cpu_now < 0 && last_) return *last_;
+  const ProcessCpu cpu_now = process_cpu(pid_);
+  if (cpu_now.total_s < 0 && last_) return *last_;
   probe::Counters c = s_.counters();
   analysis::OverheadReading r;
   r.entry_hits = c[LW_CNT_ALLOC_CALLS] + c[LW_CNT_FREE_CALLS];
   r.return_hits = c[LW_CNT_RETURN_CALLS];
   r.bpf_run_ns = s_.run_stats().run_time_ns;
-  r.target_cpu_s = cpu_now >= 0 && cpu_start_ >= 0 ? cpu_now - cpu_start_ : 0;
+  const bool known = cpu_now.total_s >= 0 && cpu_start_.total_s >= 0;
+  r.target_cpu_s = known ? cpu_now.total_s - cpu_start_.total_s : 0;
+  r.target_user_s = known ? cpu_now.user_s - cpu_start_.user_s : -1;
   r.elapsed_s = s_.elapsed_s();
-  if (cpu_now >= 0) last_ = r;
+  if (known) last_ = r;
   return r;
 }
 

@@ -23,8 +23,12 @@ namespace leakwatch::cli {
 // is then the BPF run time alone: a lower bound, and said to be one).
 analysis::TrapCost guard_trap_cost(const Result<probe::TrapCalibration>& calibration, bool inprocess);
 
-// utime + stime of a process (every thread, living or gone), in seconds; < 0 when it is gone.
-double process_cpu_s(int pid);
+// A process's CPU time (every thread, living or gone), in seconds; < 0 when it is gone.
+struct ProcessCpu {
+  double total_s = -1;  // utime + stime
+  double user_s = -1;   // utime
+};
+ProcessCpu process_cpu(int pid);
 
 // Readings of a running MemleakSession for the guard.  Construct it right before the
 // session starts: the target's CPU time is counted from there.  BPF run-time statistics are
@@ -40,7 +44,7 @@ class SessionCostReader {
  private:
   const session::MemleakSession& s_;
   int pid_;
-  double cpu_start_;
+  ProcessCpu cpu_start_;
   UniqueFd stats_fd_;
   std::optional<analysis::OverheadReading> last_;
 };
