@@ -33,12 +33,7 @@ const OverheadEstimate& OverheadGuard::update(const OverheadReading& r) {
     const double floor = e.target_cpu_s * 0.01;
     e.probe_share = std::min(1.0, e.estimated_cost_s / e.target_cpu_s);
     const double low_cost = e.estimated_cost_s * (1 - kTrapCostTolerance);
-    e.work_s = e.target_cpu_s - e.estimated_cost_s;
-    if (e.probe_share >= 0.5 && r.target_user_s >= 0) {
-      e.work_s = std::min(r.target_user_s, e.target_cpu_s - low_cost);
-      e.work_from_user_time = true;
-    }
-    e.work_s = std::max(e.work_s, floor);
+    e.work_s = std::max(e.target_cpu_s - e.estimated_cost_s, floor);
     e.overhead_percent = 100.0 * e.estimated_cost_s / e.work_s;
     e.overhead_lower_percent = 100.0 * low_cost / std::max(e.target_cpu_s - low_cost, floor);
     e.decided = r.elapsed_s >= options_.min_elapsed_s;
@@ -57,11 +52,9 @@ std::string OverheadGuard::describe() const {
       trap_.entry_ns, trap_.return_ns, trap_.source.empty() ? "trap cost unknown" : trap_.source,
       est_.probe_hits ? est_.bpf_cost_s * 1e9 / static_cast<double>(est_.probe_hits) : 0.0);
   if (est_.probe_share >= 0.5)
-    s += fmt::format("; the probes take {:.0f}% of its CPU: its work is taken as {} ({:.3f} s), "
-                     "the overhead is at least {:.0f}%",
-                     100 * est_.probe_share,
-                     est_.work_from_user_time ? "its user-mode CPU time" : "the rest", est_.work_s,
-                     est_.overhead_lower_percent);
+    s += fmt::format("; the probes take {:.0f}% of its CPU, so its work ({:.3f} s) is a small "
+                     "remainder known roughly: the overhead is at least {:.0f}%",
+                     100 * est_.probe_share, est_.work_s, est_.overhead_lower_percent);
   return s;
 }
 

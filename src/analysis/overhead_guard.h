@@ -35,7 +35,6 @@ struct OverheadReading {
   uint64_t return_hits = 0;    // return probe runs
   uint64_t bpf_run_ns = 0;     // BPF programs' run time
   double target_cpu_s = 0;     // CPU time the target used
-  double target_user_s = -1;   // of which in user mode (< 0: not known)
   double elapsed_s = 0;        // since the trace started
 };
 
@@ -53,13 +52,13 @@ struct OverheadEstimate {
   bool decided = false;          // enough time and CPU for overhead_percent to mean something
   // estimated cost / target CPU (at most 1): well determined even where the work is not.
   // The work is what remains of the CPU time after the cost: when the probes take most of
-  // it (probe_share >= 0.5), a small error in the trap cost is a large one in that
-  // remainder, so the work is then the target's user-mode CPU time instead (traps are
-  // kernel time; the target's own system calls are left out, which errs towards a higher
-  // overhead), and a lower bound is given with the trap cost taken kTrapCostTolerance lower.
+  // it, a small error in the trap cost is a large one in that remainder (at a 30x slowdown
+  // a 3% error doubles it), so the overhead is then also given as a lower bound, with the
+  // trap cost taken kTrapCostTolerance lower.  (The user-mode CPU time is no better a
+  // measure of the work here: with tick-based accounting in this VM it read 6x the work
+  // of a traced allocation loop, bench/overhead_estimate.sh.)
   double probe_share = 0;
   double work_s = 0;                  // the target's own work, as estimated
-  bool work_from_user_time = false;   // work_s is its user-mode CPU time
   double overhead_lower_percent = 0;
 };
 

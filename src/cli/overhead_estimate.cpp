@@ -28,8 +28,7 @@ ProcessCpu process_cpu(int pid) {
   auto st = parse_proc_stat(*text);
   if (!st) return {};
   const double tck = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  return {static_cast<double>(st->utime_ticks + st->stime_ticks) / tck,
-          static_cast<double>(st->utime_ticks) / tck};
+  return {static_cast<double>(st->utime_ticks + st->stime_ticks) / tck};
 }
 
 SessionCostReader::SessionCostReader(const session::MemleakSession& s, int pid)
@@ -46,7 +45,6 @@ analysis::OverheadReading SessionCostReader::read() {
   r.bpf_run_ns = s_.run_stats().run_time_ns;
   const bool known = cpu_now.total_s >= 0 && cpu_start_.total_s >= 0;
   r.target_cpu_s = known ? cpu_now.total_s - cpu_start_.total_s : 0;
-  r.target_user_s = known ? cpu_now.user_s - cpu_start_.user_s : -1;
   r.elapsed_s = s_.elapsed_s();
   if (known) last_ = r;
   return r;

@@ -26,7 +26,6 @@ analysis::TrapCost guard_trap_cost(const Result<probe::TrapCalibration>& calibra
 // A process's CPU time (every thread, living or gone), in seconds; < 0 when it is gone.
 struct ProcessCpu {
   double total_s = -1;  // utime + stime
-  double user_s = -1;   // utime
 };
 ProcessCpu process_cpu(int pid);
 

@@ -107,32 +107,6 @@ TEST(OverheadGuardPrediction, EarlyReadingOverBudgetStopsWithTheFigures) {
       << why;
 }
 
-TEST(OverheadGuardPrediction, WhereTheProbesTakeMostOfTheCpuTheWorkIsItsUserTime) {
-  // ~350 ns of work per malloc+free pair, two 5 us traps: 0.3 s of CPU hold ~29,000 pairs,
-  // 0.29 s of traps and ~0.01 s of the program's own (user-mode) work.
-  OverheadGuard g(early_options(10), {5000, 0, "test"});
-  OverheadReading r;
-  r.elapsed_s = 0.3;
-  r.entry_hits = 58000;     // 0.29 s
-  r.target_cpu_s = 0.3;
-  r.target_user_s = 0.0102;
-  const OverheadEstimate& e = g.update(r);
-  EXPECT_TRUE(e.work_from_user_time);
-  EXPECT_NEAR(e.work_s, 0.0102, 1e-12);
-  // 0.29 / 0.0102: not 0.29 / 0.01 (the remainder, which a 1% error in the trap cost would
-  // double or halve).
-  EXPECT_NEAR(e.overhead_percent, 100 * 0.29 / 0.0102, 1e-6);
-  EXPECT_NE(g.describe().find("its user-mode CPU time (0.010 s)"), std::string::npos) << g.describe();
-  // The user time never makes the work larger than the CPU left with the trap cost taken
-  // 30% lower.
-  r.target_user_s = 0.25;
-  EXPECT_NEAR(g.update(r).work_s, 0.3 - 0.29 * (1 - kTrapCostTolerance), 1e-12);
-  // Below half of the CPU, the remainder is well determined and used as is.
-  r.entry_hits = 20000;     // 0.1 s
-  EXPECT_FALSE(g.update(r).work_from_user_time);
-  EXPECT_NEAR(g.estimate().work_s, 0.2, 1e-12);
-}
-
 TEST(OverheadGuardPrediction, EarlyReadingUnderBudgetContinues) {
   OverheadGuard g(early_options(10), {5000, 2000, "test"});
   OverheadReading r;
