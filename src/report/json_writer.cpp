@@ -471,19 +471,41 @@ std::string write_json(const Report& r) {
   return root.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
-Result<Report> read_json(std::string_view text) {
-  // The one place an exception is caught: nlohmann reports syntax errors (with their line
-  // and column) only by throwing, and the error must not leave this function.
-  Json root;
+// The one place an exception is caught: nlohmann reports syntax errors (with their line and
+// column) only by throwing, and the error must not leave the reader.
+static Result<Json> parse_document(std::string_view text, const char* what) {
   try {
-    root = Json::parse(text);
+    return Json::parse(text);
   } catch (const Json::parse_error& e) {
-    return fail("report JSON: {}", e.what());
+    return fail("{} JSON: {}", what, e.what());
   }
+}
+
+Result<Report> read_json(std::string_view text) {
+  auto parsed = parse_document(text, "report");
+  if (!parsed) return std::unexpected(parsed.error());
+  const Json& root = *parsed;
   Reader reader;
   Report r = reader.read_report(root);
   if (reader.failed()) return std::unexpected(Error{reader.message(), 0});
   return r;
+}
+
+}  // namespace leakwatch::report
+
+namespace leakwatch::report {
+
+std::string write_finding_json(const Finding& f) { return finding_json(f).dump(); }
+
+Result<Finding> read_finding_json(std::string_view text) {
+  auto parsed = parse_document(text, "finding");
+  if (!parsed) return std::unexpected(parsed.error());
+  const Json& root = *parsed;
+  if (!root.is_object()) return fail("finding JSON: expected an object");
+  Reader reader;
+  Finding f = reader.read_finding(root, "finding");
+  if (reader.failed()) return std::unexpected(Error{reader.message(), 0});
+  return f;
 }
 
 }  // namespace leakwatch::report
