@@ -368,7 +368,11 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
                        {"probe_hits", o.probe_hits},
                        {"per_hit_cost_ns", o.per_hit_cost_ns},
                        {"estimated_cost_s", o.estimated_cost_s},
-                       {"overhead_percent", o.overhead_percent}};
+                       {"overhead_percent", o.overhead_percent},
+                       {"trap_cost_s", o.trap_cost_s},
+                       {"bpf_cost_s", o.bpf_cost_s},
+                       {"hits_per_s", o.hits_per_s},
+                       {"stop_reason", record.memleak->stop_reason}};
   }
   if (record.growth) {
     inv["growth"] = {{"requested_s", record.growth->requested_s},

@@ -6,11 +6,14 @@
 #include <fmt/format.h>
 
 #include "cli/agent_cmd.h"
+#include "cli/calibrate_cmd.h"
 #include "cli/growth_cmd.h"
 #include "cli/growth_locator.h"
 #include "cli/memleak_cmd.h"
 #include "cli/memleak_investigator.h"
 #include "cli/report_cmd.h"
+#include "common/log.h"
+#include "probe/trap_calibration.h"
 
 namespace leakwatch::cli {
 
@@ -20,7 +23,8 @@ int run(int argc, char** argv) {
       "  agent    always-on memory watch; investigates growing processes by itself\n"
       "  memleak  trace the allocator of a process (BCC memleak compatible)\n"
       "  growth   find where resident memory grows (page faults, mmap/brk; no uprobes)\n"
-      "  report   re-render, compare and alert on saved reports"};
+      "  report   re-render, compare and alert on saved reports\n"
+      "  calibrate  measure what a uprobe hit costs on this host"};
   app.require_subcommand(1);
   // One line, like every other error of leakwatch (CLI11's default adds a second line).
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
@@ -37,6 +41,8 @@ int run(int argc, char** argv) {
   CLI::App* agent_cmd = add_agent_subcommand(app, agent);
   ReportOptions report;
   CLI::App* report_cmd = add_report_subcommand(app, report);
+  CalibrateOptions calibrate;
+  CLI::App* calibrate_cmd = add_calibrate_subcommand(app, calibrate);
 
   try {
     app.parse(argc, argv);
@@ -47,10 +53,22 @@ int run(int argc, char** argv) {
   if (memleak_cmd->parsed()) return run_memleak(memleak);
   if (growth_cmd->parsed()) return run_growth(growth);
   if (report_cmd->parsed()) return run_report(report);
-  if (agent_cmd->parsed())
+  if (calibrate_cmd->parsed()) return run_calibrate(calibrate);
+  if (agent_cmd->parsed()) {
+    // The host's trap cost, for the investigations' overhead guard: measured now (the log
+    // says what it is), again when the kernel or the CPU model changes.
+    auto traps = std::make_shared<probe::TrapCalibrationCache>();
+    if (!agent.once) {
+      if (auto c = traps->get())
+        log::warn("agent: uprobe cost measured at start: {}", c->summary());
+      else
+        log::warn("agent: uprobe cost not measured: {}", c.error().message);
+    }
     return run_agent_command(
-        agent, [] { return std::make_unique<MemleakInvestigator>(); },
+        agent,
+        [traps] { return std::make_unique<MemleakInvestigator>([traps] { return traps->get(); }); },
         [] { return std::make_unique<TracepointGrowthLocator>(); });
+  }
   return 2;
 }
 

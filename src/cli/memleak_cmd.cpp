@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "cli/command_run.h"
 #include "cli/kmemleak_cmd.h"
 #include "cli/option_checks.h"
 #include "cli/output.h"
+#include "cli/overhead_estimate.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/exit_status.h"
@@ -240,10 +242,6 @@ int run_process_memleak(const MemleakOptions& o, Plan plan) {
     plan.session.filter.sampling = step->sampling;
     inject_notes = std::move(step->notes);
   }
-  auto with_notes = [&](report::Report rep) {
-    rep.notes.insert(rep.notes.end(), inject_notes.begin(), inject_notes.end());
-    return rep;
-  };
   auto created = session::MemleakSession::Create(plan.session);
   if (!created) {
     log::error("{}", created.error().message);
@@ -251,6 +249,23 @@ int run_process_memleak(const MemleakOptions& o, Plan plan) {
   }
   session::MemleakSession& s = **created;
   if (o.verbose) print_probes(s);
+  // -v: what the trace costs the target, as the agent's overhead guard estimates it.
+  std::optional<analysis::OverheadGuard> guard;
+  std::optional<SessionCostReader> cost;
+  if (o.verbose && s.target_pid() > 0) {
+    auto traps = probe::calibrate_traps();
+    if (traps) log::info("uprobe cost measured at start: {}", traps->summary());
+    guard.emplace(analysis::GuardOptions{}, guard_trap_cost(traps, s.inprocess()));
+    cost.emplace(s, s.target_pid());
+  }
+  auto with_notes = [&](report::Report rep) {
+    rep.notes.insert(rep.notes.end(), inject_notes.begin(), inject_notes.end());
+    if (guard) {
+      guard->update(cost->read());
+      rep.notes.push_back("overhead: " + guard->describe());
+    }
+    return rep;
+  };
   for (const auto& a : s.attach_results())
     if (!a.ok && !a.skipped) log::warn("could not attach to {} in {}: {}", a.function, a.object, a.error);
 

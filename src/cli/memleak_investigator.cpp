@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <unistd.h>
 
+#include <memory>
+
 #include "cli/inject_step.h"
 #include "cli/investigation_end.h"
+#include "cli/overhead_estimate.h"
 #include "common/atomic_file.h"
 #include "common/fd.h"
 #include "common/log.h"
@@ -18,21 +21,12 @@
 namespace leakwatch::cli {
 namespace {
 
-constexpr double kEntryTrapNs = 700;   // emulated uprobe entry (KERNEL-FACTS.md)
-constexpr double kReturnTrapNs = 500;  // uretprobe on top of the entry
 // History points for the verdicts: every 5 s, more often in a short time box (the
 // verdicts want a dozen points).
 double report_every_s(double duration_s) { return std::clamp(duration_s / 12, 1.0, 5.0); }
-
-// utime + stime of a process, in seconds; < 0 when it is gone.
-double process_cpu_s(int pid) {
-  auto text = read_file(fmt::format("/proc/{}/stat", pid));
-  if (!text) return -1;
-  auto st = metrics::parse_proc_stat(*text);
-  if (!st) return -1;
-  return static_cast<double>(st->utime_ticks + st->stime_ticks) /
-         static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
+// The guard's early window: the call rate of the first fraction of a second predicts the
+// whole trace's cost, so an over-budget trace stops within about a second.
+constexpr double kGuardWindowS = 0.25;
 
 }  // namespace
 
@@ -45,6 +39,14 @@ session::MemleakSessionOptions investigation_options(const agent::InvestigationR
   o.reports.older_ms = 500;
   return o;
 }
+
+MemleakInvestigator::MemleakInvestigator()
+    : MemleakInvestigator([cache = std::make_shared<probe::TrapCalibrationCache>()] {
+        return cache->get();
+      }) {}
+
+MemleakInvestigator::MemleakInvestigator(std::function<Result<probe::TrapCalibration>()> trap_cost)
+    : trap_cost_(std::move(trap_cost)) {}
 
 Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::InvestigationRequest& req,
                                                             const std::atomic<bool>& stop) {
@@ -66,28 +68,19 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
     return true;
   };
   if (req.inject == "always") (void)inject();
-  // BPF run-time statistics stay enabled while this descriptor is open.
-  UniqueFd stats_fd(bpf_enable_stats(BPF_STATS_RUN_TIME));
   auto created = session::MemleakSession::Create(options);
   if (!created) return std::unexpected(created.error());
   session::MemleakSession& s = **created;
   if (s.inprocess())
     log::info("investigation of pid {}: in-process ({})", req.pid, session::describe_sampling(s.sampling()));
 
-  analysis::OverheadGuard guard(req.overhead_budget_percent,
-                                {kEntryTrapNs, kReturnTrapNs, "fixed figures of KERNEL-FACTS.md"});
-  const double cpu_start = process_cpu_s(req.pid);
-  auto read_overhead = [&] {
-    probe::Counters c = s.counters();
-    analysis::OverheadReading r;
-    r.entry_hits = c[LW_CNT_ALLOC_CALLS] + c[LW_CNT_FREE_CALLS];
-    r.return_hits = c[LW_CNT_RETURN_CALLS];
-    r.bpf_run_ns = s.run_stats().run_time_ns;
-    double cpu_now = process_cpu_s(req.pid);
-    r.target_cpu_s = cpu_now >= 0 && cpu_start >= 0 ? cpu_now - cpu_start : 0;
-    r.elapsed_s = s.elapsed_s();
-    return guard.update(r);
-  };
+  analysis::GuardOptions guard_options;
+  guard_options.budget_percent = req.overhead_budget_percent;
+  guard_options.min_elapsed_s = kGuardWindowS;
+  guard_options.planned_s = req.duration_s;
+  analysis::OverheadGuard guard(guard_options, guard_trap_cost(trap_cost_(), s.inprocess()));
+  SessionCostReader cost_reader(s, req.pid);
+  auto read_overhead = [&] { return guard.update(cost_reader.read()); };
 
   session::DriveOptions d;
   d.interval_s = report_every_s(req.duration_s);
@@ -135,10 +128,8 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   }
   result.report.notes.insert(result.report.notes.end(), inject_notes.begin(), inject_notes.end());
   result.report.notes.push_back(fmt::format(
-      "investigation: {} ({}); ended: {}; estimated overhead {:.2f}% of the target's CPU "
-      "({} probe hits, {:.0f} ns each)",
-      req.reason, req.target, agent::to_string(result.end), result.overhead.overhead_percent,
-      result.overhead.probe_hits, result.overhead.per_hit_cost_ns));
+      "investigation: {} ({}); ended: {}; {}", req.reason, req.target,
+      agent::to_string(result.end), guard.describe()));
   return result;
 }
 

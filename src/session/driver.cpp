@@ -22,7 +22,8 @@
 namespace leakwatch::session {
 namespace {
 
-// While another thread may ask the session to stop, the wait is never longer than this.
+// While another thread may ask the session to stop, or a guard watches it, the wait is
+// never longer than this.
 constexpr int kStopCheckMs = 100;
 
 // Nanoseconds in `s` seconds, saturated (a huge --duration means "no limit" in practice).
@@ -122,7 +123,9 @@ DriveOutcome drive(TraceSession& s, const DriveOptions& o, const std::function<v
     if (end_ns) wake = std::min(wake, end_ns);
     int64_t timeout_ms = wake == UINT64_MAX ? 1000 : static_cast<int64_t>((wake - std::min(wake, now) + 999999) / 1000000);
     timeout_ms = std::min<int64_t>(timeout_ms, std::max(1, s.collect_every_ms()));
-    if (o.stop) timeout_ms = std::min<int64_t>(timeout_ms, kStopCheckMs);
+    // The stop flag and the guard are read at least this often: an over-budget trace
+    // must stop within a fraction of a second of the guard's decision.
+    if (o.stop || o.guard) timeout_ms = std::min<int64_t>(timeout_ms, kStopCheckMs);
 
     pollfd fds[2] = {{o.signal_fd, POLLIN, 0}, {pid_fd.get(), POLLIN, 0}};
     int r = ::poll(fds, 2, static_cast<int>(timeout_ms));  // a negative descriptor is ignored

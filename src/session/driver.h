@@ -32,8 +32,8 @@ struct DriveOptions {
   int signal_fd = -1;      // a signalfd of SIGINT/SIGTERM (catch_stop_signals), or -1
   // Set by another thread to stop the session; checked at least every 100 ms.
   const std::atomic<bool>* stop = nullptr;
-  // Asked on every tick: a non-empty answer stops the session for that reason (the
-  // agent's overhead guard).
+  // Asked on every tick (at least every 100 ms): a non-empty answer stops the session for
+  // that reason (the agent's overhead guard).
   std::function<std::string()> guard;
 };
 

@@ -1,4 +1,5 @@
 // The overhead guard's estimate and stop decision (analysis/overhead_guard.h).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "analysis/overhead_guard.h"
@@ -56,6 +57,86 @@ TEST(OverheadGuard, CostAboveTheMeasuredCpuIsOverAnyBudget) {
   r.target_cpu_s = 1.0;
   g.update(r);
   EXPECT_GT(g.estimate().overhead_percent, 1000);
+  EXPECT_NE(g.stop_reason(), "");
+}
+
+// The early decision: an allocation-heavy target traced with a slow trap, read after the
+// first 0.3 s (the agent's guard window is 0.25 s).
+GuardOptions early_options(double budget) {
+  GuardOptions o;
+  o.budget_percent = budget;
+  o.min_cpu_s = 0.05;
+  o.min_elapsed_s = 0.25;
+  o.planned_s = 300;
+  return o;
+}
+
+TEST(OverheadGuardPrediction, EarlyReadingOverBudgetStopsWithTheFigures) {
+  OverheadGuard g(early_options(10), {5000, 2000, "measured at start: entry 5000 ns, return 2000 ns"});
+  OverheadReading r;
+  r.elapsed_s = 0.3;
+  r.entry_hits = 50000;     // 0.25 s of traps
+  r.return_hits = 50;       // sampled returns
+  r.bpf_run_ns = 5000000;   // 5 ms
+  r.target_cpu_s = 0.3;     // the target ran all the time: 0.045 s of its own work
+  const OverheadEstimate& e = g.update(r);
+  EXPECT_TRUE(e.decided);
+  const double cost = (50000 * 5000.0 + 50 * 2000.0) / 1e9 + 0.005;
+  EXPECT_NEAR(e.overhead_percent, 100 * cost / (0.3 - cost), 1e-6);
+  EXPECT_NEAR(e.hits_per_s, 50050 / 0.3, 1e-6);
+  EXPECT_NEAR(e.cost_per_s, cost / 0.3, 1e-9);
+  // Over 300 s at that rate: the prediction the reason carries.
+  EXPECT_NEAR(g.predicted_cost_s(), cost / 0.3 * 300, 1e-6);
+  std::string why = g.stop_reason();
+  ASSERT_FALSE(why.empty());
+  EXPECT_NE(why.find(fmt::format("{:.1f}%", e.overhead_percent)), std::string::npos) << why;
+  EXPECT_NE(why.find("budget of 10.0%"), std::string::npos) << why;
+  EXPECT_NE(why.find("after 0.3 s"), std::string::npos) << why;
+  EXPECT_NE(why.find("measured at start: entry 5000 ns"), std::string::npos) << why;
+  EXPECT_NE(why.find(fmt::format("{:.1f} s of CPU", cost / 0.3 * 300)), std::string::npos) << why;
+  // The probes take most of its CPU: the share, and the overhead's lower bound with the
+  // trap cost taken 30% lower.
+  EXPECT_NEAR(e.probe_share, cost / 0.3, 1e-9);
+  const double low = cost * (1 - kTrapCostTolerance);
+  EXPECT_NEAR(e.overhead_lower_percent, 100 * low / (0.3 - low), 1e-6);
+  EXPECT_NE(why.find(fmt::format("probes cost {:.3f} s of its 0.300 s of CPU", cost)),
+            std::string::npos) << why;
+  EXPECT_NE(why.find(fmt::format("take {:.0f}% of its CPU", 100 * cost / 0.3)), std::string::npos)
+      << why;
+  EXPECT_NE(why.find(fmt::format("at least {:.0f}%", e.overhead_lower_percent)), std::string::npos)
+      << why;
+}
+
+TEST(OverheadGuardPrediction, EarlyReadingUnderBudgetContinues) {
+  OverheadGuard g(early_options(10), {5000, 2000, "test"});
+  OverheadReading r;
+  r.elapsed_s = 0.3;
+  r.entry_hits = 2000;       // 10 ms of traps against 0.3 s of CPU: 3.4%
+  r.target_cpu_s = 0.3;
+  const OverheadEstimate& e = g.update(r);
+  EXPECT_TRUE(e.decided);
+  EXPECT_NEAR(e.overhead_percent, 100 * 0.01 / 0.29, 1e-9);
+  EXPECT_EQ(g.stop_reason(), "");
+  // The description is there all the same (the investigation's note), with no lower bound
+  // while the probes take a small share of the CPU.
+  EXPECT_NE(g.describe().find("3.4%"), std::string::npos) << g.describe();
+  EXPECT_EQ(g.describe().find("at least"), std::string::npos) << g.describe();
+}
+
+TEST(OverheadGuardPrediction, NoDecisionBeforeTheWindowOrEnoughCpu) {
+  OverheadGuard g(early_options(10), {5000, 0, "test"});
+  OverheadReading r;
+  r.entry_hits = 50000;  // far over any budget...
+  r.target_cpu_s = 0.3;
+  r.elapsed_s = 0.1;     // ...but before the window ends
+  EXPECT_FALSE(g.update(r).decided);
+  EXPECT_EQ(g.stop_reason(), "");
+  r.elapsed_s = 2;       // the window is over, but the target has hardly run
+  r.target_cpu_s = 0.02;
+  EXPECT_FALSE(g.update(r).decided);
+  EXPECT_EQ(g.stop_reason(), "");
+  r.target_cpu_s = 0.3;  // both: now it decides
+  EXPECT_TRUE(g.update(r).decided);
   EXPECT_NE(g.stop_reason(), "");
 }
 
