@@ -28,6 +28,8 @@
 
 #include "bpf/fp_stack.bpf.h"
 #include "bpf/growth.h"
+/* A snapshot travels behind its event, in one ring record. */
+#define LW_SNAPSHOT_LEAD sizeof(struct lw_gr_event)
 #include "bpf/stack_snapshot.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -177,36 +179,33 @@ static __always_inline void output(struct lw_gr_event *e)
     count(LW_GR_CNT_EVENTS_LOST);
 }
 
-/* An event followed by a snapshot of the user stack: one ring record, so that user space
- * sees both in the order the events happened. */
-struct lw_gr_snapshot_slot {
-  struct lw_gr_event ev;
-  struct lw_stack_snapshot snap;
-  __u8 slack[LW_SNAPSHOT_SLACK];
-};
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct lw_gr_snapshot_slot);
-} snapshot_buf SEC(".maps");
-
-/* Sends `e` with a snapshot of the user stack at `regs`.  Without room for the snapshot the
+/* Sends `e` with a snapshot of the user stack at `regs`, in one ring record (user space
+ * sees both in the order the events happened).  Without room for the snapshot the
  * event still goes, without a stack: the regions user space keeps need every mmap and brk. */
 static __always_inline void output_with_snapshot(struct lw_gr_event *e, struct pt_regs *regs,
-                                                 __u32 flags)
+                                                 __u32 flags, __u64 absent_page)
 {
+  /* Snapshots may fill half of the ring, no more: the rest stays for the events, which
+   * the regions need (a storm of sampled faults unwound slower than it comes would
+   * otherwise crowd out the mmap and brk events). */
+  if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
+      bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 2) {
+    count(LW_GR_CNT_SNAPSHOTS_LOST);
+    e->stack = LW_GR_NO_STACK;
+    output(e);
+    return;
+  }
   __u32 zero = 0;
-  struct lw_gr_snapshot_slot *slot = bpf_map_lookup_elem(&snapshot_buf, &zero);
+  struct lw_snapshot_slot *slot = bpf_map_lookup_elem(&snapshot_buf, &zero);
   if (!slot || !regs) {
     e->stack = LW_GR_NO_STACK;
     count(LW_GR_CNT_STACK_LOST);
     output(e);
     return;
   }
-  slot->ev = *e;
-  slot->ev.stack = LW_GR_SNAPSHOT_STACK;
+  struct lw_gr_event *ev = (struct lw_gr_event *)slot->lead;
+  *ev = *e;
+  ev->stack = LW_GR_SNAPSHOT_STACK;
   struct lw_stack_snapshot *snap = &slot->snap;
   snap->ip = BPF_CORE_READ(regs, ip);
   snap->sp = BPF_CORE_READ(regs, sp);
@@ -215,13 +214,12 @@ static __always_inline void output_with_snapshot(struct lw_gr_event *e, struct p
   snap->tgid = e->tgid;
   snap->tid = e->tid;
   snap->flags = flags;
-  __u32 copied = lw_snapshot_copy(snap, snapshot_size);
+  __u32 copied = lw_snapshot_copy(snap, snapshot_size, absent_page);
   if (copied > LW_SNAPSHOT_MAX)
     return;
   if (copied == 0)
     count(LW_GR_CNT_SNAPSHOT_EMPTY);
-  if (bpf_ringbuf_output(&events, slot,
-                         sizeof(struct lw_gr_event) + LW_SNAPSHOT_HEADER_SIZE + copied,
+  if (bpf_ringbuf_output(&events, slot, LW_SNAPSHOT_LEAD + LW_SNAPSHOT_HEADER_SIZE + copied,
                          BPF_RB_NO_WAKEUP)) {
     count(LW_GR_CNT_SNAPSHOTS_LOST);
     e->stack = LW_GR_NO_STACK;
@@ -252,8 +250,10 @@ int BPF_PROG(lw_gr_fault, unsigned long address, struct pt_regs *regs, unsigned 
       .ts = bpf_ktime_get_ns(), .addr = address, .tgid = tgid, .tid = (__u32)id,
       .type = LW_GR_EV_FAULT, .flags = (__u32)error_code, .fd = -1};
   if (unwind_dwarf) {
-    /* The ip is the faulting instruction itself, not a return address. */
-    output_with_snapshot(&e, regs, LW_SNAPSHOT_IP_EXACT);
+    /* The ip is the faulting instruction itself, not a return address.  A fault on a page
+     * that is not present (error code bit 0 clear) may be the stack growing into it. */
+    __u64 absent = (error_code & 1) ? 0 : address & ~(__u64)(LW_SNAPSHOT_PAGE - 1);
+    output_with_snapshot(&e, regs, LW_SNAPSHOT_IP_EXACT, absent);
     return 0;
   }
   e.stack = capture_stack(ctx, regs, false);
@@ -299,7 +299,7 @@ static __always_inline void emit(void *ctx, struct lw_gr_event *e, bool with_sta
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
     if (unwind_dwarf) {
       /* The ip follows the syscall instruction: unwound as a return address. */
-      output_with_snapshot(e, regs, 0);
+      output_with_snapshot(e, regs, 0, 0);
       return;
     }
     e->stack = capture_stack(ctx, regs, true);

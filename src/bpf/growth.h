@@ -61,7 +61,8 @@ enum lw_gr_counter {
   LW_GR_CNT_RSS_FULL,          /* LOSS: rss map full */
   LW_GR_CNT_SNAPSHOTS,         /* events sent with a user-stack snapshot (DWARF unwinding) */
   LW_GR_CNT_SNAPSHOT_BYTES,    /* bytes of user stack copied into them */
-  LW_GR_CNT_SNAPSHOTS_LOST,    /* LOSS: no room for the snapshot (sent without a stack) */
+  LW_GR_CNT_SNAPSHOTS_LOST,    /* LOSS: no room for the snapshot (ring over half full or
+                                * full): the event was sent without a stack */
   LW_GR_CNT_SNAPSHOT_EMPTY,    /* LOSS: no byte of the user stack could be read */
   LW_GR_CNT_MAX,
 };

@@ -126,19 +126,6 @@ struct {
   __type(value, __u32);
 } cgroup_filter SEC(".maps");
 
-/* A snapshot with the room behind it that lw_snapshot_copy needs. */
-struct lw_snapshot_slot {
-  struct lw_stack_snapshot snap;
-  __u8 slack[LW_SNAPSHOT_SLACK];
-};
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct lw_snapshot_slot);
-} snapshot_buf SEC(".maps");
-
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 4096);
@@ -278,7 +265,7 @@ static __always_inline void send_snapshot(const struct lw_site *site, __u64 id, 
   snap->tgid = id >> 32;
   snap->tid = (__u32)id;
   snap->flags = 0;
-  __u32 copied = lw_snapshot_copy(snap, snapshot_size);
+  __u32 copied = lw_snapshot_copy(snap, snapshot_size, 0);
   if (copied > LW_SNAPSHOT_MAX)
     return;
   /* No wakeup: user space drains the ring on a short timer; a wakeup is an irq_work and a

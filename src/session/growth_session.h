@@ -57,7 +57,7 @@ class GrowthSession : public TraceSession {
   // storm) and symbolizes new stacks about once a second, while their processes live.
   void collect() override;
   // Snapshots fill the ring faster than stack keys: drained more often.
-  int collect_every_ms() const override { return dwarf_ ? 20 : 100; }
+  int collect_every_ms() const override { return dwarf_ ? 10 : 100; }
   void target_exiting() override;
   int target_pid() const override { return target_pid_; }
   ChildProcess* child() override { return child_.get(); }
