@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "metrics/proc_read.h"
+#include "report/finding.h"
 
 namespace leakwatch::agent {
 
@@ -322,8 +323,8 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
   req.cgroup = t.spec.kind == TargetSpec::Kind::kCgroup ? t.spec.cgroup : "";
   req.target = t.spec.label();
   const bool urgent = std::find(why.begin(), why.end(), TriggerReason::kOomRisk) != why.end();
-  req.sample_rate = urgent ? ms.sampling_config.aggressive_sample_rate
-                           : ms.sampling_config.default_sample_rate;
+  req.sampling = urgent ? ms.sampling_config.aggressive_sampling
+                        : ms.sampling_config.default_sampling;
   req.duration_s = config_.investigation_duration_s();
   req.overhead_budget_percent = config_.overhead_budget_percent;
   req.inject = to_string(ms.sampling_config.inject);
@@ -352,12 +353,15 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
     if (rec.memleak || (rec.growth && rec.growth->result)) {
       if (auto s = store->store(rec); s) {
         stored = true;
-        log::info("agent: report {} stored ({}, {} stacks, top: {}{})", s->id, rec.end,
-                  s->stacks, s->top_function.empty() ? "-" : s->top_function,
-                  s->growth ? "; growth top: " +
-                                  (s->growth->top_function.empty() ? "-"
-                                                                   : s->growth->top_function)
-                            : std::string());
+        log::info("agent: report {} stored ({}, {} stacks{})", s->id, rec.end, s->stacks,
+                  s->growth ? fmt::format(", growth step {} stacks", s->growth->stacks) : "");
+        // The finding is the investigation's product: shown at the default log level.
+        if (s->finding)
+          log::warn("agent: finding of pid {} ({}): {}; {}", req.pid, req.target,
+                    report::describe_finding(*s->finding), s->finding->reason);
+        else
+          log::warn("agent: finding of pid {} ({}): none (no outstanding allocations and no "
+                    "growth were seen)", req.pid, req.target);
       } else {
         store_failed = true;
         log::error("agent: report of pid {} not stored: {}", req.pid, s.error().message);

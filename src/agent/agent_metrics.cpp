@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 
 #include "agent/agent.h"
 #include "agent/exposition.h"
+#include "agent/report_store.h"
 
 namespace leakwatch::agent {
 namespace {
@@ -17,6 +19,39 @@ constexpr const char* kInvestigationOutcomes[] = {
     "duration", "overhead_budget", "stopped", "target_exited", "failed", "unavailable"};
 constexpr const char* kGrowthOutcomes[] = {"duration", "stopped", "target_exited", "failed",
                                            "unavailable"};
+
+// The newest stored finding of each target (the index is oldest first), so an alert rule
+// sees what the last investigation concluded, across agent restarts.
+void add_findings(Exposition& x, const std::vector<StoredReport>& stored) {
+  std::map<std::string, const StoredReport*> newest;
+  for (const StoredReport& r : stored)
+    if (r.finding) newest[r.target] = &r;
+  for (auto& [target, r] : newest) {
+    const report::Finding& f = *r->finding;
+    x.gauge("leakwatch_finding_info",
+            "The last investigation's finding of the target: the function it names (value 1)",
+            {{"target", target},
+             {"function", f.function},
+             {"module", f.module},
+             {"verdict", report::to_string(f.verdict)},
+             {"alert_level", f.alert_level},
+             {"agreement", f.agreement.empty() ? "single_step" : f.agreement},
+             {"report", r->id}},
+            1);
+    Labels lb{{"target", target}};
+    x.gauge("leakwatch_finding_bytes", "Bytes the last finding's function holds or grew", lb,
+            f.bytes);
+    x.gauge("leakwatch_finding_growth_bytes_per_second",
+            "Growth rate of the last finding's function", lb, f.bytes_per_s);
+    x.gauge("leakwatch_finding_confidence", "Confidence of the last finding's verdict [0, 1]", lb,
+            f.confidence);
+    x.gauge("leakwatch_finding_alert_level",
+            "Alert level of the last finding: 0 low, 1 medium, 2 high", lb,
+            f.alert_level == "high" ? 2 : f.alert_level == "medium" ? 1 : 0);
+    x.gauge("leakwatch_finding_timestamp_seconds", "When the last finding's investigation ended",
+            lb, static_cast<double>(r->finished_unix_ms) / 1000.0);
+  }
+}
 
 void add_psi(Exposition& x, const metrics::Psi& psi, const Labels& base) {
   auto line = [&](const char* kind, const metrics::PsiLine& l) {
@@ -184,8 +219,10 @@ std::string Agent::metrics_text() const {
             {}, static_cast<double>(c.report_errors));
   x.counter("leakwatch_reports_pruned_total", "Stored reports removed by retention", {},
             static_cast<double>(store->pruned_total()));
+  const std::vector<StoredReport> stored = store->list();
   x.gauge("leakwatch_reports_stored", "Reports in reports_dir's index", {},
-          static_cast<double>(store->list().size()));
+          static_cast<double>(stored.size()));
+  add_findings(x, stored);
 
   if (snap.system) {
     x.gauge("leakwatch_system_memory_total_bytes", "MemTotal", {},

@@ -127,6 +127,32 @@ class Parser {
     return *v;
   }
 
+  // <which>_sample_bytes (a size: by bytes) or <which>_sample_rate (1 in N calls), not both.
+  Result<void> sampling(const YAML::Node& s, const std::string& sp, const std::string& which,
+                        report::Sampling& out) const {
+    const std::string bytes_key = which + "_sample_bytes", rate_key = which + "_sample_rate";
+    const YAML::Node bytes = s[bytes_key], rate = s[rate_key];
+    if (bytes && rate)
+      return std::unexpected(error(rate, sp + "." + rate_key,
+                                   fmt::format("give {} (bytes) or {} (1 in N calls), not both",
+                                               bytes_key, rate_key)));
+    if (bytes) {
+      auto parsed = quantity(bytes, sp + "." + bytes_key, parse_size);
+      if (!parsed) return std::unexpected(parsed.error());
+      const double r = *parsed;
+      if (r < 1 || r > static_cast<double>(uint64_t{1} << 40))
+        return std::unexpected(
+            error(bytes, sp + "." + bytes_key, "expected a size from 1 byte to 1 TiB"));
+      out = {report::SamplingMode::kBytes, static_cast<uint64_t>(r)};
+    } else if (rate) {
+      auto parsed = positive_integer(rate, sp + "." + rate_key);
+      if (!parsed) return std::unexpected(parsed.error());
+      const uint64_t n = *parsed;
+      out = {n > 1 ? report::SamplingMode::kCalls : report::SamplingMode::kExact, n};
+    }
+    return {};
+  }
+
   Result<Threshold> threshold(const YAML::Node& n, const std::string& key,
                               QuantityParser p) const {
     auto s = scalar(n, key);
@@ -294,13 +320,12 @@ Result<void> Parser::parse_sampling(const YAML::Node& n, AgentConfig& c) const {
   }
   if (auto s = n["sampling_config"]) {
     const std::string sp = path + ".sampling_config";
-    LW_CHECK(check_keys(s, sp, {"default_sample_rate", "aggressive_sample_rate",
+    LW_CHECK(check_keys(s, sp, {"default_sample_bytes", "aggressive_sample_bytes",
+                                "default_sample_rate", "aggressive_sample_rate",
                                 "duration_limit", "growth_seconds", "inject"}));
     SamplingConfig& sc = m.sampling_config;
-    if (auto v = s["default_sample_rate"])
-      LW_ASSIGN(sc.default_sample_rate, positive_integer(v, sp + ".default_sample_rate"));
-    if (auto v = s["aggressive_sample_rate"])
-      LW_ASSIGN(sc.aggressive_sample_rate, positive_integer(v, sp + ".aggressive_sample_rate"));
+    LW_CHECK(sampling(s, sp, "default", sc.default_sampling));
+    LW_CHECK(sampling(s, sp, "aggressive", sc.aggressive_sampling));
     if (auto v = s["duration_limit"]) {
       LW_ASSIGN(sc.duration_limit_s, quantity(v, sp + ".duration_limit", parse_duration));
       if (sc.duration_limit_s <= 0)

@@ -12,6 +12,7 @@
 
 #include "agent/units.h"
 #include "common/result.h"
+#include "report/model.h"
 
 namespace leakwatch::agent {
 
@@ -46,8 +47,13 @@ enum class InjectPolicy { kNever, kOverBudget, kAlways };
 const char* to_string(InjectPolicy p);
 
 struct SamplingConfig {
-  uint64_t default_sample_rate = 1000;   // 1 in N allocations (memleak -s N)
-  uint64_t aggressive_sample_rate = 100; // used when the OOM-risk condition fired
+  // How an investigation's allocation trace samples.  By bytes (memleak --sample-bytes R:
+  // every allocated byte has the same chance, so a slow leak of large blocks is seen after a
+  // handful of calls) unless the configuration asks for call sampling with
+  // default_sample_rate / aggressive_sample_rate (memleak -s N: 1 call in N).  The
+  // aggressive figure is used when the OOM-risk condition fired.
+  report::Sampling default_sampling{report::SamplingMode::kBytes, 512 * 1024};
+  report::Sampling aggressive_sampling{report::SamplingMode::kBytes, 128 * 1024};
   double duration_limit_s = 300;         // before the environment cap
   // Layer-2 step (page faults and mappings by stack) run before the allocation trace,
   // inside the same time box; 0 disables it.  AgentConfig::growth_step_s() caps it.

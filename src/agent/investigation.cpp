@@ -5,6 +5,7 @@
 #include "agent/units.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "report/finding.h"
 
 namespace leakwatch::agent {
 
@@ -73,7 +74,21 @@ InvestigationRecord run_investigation(const InvestigationRequest& req, double gr
     }
   }
   rec.finished_unix_ms = unix_ms_now();
+  rec.finding = finding_of(rec);
   return rec;
+}
+
+std::optional<report::Finding> finding_of(const InvestigationRecord& rec) {
+  report::FindingInputs in;
+  if (rec.memleak) {
+    in.allocations = &rec.memleak->report;
+    in.allocations_stopped = rec.memleak->stop_reason;
+  } else {
+    in.allocations_missing = rec.memleak_error;
+  }
+  if (rec.growth && rec.growth->result) in.growth = &rec.growth->result->report;
+  else if (rec.growth) in.growth_missing = rec.growth->outcome + ": " + rec.growth->error;
+  return report::make_finding(in);
 }
 
 }  // namespace leakwatch::agent

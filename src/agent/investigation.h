@@ -30,7 +30,8 @@ struct InvestigationRequest {
   std::string comm;
   std::string cgroup;                    // the configured cgroup for cgroup targets, else ""
   std::string target;                    // the configured target's label ("comm:x", ...)
-  uint64_t sample_rate = 1000;           // 1 in N allocation calls
+  // The allocation trace's sampling (SamplingConfig's default or aggressive figure).
+  report::Sampling sampling{report::SamplingMode::kBytes, 512 * 1024};
   double duration_s = 300;               // time box, already capped by the environment
   double overhead_budget_percent = 10;   // of the target's own CPU time
   std::string reason;                    // why: the condition(s) and their figures
@@ -54,6 +55,7 @@ struct InvestigationResult {
   report::Report report;         // final report (report.final = true)
   InvestigationOverhead overhead;
   InvestigationEnd end = InvestigationEnd::kDuration;
+  std::string stop_reason;       // kOverheadBudget: the guard's reason, with its figures
 };
 
 // Thread-safety: the agent creates one Investigator per investigation (InvestigatorFactory)
@@ -118,7 +120,12 @@ struct InvestigationRecord {
   int64_t finished_unix_ms = 0;
   // Layer 1's figures of the process before the trigger and during the investigation.
   std::optional<MemorySeries> memory;
+  // The conclusion of both steps (report/finding.h); absent when neither saw anything.
+  std::optional<report::Finding> finding;
 };
+
+// The finding of a record whose steps have run.
+std::optional<report::Finding> finding_of(const InvestigationRecord& record);
 
 // Runs one investigation on the calling thread: the growth step for growth_s seconds (none
 // when 0), then the allocation trace for the rest of request.duration_s.  A growth step

@@ -14,6 +14,9 @@
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "report/culprit.h"
+#include "report/finding.h"
+#include "report/frame_format.h"
 #include "report/growth_writer.h"
 #include "report/json_writer.h"
 #include "report/pprof_writer.h"
@@ -43,35 +46,10 @@ std::string utc_stamp(int64_t unix_ms) {
                      t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
 }
 
-// Allocator entry points are where every stack starts; the summary names the first frame
-// above them: the function that asked for the memory.
-bool is_allocator_frame(const report::Frame& f) {
-  static const std::array<std::string_view, 14> kAllocators{
-      "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc",
-      "memalign", "valloc", "pvalloc", "operator new", "operator new[]", "strdup", "strndup"};
-  if (f.function.empty()) return false;
-  std::string_view fn = f.function;
-  if (size_t paren = fn.find('('); paren != std::string_view::npos) fn = fn.substr(0, paren);
-  return std::find(kAllocators.begin(), kAllocators.end(), fn) != kAllocators.end() ||
-         fn.starts_with("__libc_") || fn.starts_with("_int_");
-}
-
-// The growth report's stacks start where the kernel saw the growth: a fault in memset or in
-// the allocator, or the mmap/brk wrapper of a syscall.  The summary names the first frame
-// above those.
-bool is_growth_plumbing_frame(const report::Frame& f) {
-  static const std::array<std::string_view, 8> kWrappers{
-      "mmap", "mmap64", "munmap", "mremap", "brk", "sbrk", "sysmalloc", "systrim"};
-  static const std::array<std::string_view, 6> kPrefixes{
-      "__mmap", "__munmap", "__mremap", "__brk", "__sbrk", "__mem"};
-  if (is_allocator_frame(f)) return true;
-  std::string_view fn = f.function;
-  if (size_t paren = fn.find('('); paren != std::string_view::npos) fn = fn.substr(0, paren);
-  if (fn.starts_with("memset") || fn.starts_with("memcpy") || fn.starts_with("memmove"))
-    return true;
-  for (std::string_view p : kPrefixes)
-    if (fn.starts_with(p)) return true;
-  return std::find(kWrappers.begin(), kWrappers.end(), fn) != kWrappers.end();
+// The function a stack is charged to (report/culprit.h), "" when every frame is runtime.
+std::string culprit_name(const std::vector<report::Frame>& frames) {
+  auto i = report::culprit_index(frames);
+  return i ? report::frame_label(frames[*i]) : "";
 }
 
 json growth_to_json(const StoredGrowth& g) {
@@ -100,6 +78,16 @@ StoredGrowth growth_from_json(const json& j) {
   return g;
 }
 
+json sampling_json(const report::Sampling& s) {
+  return json{{"mode", report::to_string(s.mode)}, {"rate", s.rate}};
+}
+
+// report.txt's first lines: the conclusion before the stacks it came from.
+std::string finding_text(const std::optional<report::Finding>& f) {
+  if (!f) return "Finding: none (no outstanding allocations and no growth were seen)\n\n";
+  return fmt::format("Finding: {}\n  {}\n\n", report::describe_finding(*f), f->reason);
+}
+
 StoredGrowth summarize(const GrowthStep& step) {
   StoredGrowth g;
   g.outcome = step.outcome;
@@ -113,11 +101,7 @@ StoredGrowth summarize(const GrowthStep& step) {
   for (auto& [name, n] : rep.lost) g.lost += n;
   if (!rep.stacks.empty()) {
     g.top_bytes = rep.stacks.front().growth_bytes;
-    for (const report::Frame& f : rep.stacks.front().frames)
-      if (!f.function.empty() && !is_growth_plumbing_frame(f)) {
-        g.top_function = f.function;
-        break;
-      }
+    g.top_function = culprit_name(rep.stacks.front().frames);
   }
   return g;
 }
@@ -133,13 +117,15 @@ json to_json(const StoredReport& r) {
               {"end", r.end},
               {"memleak_error", r.memleak_error},
               {"duration_s", r.duration_s},
-              {"sample_rate", r.sample_rate},
+              {"sampling", sampling_json(r.sampling)},
               {"overhead_percent", r.overhead_percent},
               {"stacks", r.stacks},
               {"top_function", r.top_function},
               {"top_bytes", r.top_bytes},
               {"lost", r.lost},
               {"growth", r.growth ? growth_to_json(*r.growth) : json(nullptr)},
+              {"finding", r.finding ? json::parse(report::write_finding_json(*r.finding))
+                                    : json(nullptr)},
               {"files", r.files}};
 }
 
@@ -155,13 +141,18 @@ StoredReport from_json(const json& j) {
   r.end = j.value("end", "");
   r.memleak_error = j.value("memleak_error", "");
   r.duration_s = j.value("duration_s", 0.0);
-  r.sample_rate = j.value("sample_rate", uint64_t{0});
+  if (auto sp = j.find("sampling"); sp != j.end() && sp->is_object()) {
+    auto mode = report::sampling_mode_from_string(sp->value("mode", ""));
+    r.sampling = {mode.value_or(report::SamplingMode::kExact), sp->value("rate", uint64_t{1})};
+  }
   r.overhead_percent = j.value("overhead_percent", 0.0);
   r.stacks = j.value("stacks", size_t{0});
   r.top_function = j.value("top_function", "");
   r.top_bytes = j.value("top_bytes", 0.0);
   r.lost = j.value("lost", uint64_t{0});
   if (auto g = j.find("growth"); g != j.end() && g->is_object()) r.growth = growth_from_json(*g);
+  if (auto f = j.find("finding"); f != j.end() && f->is_object())
+    if (auto finding = report::read_finding_json(f->dump())) r.finding = std::move(*finding);
   r.files = j.value("files", std::vector<std::string>{});
   return r;
 }
@@ -226,8 +217,9 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
   e.reason = request.reason;
   e.end = record.end;
   e.memleak_error = record.memleak_error;
-  e.sample_rate = request.sample_rate;
+  e.sampling = request.sampling;
   if (record.growth) e.growth = summarize(*record.growth);
+  e.finding = record.finding ? record.finding : finding_of(record);
 
   // Render everything before touching the disk: a writer failure leaves nothing behind.
   std::vector<std::pair<std::string, std::string>> files;
@@ -240,16 +232,14 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
     for (auto& [name, n] : rep.lost) e.lost += n;
     if (!rep.stacks.empty()) {
       e.top_bytes = rep.stacks.front().bytes.estimate;
-      for (const report::Frame& f : rep.stacks.front().frames)
-        if (!f.function.empty() && !is_allocator_frame(f)) {
-          e.top_function = f.function;
-          break;
-        }
+      e.top_function = culprit_name(rep.stacks.front().frames);
     }
-    files.emplace_back("report.json", report::write_json(rep));
+    report::Report with_finding = rep;
+    with_finding.finding = e.finding;
+    files.emplace_back("report.json", report::write_json(with_finding));
     report::TextOptions text;
     text.time_hhmmss = local_hhmmss(finished_unix_ms);
-    files.emplace_back("report.txt", report::write_bcc_text(rep, text));
+    files.emplace_back("report.txt", finding_text(e.finding) + report::write_bcc_text(rep, text));
     if (auto pprof = report::write_pprof(rep)) {
       files.emplace_back("profile.pb.gz", std::move(*pprof));
     } else {
@@ -275,11 +265,13 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
              {"comm", request.comm},
              {"cgroup", request.cgroup},
              {"target", request.target},
-             {"sample_rate", request.sample_rate},
+             {"sampling", sampling_json(request.sampling)},
              {"duration_s", request.duration_s},
              {"overhead_budget_percent", request.overhead_budget_percent},
              {"reason", request.reason}}},
            {"end", e.end},
+           {"finding", e.finding ? json::parse(report::write_finding_json(*e.finding))
+                                 : json(nullptr)},
            {"memleak_error", e.memleak_error},
            {"started_unix_ms", started_unix_ms},
            {"finished_unix_ms", finished_unix_ms}};

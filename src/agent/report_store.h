@@ -61,13 +61,16 @@ struct StoredReport {
   std::string memleak_error;       // why there is no allocation report, or ""
   // The allocation trace's figures (0 and "" without an allocation report):
   double duration_s = 0;
-  uint64_t sample_rate = 0;
+  report::Sampling sampling;       // the allocation trace's (the request's)
   double overhead_percent = 0;
   size_t stacks = 0;
-  std::string top_function;        // innermost named frame of the largest stack
-  double top_bytes = 0;            // its estimated outstanding bytes
+  // The finding's function when there is a finding, else the innermost named frame of the
+  // largest stack past the allocator.
+  std::string top_function;
+  double top_bytes = 0;            // the largest stack's estimated outstanding bytes
   uint64_t lost = 0;               // sum of the report's loss counters
   std::optional<StoredGrowth> growth;  // absent when no growth step was configured
+  std::optional<report::Finding> finding;  // the investigation's conclusion
   std::vector<std::string> files;  // relative to the report's directory
 };
 

@@ -1,6 +1,7 @@
 #include "cli/memleak_investigator.h"
 
 #include <bpf/bpf.h>
+#include <algorithm>
 #include <unistd.h>
 
 #include "cli/inject_step.h"
@@ -19,7 +20,9 @@ namespace {
 
 constexpr double kEntryTrapNs = 700;   // emulated uprobe entry (KERNEL-FACTS.md)
 constexpr double kReturnTrapNs = 500;  // uretprobe on top of the entry
-constexpr double kReportEveryS = 5;    // history points for the verdicts
+// History points for the verdicts: every 5 s, more often in a short time box (the
+// verdicts want a dozen points).
+double report_every_s(double duration_s) { return std::clamp(duration_s / 12, 1.0, 5.0); }
 
 // utime + stime of a process, in seconds; < 0 when it is gone.
 double process_cpu_s(int pid) {
@@ -37,7 +40,8 @@ session::MemleakSessionOptions investigation_options(const agent::InvestigationR
   session::MemleakSessionOptions o;
   o.pid = req.pid;
   o.comm = req.comm;
-  if (req.sample_rate > 1) o.filter.sampling = {report::SamplingMode::kCalls, req.sample_rate};
+  if (req.sampling.mode != report::SamplingMode::kExact && req.sampling.rate > 1)
+    o.filter.sampling = req.sampling;
   o.reports.older_ms = 500;
   return o;
 }
@@ -86,7 +90,7 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   };
 
   session::DriveOptions d;
-  d.interval_s = kReportEveryS;  // history points for the verdicts
+  d.interval_s = report_every_s(req.duration_s);
   d.duration_s = req.duration_s;
   d.stop = &stop;
   d.guard = [&] {
@@ -96,13 +100,23 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   session::DriveOutcome out = session::drive(s, d, [&] { (void)s.report(false); });
   if (!out.started) return fail("investigation: {}", out.detail);
 
+  agent::InvestigationResult result;
+  result.end = investigation_end(out.cause);
+  result.overhead = read_overhead();
+  result.report = s.report(true);
+  result.report.target.cgroup = req.cgroup;
+  if (out.cause == session::StopCause::kGuard) {
+    result.stop_reason = out.detail;
+    result.report.notes.push_back(out.detail);
+  }
+  const double elapsed = s.elapsed_s();
   // inject: over_budget -> the uprobes cost too much: go on in-process for the rest of the
-  // time box instead of ending there.
-  if (out.cause == session::StopCause::kGuard && req.inject == "over_budget" && !s.inprocess() &&
-      inject()) {
-    const double elapsed = s.elapsed_s();
-    const double cost = read_overhead().overhead_percent;
-    created->reset();  // (drive() has stopped it; its BPF objects go now)
+  // time box instead of ending there.  The uprobes go first: a thread trapped in one sits
+  // at the allocator's entry, where no injection is safe.
+  const bool go_in_process = out.cause == session::StopCause::kGuard &&
+                             req.inject == "over_budget" && !s.inprocess();
+  created->reset();  // (drive() has stopped it; its BPF objects go now)
+  if (go_in_process && inject()) {
     agent::InvestigationRequest rest = req;
     rest.inject = "never";
     rest.duration_s = std::max(1.0, req.duration_s - elapsed);
@@ -111,19 +125,14 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
       second->report.notes.push_back(fmt::format(
           "investigation: the allocator's uprobes cost {:.1f}% of the target's CPU after {:.1f} s "
           "(budget {}%): the sampling library was injected and the trace went on in-process",
-          cost, elapsed, req.overhead_budget_percent));
+          result.overhead.overhead_percent, elapsed, req.overhead_budget_percent));
       second->report.notes.insert(second->report.notes.end(), inject_notes.begin(),
                                   inject_notes.end());
+      return second;
     }
-    return second;
+    inject_notes.push_back("the in-process trace after the injection failed: " +
+                           second.error().message);
   }
-
-  agent::InvestigationResult result;
-  result.end = investigation_end(out.cause);
-  result.overhead = read_overhead();
-  result.report = s.report(true);
-  result.report.target.cgroup = req.cgroup;
-  if (out.cause == session::StopCause::kGuard) result.report.notes.push_back(out.detail);
   result.report.notes.insert(result.report.notes.end(), inject_notes.begin(), inject_notes.end());
   result.report.notes.push_back(fmt::format(
       "investigation: {} ({}); ended: {}; estimated overhead {:.2f}% of the target's CPU "

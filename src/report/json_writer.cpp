@@ -487,3 +487,23 @@ Result<Report> read_json(std::string_view text) {
 }
 
 }  // namespace leakwatch::report
+
+namespace leakwatch::report {
+
+std::string write_finding_json(const Finding& f) { return finding_json(f).dump(); }
+
+Result<Finding> read_finding_json(std::string_view text) {
+  Json root;
+  try {
+    root = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    return fail("finding JSON: {}", e.what());
+  }
+  if (!root.is_object()) return fail("finding JSON: expected an object");
+  Reader reader;
+  Finding f = reader.read_finding(root, "finding");
+  if (reader.failed()) return std::unexpected(Error{reader.message(), 0});
+  return f;
+}
+
+}  // namespace leakwatch::report

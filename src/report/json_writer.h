@@ -32,4 +32,9 @@ std::string write_json(const Report& report);
 // default; a field of the wrong type or a newer major version is an error naming the field.
 [[nodiscard]] Result<Report> read_json(std::string_view text);
 
+// A finding alone, as in a report's "finding" field (the agent's index and investigation
+// files carry it too).
+std::string write_finding_json(const Finding& finding);
+[[nodiscard]] Result<Finding> read_finding_json(std::string_view text);
+
 }  // namespace leakwatch::report

@@ -41,7 +41,7 @@ TEST(MemleakSession, InvestigationAndMemleakPidReportTheSameStacks) {
 
   agent::InvestigationRequest req;
   req.pid = target.pid();
-  req.sample_rate = 1;
+  req.sampling = {report::SamplingMode::kExact, 1};
   req.duration_s = 5;
   req.overhead_budget_percent = 100;
   req.target = "pid";

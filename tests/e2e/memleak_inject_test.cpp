@@ -312,7 +312,7 @@ TEST_F(MemleakInject, AgentInvestigationsInject) {
     agent::InvestigationRequest req;
     req.pid = p.pid();
     req.target = "pid:" + std::to_string(p.pid());
-    req.sample_rate = 100;
+    req.sampling = {report::SamplingMode::kCalls, 100};
     req.duration_s = 16;
     req.inject = policy;
     // (always: a budget the in-process trace stays under even on a loaded machine)

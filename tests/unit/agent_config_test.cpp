@@ -115,8 +115,10 @@ TEST(AgentConfig, AcceptsTheIssueBlock) {
   EXPECT_DOUBLE_EQ(m.trigger_conditions.rss_increase_threshold->value, 100e6);
   ASSERT_TRUE(m.trigger_conditions.oom_risk_score);
   EXPECT_DOUBLE_EQ(m.trigger_conditions.oom_risk_score->value, 0.7);
-  EXPECT_EQ(m.sampling_config.default_sample_rate, 1000u);
-  EXPECT_EQ(m.sampling_config.aggressive_sample_rate, 100u);
+  EXPECT_EQ(m.sampling_config.default_sampling,
+            (report::Sampling{report::SamplingMode::kCalls, 1000}));
+  EXPECT_EQ(m.sampling_config.aggressive_sampling,
+            (report::Sampling{report::SamplingMode::kCalls, 100}));
   EXPECT_DOUBLE_EQ(m.sampling_config.duration_limit_s, 300);
   EXPECT_DOUBLE_EQ(c->overhead_budget_percent, 10);
   EXPECT_DOUBLE_EQ(c->investigation_duration_s(), 300);
@@ -145,6 +147,11 @@ TEST(AgentConfig, TheExampleFileParses) {
   EXPECT_EQ(c->targets.size(), 1u);
   EXPECT_DOUBLE_EQ(c->memleak_sampling.cooldown_s, 1800);
   EXPECT_DOUBLE_EQ(c->memleak_sampling.sampling_config.growth_seconds, 30);
+  EXPECT_EQ(c->memleak_sampling.sampling_config.default_sampling,
+            (report::Sampling{report::SamplingMode::kBytes, 512 * 1024}));
+  EXPECT_EQ(c->memleak_sampling.sampling_config.aggressive_sampling,
+            (report::Sampling{report::SamplingMode::kBytes, 128 * 1024}));
+  EXPECT_EQ(c->memleak_sampling.sampling_config.inject, InjectPolicy::kOverBudget);
   EXPECT_DOUBLE_EQ(c->detection.rate_window_s, 120);
   EXPECT_DOUBLE_EQ(c->detection.sustained_for_s, 300);
   EXPECT_DOUBLE_EQ(c->detection.min_spread_bytes_per_s, 1024);
@@ -291,8 +298,16 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
       {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
        "    growth_second: 30\n",
        "bad.yaml:5:", "memleak_sampling.sampling_config.growth_second",
-       "unknown key (expected one of: default_sample_rate, aggressive_sample_rate, "
-       "duration_limit, growth_seconds, inject)"},
+       "unknown key (expected one of: default_sample_bytes, aggressive_sample_bytes, "
+       "default_sample_rate, aggressive_sample_rate, duration_limit, growth_seconds, inject)"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    default_sample_bytes: 512KiB\n    default_sample_rate: 1000\n",
+       "bad.yaml:6:", "memleak_sampling.sampling_config.default_sample_rate",
+       "give default_sample_bytes (bytes) or default_sample_rate (1 in N calls), not both"},
+      {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+       "    aggressive_sample_bytes: 0\n",
+       "bad.yaml:5:", "memleak_sampling.sampling_config.aggressive_sample_bytes",
+       "expected a size from 1 byte to 1 TiB"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
        "    - oom_risk_score: \">1.5\"\n",
        "bad.yaml:5:", "oom_risk_score", "between 0 and 1"},

@@ -61,7 +61,8 @@ TEST(AgentLoop, LeakingProcessIsInvestigatedOnceAndReportStored) {
   const InvestigationRequest& req = log.requests[0];
   EXPECT_EQ(req.pid, child.pid());
   EXPECT_EQ(req.comm, "agent_grower");
-  EXPECT_EQ(req.sample_rate, 1000u);          // default_sample_rate: no OOM condition
+  // The default sampling (no OOM condition): by bytes.
+  EXPECT_EQ(req.sampling, (report::Sampling{report::SamplingMode::kBytes, 512 * 1024}));
   EXPECT_DOUBLE_EQ(req.duration_s, 0.3);      // duration_limit under the ci cap
   EXPECT_DOUBLE_EQ(req.overhead_budget_percent, 10);
   EXPECT_NE(req.reason.find("memory_growth_rate"), std::string::npos) << req.reason;
@@ -299,10 +300,11 @@ TEST(AgentLoop, CgroupTargetTriggersAndInvestigatesItsMember) {
     EXPECT_EQ(log.requests[0].pid, member.pid());
     EXPECT_EQ(log.requests[0].cgroup, svc);
     EXPECT_EQ(log.requests[0].target, "cgroup:" + svc);
-    // The OOM-risk condition held too: the aggressive sample rate is used.
+    // The OOM-risk condition held too: the aggressive sampling is used.
     EXPECT_NE(log.requests[0].reason.find("oom_risk_score"), std::string::npos)
         << log.requests[0].reason;
-    EXPECT_EQ(log.requests[0].sample_rate, 100u);
+    EXPECT_EQ(log.requests[0].sampling,
+              (report::Sampling{report::SamplingMode::kBytes, 128 * 1024}));
   }
   ag->tick();
   auto snap = ag->snapshot();

@@ -69,7 +69,7 @@ InvestigationRequest request() {
   q.pid = 4242;
   q.comm = "my service/1";  // sanitized in the directory name
   q.target = "comm:myservice";
-  q.sample_rate = 100;
+  q.sampling = {report::SamplingMode::kCalls, 100};
   q.reason = "memory_growth_rate +12.0 MiB/min";
   return q;
 }
@@ -115,7 +115,8 @@ TEST(AgentReportStore, StoresAllFilesAtomicallyWithAnIndex) {
   auto inv = nlohmann::json::parse(read_file(dir + "/investigation.json").value());
   EXPECT_EQ(inv["end"], "overhead_budget");
   EXPECT_DOUBLE_EQ(inv["overhead"]["overhead_percent"].get<double>(), 1.5);
-  EXPECT_EQ(inv["request"]["sample_rate"], 100);
+  EXPECT_EQ(inv["request"]["sampling"]["mode"], "calls");
+  EXPECT_EQ(inv["request"]["sampling"]["rate"], 100);
 }
 
 TEST(AgentReportStore, PrunesByCountThenAgeAndSurvivesReopen) {
