@@ -8,8 +8,12 @@
 #   filter   a traced process that does not fault (`sleep`): every run is another process's
 #            fault, rejected by the pid filter -> the cost every other process pays
 #   count    bench_growth_faults, --sample-faults 1000000000: filter + counter + draw
-#   fp       bench_growth_faults, --sample-faults 1 --stack-walker fp (leakwatch's walk)
-#   kernel   bench_growth_faults, --sample-faults 1 --stack-walker kernel (bpf_get_stackid)
+#   fp       bench_growth_faults, --sample-faults 1 --unwind fp --stack-walker fp (leakwatch's
+#            walk)
+#   kernel   bench_growth_faults, --sample-faults 1 --unwind fp --stack-walker kernel
+#            (bpf_get_stackid)
+#   dwarf    bench_growth_faults, --sample-faults 1 --unwind dwarf (a copy of the top of the
+#            user stack, at most --snapshot-size, sent with the event)
 # The program runs for every fault on the machine (the tracepoint is global), so the cost
 # per traced fault is (runs x ns/run - other runs x filter ns/run) / traced faults.
 #
@@ -38,7 +42,9 @@ run() {
     filter) out=$("$LW" growth -c "sleep 2" --sample-faults 1 -v 2>&1) ;;
     count) out=$("$LW" growth -c "$FAULTS $FAULT_ROUNDS $MIB" --sample-faults 1000000000 -v 2>&1) ;;
     fp | kernel) out=$("$LW" growth -c "$FAULTS $FAULT_ROUNDS $MIB" --sample-faults 1 \
-                         --stack-walker "$1" -v 2>&1) ;;
+                         --unwind fp --stack-walker "$1" -v 2>&1) ;;
+    dwarf) out=$("$LW" growth -c "$FAULTS $FAULT_ROUNDS $MIB" --sample-faults 1 \
+                   --unwind dwarf -v 2>&1) ;;
   esac
   local stats faults
   stats=$(grep -o 'lw_gr_fault [0-9]* runs [0-9]* ns/run' <<<"$out" | tail -1)
@@ -49,7 +55,7 @@ run() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 declare -A filter_ns cost
-configs="filter count fp kernel"
+configs="filter count fp kernel dwarf"
 for ((r = 0; r < ROUNDS; r++)); do
   for c in $configs; do
     read -r runs ns traced < <(run "$c")
@@ -69,6 +75,6 @@ done
 echo "| configuration | ns per traced fault (median of $ROUNDS) |"
 echo "|---|---|"
 echo "| pid filter (other processes' faults) | $(printf '%s\n' "${filter_ns[@]}" | median) |"
-for c in count fp kernel; do
+for c in count fp kernel dwarf; do
   echo "| $c | $(tr ' ' '\n' <<<"${cost[$c]}" | grep -v '^$' | median) |"
 done

@@ -16,7 +16,10 @@
  * Two user-stack walkers (rodata stack_walker), measured against each other in
  * BENCHMARKS.md: the kernel's (bpf_get_stackid) and leakwatch's (bpf/fp_stack.bpf.h),
  * which stops at a null frame pointer instead of reading address 0 and recovers the caller
- * of a frameless syscall wrapper or leaf function.
+ * of a frameless syscall wrapper or leaf function.  With unwind_dwarf neither walks: the
+ * event carries a bounded copy of the top of the user stack (bpf/stack_snapshot.bpf.h),
+ * unwound in user space with the objects' CFI, which goes through glibc's and libstdc++'s
+ * frameless code (sysmalloc, _int_malloc, operator new) to the application's functions.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,6 +28,9 @@
 
 #include "bpf/fp_stack.bpf.h"
 #include "bpf/growth.h"
+/* A snapshot travels behind its event, in one ring record. */
+#define LW_SNAPSHOT_LEAD sizeof(struct lw_gr_event)
+#include "bpf/stack_snapshot.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -34,6 +40,8 @@ const volatile __u32 stack_walker = LW_GR_WALK_FP;
 const volatile __u32 sample_period = 1;    /* capture 1 in N fault stacks */
 const volatile __u32 page_shift = 12;
 const volatile __u32 syscall_stacks = 1;   /* capture stacks of mmap/mremap/brk */
+const volatile __u32 unwind_dwarf = 0;     /* 1: stack snapshots instead of walks */
+const volatile __u32 snapshot_size = 8192; /* bytes of user stack per snapshot, at most */
 /* 1: the target is a child leakwatch started and is still running leakwatch's code before its
  * exec; nothing it does counts until the exec (its first faults after fork are leakwatch's). */
 const volatile __u32 wait_for_exec = 0;
@@ -165,6 +173,66 @@ static __always_inline __u64 capture_stack(void *ctx, struct pt_regs *regs, bool
   return stack;
 }
 
+static __always_inline void output(struct lw_gr_event *e)
+{
+  if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
+    count(LW_GR_CNT_EVENTS_LOST);
+}
+
+/* Sends `e` with a snapshot of the user stack at `regs`, in one ring record (user space
+ * sees both in the order the events happened).  Without room for the snapshot the
+ * event still goes, without a stack: the regions user space keeps need every mmap and brk. */
+static __always_inline void output_with_snapshot(struct lw_gr_event *e, struct pt_regs *regs,
+                                                 __u32 flags, __u64 absent_page)
+{
+  /* Snapshots may fill half of the ring, no more: the rest stays for the events, which
+   * the regions need (a storm of sampled faults unwound slower than it comes would
+   * otherwise crowd out the mmap and brk events). */
+  if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
+      bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 2) {
+    count(LW_GR_CNT_SNAPSHOTS_LOST);
+    e->stack = LW_GR_NO_STACK;
+    output(e);
+    return;
+  }
+  __u32 zero = 0;
+  struct lw_snapshot_slot *slot = bpf_map_lookup_elem(&snapshot_buf, &zero);
+  if (!slot || !regs) {
+    e->stack = LW_GR_NO_STACK;
+    count(LW_GR_CNT_STACK_LOST);
+    output(e);
+    return;
+  }
+  struct lw_gr_event *ev = (struct lw_gr_event *)slot->lead;
+  *ev = *e;
+  ev->stack = LW_GR_SNAPSHOT_STACK;
+  struct lw_stack_snapshot *snap = &slot->snap;
+  snap->ip = BPF_CORE_READ(regs, ip);
+  snap->sp = BPF_CORE_READ(regs, sp);
+  snap->bp = BPF_CORE_READ(regs, bp);
+  snap->alloc_addr = 0;
+  snap->tgid = e->tgid;
+  snap->tid = e->tid;
+  snap->flags = flags;
+  __u32 copied = lw_snapshot_copy(snap, snapshot_size, absent_page);
+  if (copied > LW_SNAPSHOT_MAX)
+    return;
+  if (copied == 0)
+    count(LW_GR_CNT_SNAPSHOT_EMPTY);
+  if (bpf_ringbuf_output(&events, slot, LW_SNAPSHOT_LEAD + LW_SNAPSHOT_HEADER_SIZE + copied,
+                         BPF_RB_NO_WAKEUP)) {
+    count(LW_GR_CNT_SNAPSHOTS_LOST);
+    e->stack = LW_GR_NO_STACK;
+    output(e);
+    return;
+  }
+  count(LW_GR_CNT_SNAPSHOTS);
+  __u32 idx = LW_GR_CNT_SNAPSHOT_BYTES;
+  __u64 *v = bpf_map_lookup_elem(&counters, &idx);
+  if (v)
+    *v += copied;
+}
+
 /* ---- page faults ---- */
 
 SEC("tp_btf/page_fault_user")
@@ -180,10 +248,16 @@ int BPF_PROG(lw_gr_fault, unsigned long address, struct pt_regs *regs, unsigned 
   count(LW_GR_CNT_SAMPLED);
   struct lw_gr_event e = {
       .ts = bpf_ktime_get_ns(), .addr = address, .tgid = tgid, .tid = (__u32)id,
-      .type = LW_GR_EV_FAULT, .flags = (__u32)error_code, .fd = -1,
-      .stack = capture_stack(ctx, regs, false)};
-  if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_NO_WAKEUP))
-    count(LW_GR_CNT_EVENTS_LOST);
+      .type = LW_GR_EV_FAULT, .flags = (__u32)error_code, .fd = -1};
+  if (unwind_dwarf) {
+    /* The ip is the faulting instruction itself, not a return address.  A fault on a page
+     * that is not present (error code bit 0 clear) may be the stack growing into it. */
+    __u64 absent = (error_code & 1) ? 0 : address & ~(__u64)(LW_SNAPSHOT_PAGE - 1);
+    output_with_snapshot(&e, regs, LW_SNAPSHOT_IP_EXACT, absent);
+    return 0;
+  }
+  e.stack = capture_stack(ctx, regs, false);
+  output(&e);
   return 0;
 }
 
@@ -221,11 +295,16 @@ static __always_inline void emit(void *ctx, struct lw_gr_event *e, bool with_sta
   e->tgid = id >> 32;
   e->tid = (__u32)id;
   e->stack = LW_GR_NO_STACK;
-  if (with_stack && syscall_stacks)
-    e->stack = capture_stack(
-        ctx, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), true);
-  if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
-    count(LW_GR_CNT_EVENTS_LOST);
+  if (with_stack && syscall_stacks) {
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    if (unwind_dwarf) {
+      /* The ip follows the syscall instruction: unwound as a return address. */
+      output_with_snapshot(e, regs, 0, 0);
+      return;
+    }
+    e->stack = capture_stack(ctx, regs, true);
+  }
+  output(e);
 }
 
 static __always_inline bool failed(__s64 ret)

@@ -10,6 +10,9 @@
  *   sys_enter/exit mmap, munmap, mremap, brk ──> events ring buffer (with the stack of the
  *        call)
  *
+ *   with DWARF unwinding (unwind_dwarf) a stack is not walked in BPF: the event record
+ *   carries a copy of the top of the user stack (LW_GR_SNAPSHOT_STACK), unwound in user space
+ *
  *   user space, in event order: the mapped regions as intervals (partial unmaps, moves),
  *   and each sampled fault classified anonymous or file-backed by the region it hit.
  *
@@ -27,6 +30,10 @@
 
 /* Stack value meaning "no stack" (capture failed, map full). */
 #define LW_GR_NO_STACK 0xffffffffffffffffULL
+/* Stack value of an event followed by its user-stack snapshot (rodata unwind_dwarf): the
+ * ring record is the lw_gr_event, then the lw_stack_snapshot header and stack_size bytes
+ * (bpf/unwind.h).  User space unwinds it and replaces the value by its own stack key. */
+#define LW_GR_SNAPSHOT_STACK 0xfffffffffffffffeULL
 
 /* How user stacks are captured (rodata stack_walker). */
 enum lw_gr_walker {
@@ -52,6 +59,11 @@ enum lw_gr_counter {
   LW_GR_CNT_EVENTS_LOST,       /* LOSS: events ring buffer full */
   LW_GR_CNT_INFLIGHT_FULL,     /* LOSS: per-thread syscall state map full */
   LW_GR_CNT_RSS_FULL,          /* LOSS: rss map full */
+  LW_GR_CNT_SNAPSHOTS,         /* events sent with a user-stack snapshot (DWARF unwinding) */
+  LW_GR_CNT_SNAPSHOT_BYTES,    /* bytes of user stack copied into them */
+  LW_GR_CNT_SNAPSHOTS_LOST,    /* LOSS: no room for the snapshot (ring over half full or
+                                * full): the event was sent without a stack */
+  LW_GR_CNT_SNAPSHOT_EMPTY,    /* LOSS: no byte of the user stack could be read */
   LW_GR_CNT_MAX,
 };
 

@@ -25,6 +25,7 @@
 
 #include "bpf/fp_stack.bpf.h"
 #include "bpf/memleak.h"
+#include "bpf/stack_snapshot.bpf.h"
 #include "bpf/unwind.h"
 
 #define LW_COUNTERS_MAX LW_CNT_MAX
@@ -124,20 +125,6 @@ struct {
   __type(key, __u32);
   __type(value, __u32);
 } cgroup_filter SEC(".maps");
-
-/* A snapshot with room behind it: the page-by-page copy below writes less than two pages
- * past any offset below LW_SNAPSHOT_MAX, which is what the verifier can check. */
-struct lw_snapshot_slot {
-  struct lw_stack_snapshot snap;
-  __u8 slack[8192];
-};
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct lw_snapshot_slot);
-} snapshot_buf SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -262,11 +249,8 @@ struct lw_site {
   __u64 ip, sp, bp;
 };
 
-/* Copies the registers and the top of the user stack for DWARF unwinding, page by page
- * from sp upwards: near the top of a stack the copy stops at the first page that cannot be
- * read, which costs one failed read (a page fault, microseconds here) instead of one per
- * halving of a too-large request. */
-#define LW_PAGE 4096u
+/* Copies the registers and the top of the user stack for DWARF unwinding
+ * (bpf/stack_snapshot.bpf.h). */
 static __always_inline void send_snapshot(const struct lw_site *site, __u64 id, __u64 addr)
 {
   __u32 zero = 0;
@@ -281,32 +265,9 @@ static __always_inline void send_snapshot(const struct lw_site *site, __u64 id, 
   snap->tgid = id >> 32;
   snap->tid = (__u32)id;
   snap->flags = 0;
-  __u32 want = snapshot_size;
-  if (want > LW_SNAPSHOT_MAX)
-    want = LW_SNAPSHOT_MAX;
-  /* On the main thread nothing above the process's initial stack pointer belongs to a frame,
-   * and the stack mapping ends a few pages above it: stop there rather than fault past it. */
-  struct task_struct *task = bpf_get_current_task_btf();
-  __u64 start_stack = BPF_CORE_READ(task, mm, start_stack);
-  if (start_stack > snap->sp && start_stack - snap->sp < want)
-    want = start_stack - snap->sp;
-  __u32 copied = 0;
-  for (int i = 0; i < LW_SNAPSHOT_MAX / LW_PAGE + 1; i++) {
-    if (copied >= want)
-      break;
-    __u64 chunk = LW_PAGE - ((snap->sp + copied) & (LW_PAGE - 1));
-    if (chunk > (__u64)(want - copied))
-      chunk = want - copied;
-    chunk &= 2 * LW_PAGE - 1; /* for the verifier: it is at most LW_PAGE already */
-    __u64 off = copied & (LW_SNAPSHOT_MAX - 1);
-    if (chunk == 0 ||
-        bpf_probe_read_user(&snap->stack[off], chunk, (void *)(snap->sp + copied)))
-      break;
-    copied += chunk;
-  }
+  __u32 copied = lw_snapshot_copy(snap, snapshot_size, 0);
   if (copied > LW_SNAPSHOT_MAX)
     return;
-  snap->stack_size = copied; /* 0: every read failed, ip alone */
   /* No wakeup: user space drains the ring on a short timer; a wakeup is an irq_work and a
    * context switch per record, several microseconds on the traced thread. */
   if (bpf_ringbuf_output(&snapshots, snap, LW_SNAPSHOT_HEADER_SIZE + copied, BPF_RB_NO_WAKEUP)) {

@@ -64,6 +64,19 @@ struct lw_stack_snapshot {
 #ifdef __cplusplus
 static_assert(sizeof(struct lw_stack_snapshot) == LW_SNAPSHOT_HEADER_SIZE + LW_SNAPSHOT_MAX,
               "lw_stack_snapshot layout");
+#include <string.h>
+/* A ring record holds the header and stack_size bytes, not the struct's tail: copies it into
+ * a whole struct (stack_size clipped to the bytes present).  False when too short. */
+static inline bool lw_snapshot_from_record(const void *data, size_t len,
+                                           struct lw_stack_snapshot *out)
+{
+  if (len < LW_SNAPSHOT_HEADER_SIZE)
+    return false;
+  memcpy(out, data, len < sizeof(*out) ? len : sizeof(*out));
+  if (out->stack_size > len - LW_SNAPSHOT_HEADER_SIZE)
+    out->stack_size = (__u32)(len - LW_SNAPSHOT_HEADER_SIZE);
+  return true;
+}
 #else
 _Static_assert(sizeof(struct lw_stack_snapshot) == LW_SNAPSHOT_HEADER_SIZE + LW_SNAPSHOT_MAX,
                "lw_stack_snapshot layout");

@@ -85,6 +85,12 @@ Result<Plan> validate(const GrowthOptions& o) {
   if (o.stack_walker == "kernel") pc.walker = probe::StackWalker::kKernel;
   else if (o.stack_walker != "fp")
     return fail("--stack-walker: unknown walker '{}' (fp, kernel)", o.stack_walker);
+  auto unwind = session::parse_unwind(o.unwind);
+  if (!unwind) return std::unexpected(unwind.error());
+  p.session.unwind = *unwind;
+  auto snapshot_size = session::parse_snapshot_size(o.snapshot_size);
+  if (!snapshot_size) return std::unexpected(snapshot_size.error());
+  p.session.snapshot_size = *snapshot_size;
   pc.sample_period = o.sample_faults;
   pc.rss = !o.no_rss;
   pc.max_stacks = o.max_stacks;
@@ -192,6 +198,16 @@ CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& o) {
   sub->add_option("--stack-walker", o.stack_walker,
                   "fp: leakwatch's bounded frame-pointer walk (recovers the caller of frameless "
                   "leaf functions); kernel: bpf_get_stackid")
+      ->capture_default_str();
+  sub->add_option("--unwind", o.unwind,
+                  "how stacks are unwound: fp (walked in BPF by --stack-walker), dwarf (a copy of "
+                  "the top of the user stack at each sampled fault and mmap/brk is unwound with "
+                  "the objects' CFI: a brk or fault inside malloc or operator new is charged to "
+                  "the function that called them), auto (dwarf when the program or its allocator "
+                  "libraries keep no frame pointers)")
+      ->capture_default_str();
+  sub->add_option("--snapshot-size", o.snapshot_size,
+                  "bytes of user stack copied per event with --unwind dwarf")
       ->capture_default_str();
   sub->add_flag("--no-rss", o.no_rss, "do not trace RSS changes (kmem:rss_stat)");
   sub->add_option("-T,--top", o.top, "display only this many top stacks")->capture_default_str();

@@ -20,6 +20,8 @@ struct GrowthOptions {
   double duration_s = 0;
   uint32_t sample_faults = 16;     // capture 1 in N fault stacks
   std::string stack_walker = "fp"; // fp (leakwatch's walk) | kernel (bpf_get_stackid)
+  std::string unwind = "auto";     // fp (the walker above) | dwarf | auto
+  std::string snapshot_size = "8K";
   bool no_rss = false;             // do not attach kmem:rss_stat
   int top = 10;
   std::string format = "text";

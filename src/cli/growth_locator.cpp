@@ -19,6 +19,9 @@ Result<agent::GrowthResult> TracepointGrowthLocator::run(const agent::Investigat
   o.comm = req.comm;
   o.probe.sample_period = defaults.sample_faults;
   o.probe.max_stacks = defaults.max_stacks;
+  // Whole stacks through the allocator (auto: DWARF where frame pointers are missing).
+  if (auto u = session::parse_unwind(defaults.unwind)) o.unwind = *u;
+  if (auto n = session::parse_snapshot_size(defaults.snapshot_size)) o.snapshot_size = *n;
   auto s = session::GrowthSession::Create(o);
   if (!s) return fail("growth step: {}", s.error().message);
 

@@ -130,16 +130,12 @@ Result<Plan> validate(const MemleakOptions& o) {
     p.reports.verdicts_only = report::verdict_from_string(o.verdicts_only);
     if (!p.reports.verdicts_only) return fail("--verdicts-only: unknown verdict '{}' (leak, cache, transient, unknown)", o.verdicts_only);
   }
-  if (o.unwind == "fp") p.unwind = session::Unwind::kFramePointers;
-  else if (o.unwind == "dwarf") p.unwind = session::Unwind::kDwarf;
-  else if (o.unwind != "auto") return fail("--unwind: unknown mode '{}' (fp, dwarf, auto)", o.unwind);
-  {
-    auto r = parse_size(o.snapshot_size);
-    if (!r) return fail("--snapshot-size: {}", r.error().message);
-    if (*r < 512 || *r > LW_SNAPSHOT_MAX)
-      return fail("--snapshot-size: must be between 512 and {} bytes", LW_SNAPSHOT_MAX);
-    p.snapshot_size = static_cast<uint32_t>(*r);
-  }
+  auto unwind = session::parse_unwind(o.unwind);
+  if (!unwind) return std::unexpected(unwind.error());
+  p.unwind = *unwind;
+  auto snapshot_size = session::parse_snapshot_size(o.snapshot_size);
+  if (!snapshot_size) return std::unexpected(snapshot_size.error());
+  p.snapshot_size = *snapshot_size;
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
   if (auto r = check_map_memory(o.max_allocs,
                                 sizeof(lw_alloc_key) + sizeof(lw_alloc_info) + kHashElementOverhead,

@@ -51,12 +51,20 @@ Result<std::unique_ptr<GrowthProbe>> GrowthProbe::Create(const GrowthProbeConfig
   s->rodata->sample_period = cfg.sample_period ? cfg.sample_period : 1;
   s->rodata->page_shift = page_shift();
   s->rodata->syscall_stacks = cfg.syscall_stacks ? 1 : 0;
+  if (cfg.unwind_dwarf) {
+    if (cfg.snapshot_size > LW_SNAPSHOT_MAX)
+      return fail("--snapshot-size: at most {} bytes", LW_SNAPSHOT_MAX);
+    s->rodata->unwind_dwarf = 1;
+    s->rodata->snapshot_size = cfg.snapshot_size;
+  }
 
-  // Only the walker in use needs its stack map at full size.
-  bool kernel_walk = cfg.walker == StackWalker::kKernel;
+  // Only the walker in use needs its stack map at full size (none with snapshots).
+  bool kernel_walk = cfg.walker == StackWalker::kKernel && !cfg.unwind_dwarf;
+  bool fp_walk = cfg.walker == StackWalker::kFramePointers && !cfg.unwind_dwarf;
   bpf_map__set_max_entries(s->maps.stack_traces, kernel_walk ? cfg.max_stacks : 1);
-  bpf_map__set_max_entries(s->maps.fp_stacks, kernel_walk ? 1 : cfg.max_stacks);
-  bpf_map__set_max_entries(s->maps.events, cfg.ringbuf_bytes);
+  bpf_map__set_max_entries(s->maps.fp_stacks, fp_walk ? cfg.max_stacks : 1);
+  bpf_map__set_max_entries(s->maps.events,
+                           cfg.unwind_dwarf ? cfg.dwarf_ringbuf_bytes : cfg.ringbuf_bytes);
   if (!cfg.rss) bpf_program__set_autoload(s->progs.lw_gr_rss, false);
 
   if (int err = growth_bpf__load(s); err)
@@ -123,12 +131,20 @@ GrowthCounters GrowthProbe::read_counters() const {
   return sum_percpu_counters<LW_GR_CNT_MAX>(bpf_map__fd(skel_->maps.counters));
 }
 
-int GrowthProbe::drain_events(const std::function<void(const lw_gr_event&)>& on_event) {
+int GrowthProbe::drain_events(
+    const std::function<void(const lw_gr_event&, const lw_stack_snapshot*)>& on_event) {
   return events_->consume([&](const void* data, size_t len) {
     if (len < sizeof(lw_gr_event)) return;
     lw_gr_event e;
     std::memcpy(&e, data, sizeof e);
-    on_event(e);
+    if (e.stack != LW_GR_SNAPSHOT_STACK) {
+      on_event(e, nullptr);
+      return;
+    }
+    static thread_local lw_stack_snapshot snap;
+    const auto* bytes = static_cast<const uint8_t*>(data);
+    if (lw_snapshot_from_record(bytes + sizeof e, len - sizeof e, &snap)) on_event(e, &snap);
+    else on_event(e, nullptr);
   });
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bpf/growth.h"
+#include "bpf/unwind.h"
 #include "probe/bpf_handles.h"
 #include "probe/growth_types.h"
 #include "common/result.h"
@@ -27,9 +28,16 @@ struct GrowthProbeConfig {
   StackWalker walker = StackWalker::kFramePointers;
   uint32_t sample_period = 1;    // capture the stack of 1 in N faults (random draw)
   bool syscall_stacks = true;    // stacks of mmap/mremap/brk calls
+  // Stack snapshots for DWARF unwinding in user space instead of walks in BPF: each sampled
+  // fault and mmap/mremap/brk event carries up to snapshot_size bytes of the user stack.
+  bool unwind_dwarf = false;
+  uint32_t snapshot_size = 8192;
   bool rss = true;               // attach kmem:rss_stat
   uint32_t max_stacks = 16384;   // distinct stacks
   uint32_t ringbuf_bytes = 4u << 20;  // sampled faults and mmap-family events
+  // ... with DWARF unwinding (the snapshots).  Not more: a large ring is cold memory, and a
+  // snapshot written there costs the traced thread several times more (BENCHMARKS.md).
+  uint32_t dwarf_ringbuf_bytes = 8u << 20;
   std::string btf_path;          // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
 };
 
@@ -48,9 +56,12 @@ class GrowthProbe {
   GrowthCounters read_counters() const;
 
   // Calls `on_event` for each event waiting (sampled faults, mmap/munmap/mremap/brk), in
-  // the order they were written.  The BPF side writes without wakeups (each would cost an
-  // irq_work), so callers drain on a timer.  Returns the number consumed or a negative errno.
-  int drain_events(const std::function<void(const lw_gr_event&)>& on_event);
+  // the order they were written, with its user-stack snapshot when it has one
+  // (e.stack == LW_GR_SNAPSHOT_STACK; null otherwise).  The BPF side writes without wakeups
+  // (each would cost an irq_work), so callers drain on a timer.  Returns the number consumed
+  // or a negative errno.
+  int drain_events(
+      const std::function<void(const lw_gr_event&, const lw_stack_snapshot*)>& on_event);
 
   // Run time and count of each BPF program (needs kernel.bpf_stats_enabled=1).
   std::vector<ProgramRunStats> run_stats() const;

@@ -217,14 +217,8 @@ int MemleakProbe::poll_snapshots(int timeout_ms,
                                  const std::function<void(const lw_stack_snapshot&)>& on_snapshot) {
   if (!snapshots_) return 0;
   RingBuffer::Handler h = [&](const void* data, size_t len) {
-    if (len < LW_SNAPSHOT_HEADER_SIZE) return;
-    // The record holds the header and stack_size bytes; the struct's tail is not there, so
-    // copy into a whole struct before handing it on.
     static thread_local lw_stack_snapshot snap;
-    std::memcpy(&snap, data, std::min(len, sizeof(snap)));
-    if (snap.stack_size > len - LW_SNAPSHOT_HEADER_SIZE)
-      snap.stack_size = static_cast<uint32_t>(len - LW_SNAPSHOT_HEADER_SIZE);
-    on_snapshot(snap);
+    if (lw_snapshot_from_record(data, len, &snap)) on_snapshot(snap);
   };
   // The BPF side writes snapshots without wakeups (each would cost the traced thread an
   // irq_work), so epoll never reports them: consume what is there, then wait if asked to.

@@ -73,12 +73,29 @@ struct GrowthTotals {
   bool operator==(const GrowthTotals&) const = default;
 };
 
+// How the stacks were unwound: walked in BPF (frame pointers), or copied at each event and
+// unwound in user space with the objects' CFI (DWARF), with what that cost and lost.
+struct GrowthUnwind {
+  std::string mode;                 // "fp" or "dwarf"
+  std::string decision;             // why (--unwind auto examines the objects)
+  uint64_t snapshot_size = 0;       // bytes of user stack per snapshot, at most (dwarf)
+  uint64_t snapshots = 0;           // events sent with a snapshot
+  uint64_t snapshot_bytes = 0;      // user stack bytes copied into them
+  uint64_t unwound = 0;             // snapshots unwound
+  uint64_t truncated = 0;           // ... whose stack stopped before the outermost frame
+  uint64_t failed = 0;              // snapshots that could not be unwound (also in lost)
+  double unwind_ms = 0;             // user-space time spent unwinding
+
+  bool operator==(const GrowthUnwind&) const = default;
+};
+
 struct GrowthReport {
   int version = kGrowthReportVersion;
   Target target;
   uint64_t sample_period = 1;       // 1 in N fault stacks captured (random draw per fault)
   uint64_t page_size = 4096;
-  std::string stack_walker;         // "fp" (leakwatch's walk) or "kernel"
+  std::string stack_walker;         // "fp" (leakwatch's walk), "kernel" or "dwarf"
+  GrowthUnwind unwind;
   double duration_s = 0;            // since attach
   int64_t timestamp_unix_ms = 0;
   bool final = false;

@@ -15,7 +15,9 @@
 //
 // JSON: one object, versioned by kGrowthReportVersion:
 //   version, kind: "growth", target {pid, comm, cgroup?}, sample_period, page_size,
-//   stack_walker, duration_s, timestamp_unix_ms, final,
+//   stack_walker ("fp", "kernel", "dwarf"), unwind {mode, decision, snapshot_size,
+//   snapshots, snapshot_bytes, unwound, truncated, failed, unwind_ms},
+//   duration_s, timestamp_unix_ms, final,
 //   stacks: [{stack_id, pid, frames: [{address, function, module, module_path, build_id,
 //             offset, module_offset, file, line, inlined}], faulted_bytes {sampled, estimate,
 //             ci95: [lo, hi]}, faults {...}, file_faulted_bytes {...}, mapped_bytes,

@@ -2,6 +2,11 @@
 // the growth probe's tracepoints (page faults, mmap/munmap/mremap/brk, rss_stat) fed to a
 // GrowthTracker, symbolized while the processes live.
 //
+// With DWARF unwinding each stack arrives as a snapshot of the user stack inside its event;
+// drain() unwinds it (tracker::DwarfStacks, one unwinder per process) before the tracker
+// sees the event, whose stack becomes the id of the unwound frames in a session-wide table
+// (ids stay valid across an exec, which replaces the process's unwinder).
+//
 // Thread-safety: one driving thread.
 #pragma once
 
@@ -16,8 +21,11 @@
 #include "report/model.h"
 #include "session/child_process.h"
 #include "session/trace_session.h"
+#include "session/unwind_choice.h"
+#include "tracker/dwarf_stacks.h"
 #include "tracker/frame_resolver.h"
 #include "tracker/growth_tracker.h"
+#include "unwind/stack_table.h"
 
 namespace leakwatch::session {
 
@@ -30,8 +38,12 @@ struct GrowthSessionOptions {
   // -c --inprocess: the command runs with the sampling library at this rate, so that
   // `leakwatch memleak -p` can trace its allocations without traps.
   std::optional<report::Sampling> preload;
-  // Walker, fault sampling, rss_stat, map sizes, BTF (pid, cgroup and the exec wait are
-  // set from the target).
+  // How stacks are unwound (session/unwind_choice.h): auto examines the program and the
+  // allocator libraries it binds (the faults and brk calls of malloc happen in their code).
+  Unwind unwind = Unwind::kAuto;
+  uint32_t snapshot_size = 8192;      // bytes of user stack per snapshot (DWARF)
+  // Walker, fault sampling, rss_stat, map sizes, BTF (pid, cgroup, the exec wait and the
+  // snapshots are set from the target and the options above).
   probe::GrowthProbeConfig probe;
 };
 
@@ -44,7 +56,8 @@ class GrowthSession : public TraceSession {
   // Drains the event ring (written without wakeups: it holds a few seconds of a fault
   // storm) and symbolizes new stacks about once a second, while their processes live.
   void collect() override;
-  int collect_every_ms() const override { return 100; }
+  // Snapshots fill the ring faster than stack keys: drained more often.
+  int collect_every_ms() const override { return dwarf_ ? 10 : 100; }
   void target_exiting() override;
   int target_pid() const override { return target_pid_; }
   ChildProcess* child() override { return child_.get(); }
@@ -53,12 +66,16 @@ class GrowthSession : public TraceSession {
   report::GrowthReport report(bool final_report);
   double elapsed_s() const;
   const probe::GrowthProbe& probe() const { return *probe_; }
+  bool dwarf_unwinding() const { return dwarf_; }
 
  private:
   explicit GrowthSession(const GrowthSessionOptions& o) : o_(o) {}
   Result<void> setup();
   void drain();
   void resolve_new();
+  std::vector<uint64_t> read_stack(uint64_t stack) const;
+  std::vector<std::string> unwind_objects(const std::string& executable) const;
+  void add_unwind_figures(report::GrowthReport& rep) const;
 
   GrowthSessionOptions o_;
   int target_pid_ = 0;
@@ -68,6 +85,10 @@ class GrowthSession : public TraceSession {
   std::unique_ptr<tracker::GrowthTracker> tracker_;
   uint64_t start_ns_ = 0;
   uint64_t next_resolve_ns_ = 0;
+  UnwindChoice unwind_;
+  bool dwarf_ = false;
+  tracker::DwarfStacks dwarf_stacks_;
+  unwind::StackTable dwarf_table_;  // frames of the unwound stacks, by the events' stack key
 };
 
 }  // namespace leakwatch::session

@@ -15,7 +15,6 @@
 #include "common/units.h"
 #include "alloc/allocator_plan.h"
 #include "elf/elf_dynamic.h"
-#include "unwind/frame_pointers.h"
 #include "session/inprocess.h"
 
 namespace leakwatch::session {
@@ -96,19 +95,9 @@ void MemleakSession::stop() {
 }
 
 bool MemleakSession::choose_dwarf(const std::string& executable) const {
-  if (o_.unwind == Unwind::kDwarf) return true;
-  if (o_.unwind == Unwind::kFramePointers || executable.empty()) return false;
-  auto check = unwind::check_frame_pointers(executable);
-  if (!check) {
-    log::info("--unwind auto: cannot examine {}: {}; using frame pointers", executable,
-              check.error().message);
-    return false;
-  }
-  bool dwarf = !check->keeps_frame_pointers();
-  log::info("--unwind auto: {} of {} functions of {} set up a frame pointer: {}",
-            check->with_frame, check->functions, executable,
-            dwarf ? "DWARF unwinding" : "frame pointers");
-  return dwarf;
+  UnwindChoice c = choose_unwind(o_.unwind, {executable});
+  log::info("--unwind: {}", c.why);
+  return c.dwarf;
 }
 
 void MemleakSession::drain_hook_events_locked() {

@@ -35,6 +35,7 @@
 #include "report/model.h"
 #include "session/child_process.h"
 #include "session/trace_session.h"
+#include "session/unwind_choice.h"
 #include "tracker/dwarf_stacks.h"
 #include "tracker/frame_resolver.h"
 #include "tracker/hook_table.h"
@@ -42,7 +43,6 @@
 
 namespace leakwatch::session {
 
-enum class Unwind { kAuto, kFramePointers, kDwarf };
 // In-process sampling: where possible (kDefault), required (kRequired: every obstacle is
 // an error), or never (kNever: probe the allocator).
 enum class InProcess { kDefault, kRequired, kNever };

@@ -18,12 +18,12 @@ unwind::DwarfUnwinder* DwarfStacks::unwinder_for(uint32_t tgid) {
   return unwinders_.emplace(tgid, std::move(*u)).first->second.get();
 }
 
-void DwarfStacks::consume(const lw_stack_snapshot& snap) {
+std::optional<unwind::UnwoundStack> DwarfStacks::unwind(const lw_stack_snapshot& snap) {
   stats_.snapshots++;
   unwind::DwarfUnwinder* u = unwinder_for(snap.tgid);
   if (!u) {
     stats_.failed++;
-    return;
+    return std::nullopt;
   }
   auto t0 = std::chrono::steady_clock::now();
   auto r = u->unwind(snap);
@@ -32,11 +32,15 @@ void DwarfStacks::consume(const lw_stack_snapshot& snap) {
           .count());
   if (!r) {
     stats_.failed++;
-    return;
+    return std::nullopt;
   }
   stats_.unwound++;
   if (r->truncated) stats_.truncated++;
-  by_alloc_[{snap.tgid, snap.alloc_addr}] = r->stack_id;
+  return std::move(*r);
+}
+
+void DwarfStacks::consume(const lw_stack_snapshot& snap) {
+  if (auto r = unwind(snap)) by_alloc_[{snap.tgid, snap.alloc_addr}] = r->stack_id;
 }
 
 uint32_t DwarfStacks::stack_of(uint32_t tgid, uint64_t addr) const {

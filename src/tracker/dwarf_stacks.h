@@ -1,6 +1,6 @@
-// Stacks of recorded allocations unwound in user space from BPF stack snapshots
-// (--unwind dwarf): one DwarfUnwinder per process, and which unwound stack each
-// outstanding allocation (process, address) has.
+// Stacks unwound in user space from BPF stack snapshots (--unwind dwarf): one DwarfUnwinder
+// per process; for the allocation trace, which unwound stack each outstanding allocation
+// (process, address) has.  The growth trace uses unwind() alone.
 //
 //   snapshot (tgid, alloc addr, regs, stack bytes)
 //     -> DwarfUnwinder[tgid].unwind() -> per-process stack id (equal stacks, equal ids)
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,12 @@ namespace leakwatch::tracker {
 
 class DwarfStacks {
  public:
+  // Unwinds one snapshot with its process's unwinder (made on first use), counted in
+  // stats().  Empty when it cannot be (no unwinder for the process, a malformed snapshot).
+  std::optional<unwind::UnwoundStack> unwind(const lw_stack_snapshot& snap);
+  // Drops a process's unwinder (after an exec its maps are another program's).
+  void forget(uint32_t tgid) { unwinders_.erase(tgid); }
+  // unwind(), and the allocation's stack is that one.
   void consume(const lw_stack_snapshot& snap);
   // The unwound stack id of an allocation, 0 when none arrived (yet).
   uint32_t stack_of(uint32_t tgid, uint64_t addr) const;

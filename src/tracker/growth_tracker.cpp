@@ -49,6 +49,8 @@ std::map<std::string, uint64_t> growth_loss_counters(const probe::GrowthCounters
       {"events_lost", c[LW_GR_CNT_EVENTS_LOST]},
       {"syscall_state_full", c[LW_GR_CNT_INFLIGHT_FULL]},
       {"rss_map_full", c[LW_GR_CNT_RSS_FULL]},
+      {"snapshots_lost", c[LW_GR_CNT_SNAPSHOTS_LOST]},
+      {"snapshot_empty", c[LW_GR_CNT_SNAPSHOT_EMPTY]},
   };
 }
 
@@ -198,7 +200,9 @@ report::GrowthReport GrowthTracker::update(const GrowthSnapshot& snap, double se
   rep.target = cfg_.target;
   rep.sample_period = std::max<uint32_t>(cfg_.sample_period, 1);
   rep.page_size = cfg_.page_size;
-  rep.stack_walker = cfg_.walker == probe::StackWalker::kKernel ? "kernel" : "fp";
+  rep.stack_walker = cfg_.dwarf                                  ? "dwarf"
+                     : cfg_.walker == probe::StackWalker::kKernel ? "kernel"
+                                                                  : "fp";
   rep.duration_s = session_s;
   rep.timestamp_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch())

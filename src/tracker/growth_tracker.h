@@ -40,6 +40,7 @@ struct GrowthTrackerConfig {
   uint32_t sample_period = 1;
   uint64_t page_size = 4096;
   probe::StackWalker walker = probe::StackWalker::kFramePointers;
+  bool dwarf = false;  // stacks unwound in user space from snapshots (walker unused)
   // Regions of a process that exited stay in the report (one traced process: what it had
   // grown when it ended) or are dropped (a cgroup: processes come and go).
   bool keep_exited = true;

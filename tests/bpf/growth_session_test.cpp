@@ -52,6 +52,7 @@ report::GrowthReport run_session(probe::StackWalker walker) {
   session::GrowthSessionOptions o;
   o.pid = target.pid();
   o.probe.walker = walker;
+  o.unwind = session::Unwind::kFramePointers;  // the walkers themselves
   o.probe.sample_period = 1;
   auto session = session::GrowthSession::Create(o);
   EXPECT_TRUE(session) << (session ? "" : session.error().message);

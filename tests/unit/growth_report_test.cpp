@@ -135,6 +135,25 @@ TEST(GrowthReport, JsonHasEveryFigure) {
   EXPECT_EQ(j["notes"][0], "fault stacks sampled 1 in 16");
 }
 
+TEST(GrowthReport, JsonHasTheUnwindingFigures) {
+  GrowthReport r = sample_report();
+  r.stack_walker = "dwarf";
+  r.unwind = {"dwarf", "DWARF unwinding (auto): 3 of 200 functions of libc.so.6 set up a frame pointer",
+              8192, 1000, 812000, 990, 12, 10, 31.5};
+  auto j = nlohmann::json::parse(write_growth_json(r));
+  EXPECT_EQ(j["stack_walker"], "dwarf");
+  const auto& u = j["unwind"];
+  EXPECT_EQ(u["mode"], "dwarf");
+  EXPECT_EQ(u["decision"], r.unwind.decision);
+  EXPECT_EQ(u["snapshot_size"], 8192);
+  EXPECT_EQ(u["snapshots"], 1000);
+  EXPECT_EQ(u["snapshot_bytes"], 812000);
+  EXPECT_EQ(u["unwound"], 990);
+  EXPECT_EQ(u["truncated"], 12);
+  EXPECT_EQ(u["failed"], 10);
+  EXPECT_EQ(u["unwind_ms"], 31.5);
+}
+
 TEST(GrowthReport, FoldedWeighsByGrowth) {
   auto out = render_growth(sample_report(), Format::kFolded, {});
   ASSERT_TRUE(out);
