@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/workload.h"
 #include "common/result.h"
 #include "report/growth_report.h"
 #include "report/model.h"
@@ -32,6 +33,7 @@ struct InvestigationRequest {
   double duration_s = 300;               // time box, already capped by the environment
   double overhead_budget_percent = 10;   // of the target's own CPU time
   std::string reason;                    // why: the condition(s) and their figures
+  WorkloadLabels workload;               // container / Kubernetes identity, if any
 };
 
 // What the investigation cost the target, as estimated by the overhead guard.

@@ -122,6 +122,25 @@ StoredGrowth summarize(const GrowthStep& step) {
   return g;
 }
 
+json workload_to_json(const WorkloadLabels& w) {
+  if (w.empty()) return nullptr;
+  return json{{"namespace", w.k8s_namespace}, {"pod", w.pod},
+              {"pod_uid", w.pod_uid},         {"container", w.container},
+              {"container_name", w.container_name}, {"runtime", w.runtime}};
+}
+
+WorkloadLabels workload_from_json(const json& j) {
+  WorkloadLabels w;
+  if (!j.is_object()) return w;
+  w.k8s_namespace = j.value("namespace", "");
+  w.pod = j.value("pod", "");
+  w.pod_uid = j.value("pod_uid", "");
+  w.container = j.value("container", "");
+  w.container_name = j.value("container_name", "");
+  w.runtime = j.value("runtime", "");
+  return w;
+}
+
 json to_json(const StoredReport& r) {
   return json{{"id", r.id},
               {"started_unix_ms", r.started_unix_ms},
@@ -140,6 +159,7 @@ json to_json(const StoredReport& r) {
               {"top_bytes", r.top_bytes},
               {"lost", r.lost},
               {"growth", r.growth ? growth_to_json(*r.growth) : json(nullptr)},
+              {"workload", workload_to_json(r.workload)},
               {"files", r.files}};
 }
 
@@ -162,6 +182,7 @@ StoredReport from_json(const json& j) {
   r.top_bytes = j.value("top_bytes", 0.0);
   r.lost = j.value("lost", uint64_t{0});
   if (auto g = j.find("growth"); g != j.end() && g->is_object()) r.growth = growth_from_json(*g);
+  if (auto w = j.find("workload"); w != j.end()) r.workload = workload_from_json(*w);
   r.files = j.value("files", std::vector<std::string>{});
   return r;
 }
@@ -227,6 +248,7 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
   e.end = record.end;
   e.memleak_error = record.memleak_error;
   e.sample_rate = request.sample_rate;
+  e.workload = request.workload;
   if (record.growth) e.growth = summarize(*record.growth);
 
   // Render everything before touching the disk: a writer failure leaves nothing behind.
@@ -278,7 +300,8 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
              {"sample_rate", request.sample_rate},
              {"duration_s", request.duration_s},
              {"overhead_budget_percent", request.overhead_budget_percent},
-             {"reason", request.reason}}},
+             {"reason", request.reason},
+             {"workload", workload_to_json(request.workload)}}},
            {"end", e.end},
            {"memleak_error", e.memleak_error},
            {"started_unix_ms", started_unix_ms},

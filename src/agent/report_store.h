@@ -29,6 +29,7 @@
 
 #include "agent/config.h"
 #include "agent/investigation.h"
+#include "agent/workload.h"
 #include "common/result.h"
 
 namespace leakwatch::agent {
@@ -66,6 +67,7 @@ struct StoredReport {
   double top_bytes = 0;            // its estimated outstanding bytes
   uint64_t lost = 0;               // sum of the report's loss counters
   std::optional<StoredGrowth> growth;  // absent when no growth step was configured
+  WorkloadLabels workload;         // container / Kubernetes identity ("workload", or null)
   std::vector<std::string> files;  // relative to the report's directory
 };
 
