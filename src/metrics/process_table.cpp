@@ -65,9 +65,15 @@ Result<std::unique_ptr<ProcessTable>> ProcessTable::create(ProcessTableOptions o
   return t;
 }
 
+const TaskEntry* ProcessTable::scanned(int pid) const {
+  if (!scanned_) return nullptr;
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), pid,
+                             [](const TaskEntry& e, int p) { return e.sample.pid < p; });
+  return it != entries_.end() && it->sample.pid == pid ? &*it : nullptr;
+}
+
 const std::string* ProcessTable::comm(int pid) const {
-  if (scanned_)
-    if (auto it = by_pid_.find(pid); it != by_pid_.end()) return &entries_[it->second].sample.comm;
+  if (const TaskEntry* e = scanned(pid)) return &e->sample.comm;
   auto it = comms_.find(pid);
   return it == comms_.end() ? nullptr : &it->second;
 }
@@ -99,7 +105,7 @@ void ProcessTable::find_unvisited() {
   std::set<int> next;
   std::map<int, uint64_t> kthreads;
   for (int pid : *listed) {
-    if (by_pid_.contains(pid)) continue;
+    if (scanned(pid)) continue;
     if (auto k = kernel_threads_.find(pid); k != kernel_threads_.end()) {
       kthreads.insert(*k);  // kernel threads are not looked at again
       continue;
@@ -138,12 +144,7 @@ void ProcessTable::refresh(bool list) {
     return;
   }
   scanned_ = true;
-  by_pid_.clear();
-  by_pid_.reserve(entries_.size());
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    entries_[i].sample.t_s = now;
-    by_pid_.emplace(entries_[i].sample.pid, i);
-  }
+  for (TaskEntry& e : entries_) e.sample.t_s = now;
   if (now - last_list_s_ >= options_.proc_list_every_s) {
     last_list_s_ = now;
     find_unvisited();
@@ -154,7 +155,7 @@ void ProcessTable::refresh(bool list) {
   comms_.clear();
   for (auto it = unvisited_.begin(); it != unvisited_.end();) {
     const int pid = *it;
-    if (by_pid_.contains(pid)) {  // visited after all (it was starting up)
+    if (scanned(pid)) {  // visited after all (it was starting up)
       it = unvisited_.erase(it);
       continue;
     }
@@ -174,15 +175,13 @@ void ProcessTable::refresh(bool list) {
 }
 
 Result<ProcessSample> ProcessTable::sample(int pid) {
-  if (scanned_)
-    if (auto it = by_pid_.find(pid); it != by_pid_.end()) return entries_[it->second].sample;
+  if (const TaskEntry* e = scanned(pid)) return e->sample;
   return collector_.collect(pid, false);
 }
 
 std::optional<std::string> ProcessTable::cgroup_path(int pid) {
-  if (scanned_)
-    if (auto it = by_pid_.find(pid); it != by_pid_.end() && entries_[it->second].cgroup_id != 0)
-      if (auto p = cgroup_paths_.path(entries_[it->second].cgroup_id)) return p;
+  if (const TaskEntry* e = scanned(pid); e && e->cgroup_id != 0)
+    if (auto p = cgroup_paths_.path(e->cgroup_id)) return p;
   if (auto it = proc_cgroups_.find(pid); it != proc_cgroups_.end()) return it->second;
   auto text = read_proc_file(options_.proc_root + "/" + std::to_string(pid) + "/cgroup", buf_);
   if (!text) return std::nullopt;
@@ -194,9 +193,8 @@ std::optional<std::string> ProcessTable::cgroup_path(int pid) {
 }
 
 uint64_t ProcessTable::cgroup_id(int pid) const {
-  if (!scanned_) return 0;
-  auto it = by_pid_.find(pid);
-  return it == by_pid_.end() ? 0 : entries_[it->second].cgroup_id;
+  const TaskEntry* e = scanned(pid);
+  return e ? e->cgroup_id : 0;
 }
 
 }  // namespace leakwatch::metrics

@@ -82,6 +82,7 @@ class ProcessTable {
   explicit ProcessTable(ProcessTableOptions options);
   void list_from_proc();
   void find_unvisited();
+  const TaskEntry* scanned(int pid) const;  // this sample's entry, or nullptr
 
   ProcessTableOptions options_;
   std::unique_ptr<TaskIterator> iter_;
@@ -89,8 +90,7 @@ class ProcessTable {
   ProcessCollector collector_;
   CgroupPaths cgroup_paths_;
 
-  std::vector<TaskEntry> entries_;                 // last scan, pid order
-  std::unordered_map<int, size_t> by_pid_;         // -> entries_ index
+  std::vector<TaskEntry> entries_;                 // last scan, pid order (binary search)
   bool scanned_ = false;                           // entries_ are this sample's
   std::vector<int> pids_;
   std::unordered_map<int, std::string> comms_;

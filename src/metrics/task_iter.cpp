@@ -146,8 +146,9 @@ Result<void> parse_task_records(const char* data, size_t size, uint64_t page_siz
     s.cpu_ticks = ns / ns_per_tick;
   }
   stats.orphan_threads = threads.size();
-  std::sort(out.begin(), out.end(),
-            [](const TaskEntry& a, const TaskEntry& b) { return a.sample.pid < b.sample.pid; });
+  // The kernel walks pids in ascending order: sorting is only needed if that changes.
+  auto by_pid = [](const TaskEntry& a, const TaskEntry& b) { return a.sample.pid < b.sample.pid; };
+  if (!std::is_sorted(out.begin(), out.end(), by_pid)) std::sort(out.begin(), out.end(), by_pid);
   return {};
 }
 
