@@ -18,6 +18,7 @@
 #include <string>
 
 #include "agent/workload.h"
+#include "analysis/overhead_guard.h"
 #include "common/result.h"
 #include "report/growth_report.h"
 #include "report/model.h"
@@ -37,13 +38,7 @@ struct InvestigationRequest {
 };
 
 // What the investigation cost the target, as estimated by the overhead guard.
-struct InvestigationOverhead {
-  double target_cpu_s = 0;       // CPU time the target used during the investigation
-  uint64_t probe_hits = 0;       // BPF program runs (bpf_prog_info run_cnt)
-  double per_hit_cost_ns = 0;    // measured cost of one hit (run_time_ns / run_cnt + trap)
-  double estimated_cost_s = 0;   // probe_hits × per_hit_cost
-  double overhead_percent = 0;   // estimated_cost / target_cpu × 100
-};
+using InvestigationOverhead = analysis::OverheadEstimate;
 
 enum class InvestigationEnd {
   kDuration,        // the time box expired

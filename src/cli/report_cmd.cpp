@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/output.h"
+#include "common/exit_status.h"
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -25,11 +26,6 @@
 namespace leakwatch::cli {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitError = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitAlertMedium = 4;
-constexpr int kExitAlertHigh = 5;
 
 // A usage error (exit 2) is a problem with the command line; anything else is exit 1.
 struct Failure {

@@ -13,7 +13,8 @@
 
 #include "bpf/kmemleak.h"
 #include "common/result.h"
-#include "probe/memleak_probe.h"
+#include "probe/bpf_handles.h"
+#include "probe/memleak_types.h"
 
 struct kmemleak_bpf;
 
@@ -81,9 +82,8 @@ class KernelProbe {
   KernelProbe() = default;
   struct SkelDeleter { void operator()(kmemleak_bpf* s) const; };
   std::unique_ptr<kmemleak_bpf, SkelDeleter> skel_;
-  std::vector<void*> links_;  // struct bpf_link*
-  void* ringbuf_ = nullptr;   // struct ring_buffer*
-  std::function<void(const klw_event&)> event_cb_;
+  std::vector<BpfLink> links_;
+  std::unique_ptr<RingBuffer> events_;
   std::vector<KernelAttach> attach_results_;
 };
 

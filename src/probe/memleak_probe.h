@@ -15,13 +15,14 @@
 #include "common/fd.h"
 #include "common/result.h"
 #include "probe/allocator_plan.h"
+#include "probe/bpf_handles.h"
+#include "probe/memleak_types.h"
 
 struct memleak_bpf;
 
 namespace leakwatch::probe {
 
 enum class AttachMode { kAuto, kSession, kClassic };
-enum class SampleMode : uint32_t { kExact = 0, kCalls = 1, kBytes = 2 };
 
 struct MemleakConfig {
   int pid = 0;                     // pid filter for the links (the -c child before exec too)
@@ -50,6 +51,9 @@ struct MemleakConfig {
   // memory and cost the traced thread ~15 us instead of ~2.5 us (8 KiB snapshots, measured
   // with bpf_stats); user space drains it every 10 ms.
   uint32_t snapshot_ring_bytes = 8u << 20;
+  // Fault injection for tests (LEAKWATCH_TEST_ATTACH_PAUSE_US): a pause after each probe is
+  // attached, which widens the time in which some functions are probed and others not.
+  uint32_t attach_pause_us = 0;
 };
 
 struct AttachResult {
@@ -61,24 +65,6 @@ struct AttachResult {
   std::string error;    // why it failed or was skipped
   bool skipped = false;
 };
-
-struct OutstandingAlloc {
-  uint64_t address = 0;
-  uint32_t tgid = 0;
-  uint64_t size = 0;
-  uint64_t timestamp_ns = 0;  // CLOCK_MONOTONIC
-  int32_t stack_id = -1;
-  uint32_t kind = 0;
-};
-
-struct CombinedEntry {
-  uint32_t tgid = 0;
-  int32_t stack_id = -1;
-  uint64_t total_size = 0;
-  uint64_t count = 0;
-};
-
-using Counters = std::array<uint64_t, LW_CNT_MAX>;
 
 class MemleakProbe {
  public:
@@ -118,22 +104,29 @@ class MemleakProbe {
   struct RunStats { uint64_t run_time_ns = 0, run_cnt = 0; };
   RunStats run_stats() const;
 
+  // CLOCK_MONOTONIC time at which every probe of the initial objects was attached.
+  // Allocations recorded before it may have been freed while their release function was
+  // not probed yet: a trace ignores them (they would be false leaks).
+  uint64_t live_since_ns() const { return live_since_ns_; }
+
  private:
+  // Release functions are attached before any allocation function (the Phase order), so
+  // a block recorded by a live allocation probe cannot be freed unseen.
+  enum class Phase { kRelease, kAllocate };
   MemleakProbe() = default;
-  Result<void> attach_session(const ObjectPlan& obj, int pid);
-  Result<void> attach_classic(const ObjectPlan& obj, int pid);
+  Result<void> attach_session(const ObjectPlan& obj, int pid, Phase phase);
+  Result<void> attach_classic(const ObjectPlan& obj, int pid, Phase phase);
 
   struct SkelDeleter { void operator()(memleak_bpf* s) const; };
   std::unique_ptr<memleak_bpf, SkelDeleter> skel_;
-  std::vector<int> link_fds_;        // raw BPF links (session / uprobe_multi)
-  std::vector<void*> classic_links_; // struct bpf_link*
-  void* ringbuf_ = nullptr;          // struct ring_buffer*
-  void* snapshot_ring_ = nullptr;    // struct ring_buffer*
-  void* hook_ring_ = nullptr;        // struct ring_buffer*
-  std::function<void(const lw_hook_event&, size_t)> hook_cb_;
-  std::function<void(const lw_stack_snapshot&)> snapshot_cb_;
-  std::function<void(const lw_event&)> event_cb_;
+  std::vector<UniqueFd> link_fds_;   // raw BPF links (session / uprobe_multi)
+  std::vector<BpfLink> classic_links_;
+  std::unique_ptr<RingBuffer> events_;     // -t
+  std::unique_ptr<RingBuffer> snapshots_;  // --unwind dwarf
+  std::unique_ptr<RingBuffer> hook_events_;
   std::vector<AttachResult> attach_results_;
+  uint64_t live_since_ns_ = 0;
+  uint32_t attach_pause_us_ = 0;
   bool session_ = false;
   int pid_ = 0;
   std::vector<uint64_t> attached_inodes_;

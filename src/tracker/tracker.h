@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "analysis/history.h"
-#include "probe/memleak_probe.h"
+#include "probe/memleak_types.h"
 #include "report/model.h"
 
 namespace leakwatch::tracker {

@@ -8,10 +8,10 @@
 
 #include "bpf/preload_abi.h"
 #include "common/result.h"
-#include "probe/memleak_probe.h"
+#include "probe/memleak_types.h"
 #include "report/model.h"
 
-namespace leakwatch::cli {
+namespace leakwatch::session {
 
 // What the sampling library in a program samples (its counters say).
 report::Sampling preload_sampling(const leakwatch_preload_stats& st);
@@ -34,4 +34,4 @@ std::string describe_sampling(const report::Sampling& s);
 std::vector<std::string> preload_environment(const std::string& library,
                                               const report::Sampling& sampling);
 
-}  // namespace leakwatch::cli
+}  // namespace leakwatch::session

@@ -1,4 +1,4 @@
-#include "cli/child_process.h"
+#include "session/child_process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string_view>
 
-namespace leakwatch::cli {
+namespace leakwatch::session {
 
 Result<std::vector<std::string>> split_command(const std::string& command) {
   std::vector<std::string> words;
@@ -191,4 +191,4 @@ void ChildProcess::kill_and_reap() {
 
 ChildProcess::~ChildProcess() { kill_and_reap(); }
 
-}  // namespace leakwatch::cli
+}  // namespace leakwatch::session

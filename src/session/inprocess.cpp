@@ -1,4 +1,4 @@
-#include "cli/inprocess.h"
+#include "session/inprocess.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 #include "common/units.h"
 #include "probe/elf_dynamic.h"
 
-namespace leakwatch::cli {
+namespace leakwatch::session {
 
 report::Sampling preload_sampling(const leakwatch_preload_stats& st) {
   if (st.flags & LW_PRELOAD_F_EXACT) return {report::SamplingMode::kExact, 1};
@@ -71,4 +71,4 @@ std::vector<std::string> preload_environment(const std::string& library,
   return env;
 }
 
-}  // namespace leakwatch::cli
+}  // namespace leakwatch::session

@@ -16,7 +16,7 @@
 #include "common/fd.h"
 #include "common/result.h"
 
-namespace leakwatch::cli {
+namespace leakwatch::session {
 
 // Splits a -c command line into words (shell-like quoting, no expansion).
 [[nodiscard]] Result<std::vector<std::string>> split_command(const std::string& command);
@@ -55,4 +55,4 @@ class ChildProcess {
   int status_ = 0;
 };
 
-}  // namespace leakwatch::cli
+}  // namespace leakwatch::session
