@@ -572,7 +572,7 @@ void Agent::tick() {
     need_all |= t->spec.kind == TargetSpec::Kind::kAll;
     need_kube |= t->spec.is_kubernetes();
   }
-  if (need_kube || need_all) {
+  {  // pod names and labels (a directory listing at most every kubernetes.refresh)
     const size_t pods_before = kube_.pods();
     const bool had_names = kube_.have_names(), had_labels = kube_.have_labels();
     kube_.refresh(t0);

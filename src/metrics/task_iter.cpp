@@ -154,9 +154,7 @@ Result<void> parse_task_records(const char* data, size_t size, uint64_t page_siz
 
 void TaskIterator::SkelDeleter::operator()(task_iter_bpf* s) const { task_iter_bpf__destroy(s); }
 
-TaskIterator::~TaskIterator() {
-  if (link_) bpf_link__destroy(static_cast<bpf_link*>(link_));
-}
+TaskIterator::~TaskIterator() = default;
 
 Result<std::unique_ptr<TaskIterator>> TaskIterator::Create(const TaskIterOptions& options) {
   std::unique_ptr<TaskIterator> it(new TaskIterator());
@@ -172,7 +170,7 @@ Result<std::unique_ptr<TaskIterator>> TaskIterator::Create(const TaskIterOptions
   for (bool sum : {true, false}) {
     if (sum && (cpus <= 0 || cpus > LW_TI_MAX_CPUS)) continue;
     LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-    if (!options.btf_path.empty()) open_opts.btf_custom_path = options.btf_path.c_str();
+    probe::set_btf_path(open_opts, options.btf_path);
     task_iter_bpf* raw = task_iter_bpf__open_opts(&open_opts);
     if (!raw) {
       why = fmt::format("cannot open the task iterator object: {}", std::strerror(errno));
@@ -183,8 +181,7 @@ Result<std::unique_ptr<TaskIterator>> TaskIterator::Create(const TaskIterOptions
     bpf_program__set_autoload(raw->progs.lw_ti_tasks_sum, sum);
     bpf_program__set_autoload(raw->progs.lw_ti_tasks, !sum);
     if (int err = task_iter_bpf__load(raw); err) {
-      why = fmt::format("cannot load the task iterator: {}{}", std::strerror(-err),
-                        -err == EPERM || -err == EACCES ? " (needs CAP_BPF and CAP_PERFMON)" : "");
+      why = probe::load_error("the task iterator", err, options.btf_path).message;
       it->skel_.reset();
       continue;
     }
@@ -195,12 +192,12 @@ Result<std::unique_ptr<TaskIterator>> TaskIterator::Create(const TaskIterOptions
       it->skel_.reset();
       continue;
     }
-    it->link_ = link;
+    it->link_ = probe::BpfLink(link);
     it->sums_percpu_ = sum;
     break;
   }
   libbpf_set_print(previous);
-  if (!it->link_) return fail("{}", why.empty() ? "task iterator unavailable" : why);
+  if (!it->link_.valid()) return fail("{}", why.empty() ? "task iterator unavailable" : why);
 
   if (!it->sums_percpu_) {
     it->figure_ = RssFigure::kCount;
@@ -226,7 +223,7 @@ Result<std::unique_ptr<TaskIterator>> TaskIterator::Create(const TaskIterOptions
 }
 
 Result<void> TaskIterator::scan(std::vector<TaskEntry>& out) {
-  UniqueFd fd(bpf_iter_create(bpf_link__fd(static_cast<bpf_link*>(link_))));
+  UniqueFd fd(bpf_iter_create(link_.fd()));
   if (!fd.valid()) return fail_errno("cannot start a task iteration");
   size_t used = 0;
   if (buf_.size() < (64u << 10)) buf_.resize(64u << 10);

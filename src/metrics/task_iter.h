@@ -32,6 +32,7 @@
 
 #include "common/result.h"
 #include "metrics/process_collector.h"
+#include "probe/bpf_handles.h"
 
 struct task_iter_bpf;
 
@@ -96,7 +97,7 @@ class TaskIterator {
 
   struct SkelDeleter { void operator()(task_iter_bpf* s) const; };
   std::unique_ptr<task_iter_bpf, SkelDeleter> skel_;
-  void* link_ = nullptr;  // struct bpf_link*
+  probe::BpfLink link_;
   bool sums_percpu_ = false;
   RssFigure figure_ = RssFigure::kCount;
   std::string figure_reason_;
