@@ -4,12 +4,13 @@
 #   make demo   deps + build + trace the bundled leaky demo program
 #   make test   deps + build + the whole test suite (unit, real-BPF, end-to-end)
 #   make bench  deps + build + benchmarks (results go to bench/results/)
+#   make stress-inject  200 inject-and-trace cycles against busy programs (--inject)
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test bench stress-inject clean
 
 all: build
 
@@ -28,6 +29,10 @@ test: build
 
 bench: build
 	@bench/run.sh $(BUILD_DIR)
+
+stress-inject: build
+	@cd $(BUILD_DIR) && LEAKWATCH_STRESS_CYCLES=$${LEAKWATCH_STRESS_CYCLES:-200} \
+	  tests/e2e_tests --gtest_filter='MemleakInjectStress.*'
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -1,6 +1,5 @@
 #include "agent/agent.h"
 
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,18 +16,6 @@
 #include "metrics/proc_read.h"
 
 namespace leakwatch::agent {
-
-double boot_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double unix_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 std::string node_name_for(const AgentConfig& config) {
   if (!config.node_name.empty()) return config.node_name;
@@ -54,6 +41,8 @@ struct Agent::ProcessState {
   bool smaps_banned = false;  // a read cost more than smaps_max_cost: never again
   uint64_t pss = 0, uss = 0;
   WorkloadLabels workload;
+  // Shared with the investigation of this process, which stores it with its reports.
+  std::shared_ptr<MemoryTrail> trail = std::make_shared<MemoryTrail>();
 };
 
 struct Agent::CgroupState {
@@ -417,6 +406,7 @@ void Agent::watch_process(TargetState& t, int pid, std::vector<WatchedView>& out
   }
   p.last = *s;
   p.seen = true;
+  p.trail->add(unix_ms_now(), static_cast<double>(s->anon + s->swap), static_cast<double>(s->rss));
 
   const double start_boot_s =
       static_cast<double>(s->start_time_ticks) / metrics::clock_ticks_per_second();
@@ -477,6 +467,7 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
                            : ms.sampling_config.default_sample_rate;
   req.duration_s = config_.investigation_duration_s();
   req.overhead_budget_percent = config_.overhead_budget_percent;
+  req.inject = to_string(ms.sampling_config.inject);
   req.reason = describe(why, e, ms.trigger_conditions);
   req.workload = p.workload;
   log::info("agent: investigating pid {} ({}) for up to {} (growth step {}): {}", req.pid,
@@ -496,8 +487,10 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
   // stop_, which outlive it: shutdown() joins every thread before the Agent goes away.
   r->thread = std::thread([this, r, req, growth_s = config_.growth_step_s(),
                            factory = options_.investigator, growth_factory = options_.growth,
-                           store = store_, sinks = sinks_, node = node_name_] {
+                           store = store_, sinks = sinks_, node = node_name_, trail = p.trail,
+                           trigger_ms = unix_ms_now()] {
     InvestigationRecord rec = run_investigation(req, growth_s, growth_factory, factory, stop_);
+    rec.memory = trail->series(trigger_ms);
     bool stored = false, store_failed = false;
     if (rec.memleak || (rec.growth && rec.growth->result)) {
       if (auto s = store->store(rec); s) {
@@ -732,13 +725,11 @@ void Agent::shutdown() {
     log::warn("agent: profile sinks still busy at shutdown: what is queued is dropped");
 }
 
-std::string Agent::reports_json() const {
-  std::shared_ptr<ReportStore> store;
-  {
-    std::lock_guard lock(mu_);
-    store = store_;
-  }
-  return store->index_json();
+std::string Agent::reports_json() const { return report_store()->index_json(); }
+
+std::shared_ptr<const ReportStore> Agent::report_store() const {
+  std::lock_guard lock(mu_);
+  return store_;
 }
 
 Snapshot Agent::snapshot() const {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "common/clock.h"
 #include "agent/detection.h"
 #include "agent/investigation.h"
 #include "agent/kube_pods.h"
@@ -127,6 +128,7 @@ class Agent {
 
   std::string metrics_text() const;          // Prometheus exposition (agent_metrics.cpp)
   std::string reports_json() const;          // /api/reports
+  std::shared_ptr<const ReportStore> report_store() const;  // the one in use (reload may replace it)
   std::vector<std::string> status_lines() const;
   Snapshot snapshot() const;
   AgentCounters counters() const;
@@ -189,9 +191,9 @@ class Agent {
   size_t running_count_ = 0;
 };
 
-// CLOCK_BOOTTIME seconds and the wall clock, to date process start times.
-double boot_seconds();
-double unix_seconds();
+// CLOCK_BOOTTIME seconds and the wall clock, to date process start times (common/clock.h).
+using leakwatch::boot_seconds;
+using leakwatch::unix_seconds;
 
 // The node's name for labels: config.node_name, else $NODE_NAME, else the host name.
 std::string node_name_for(const AgentConfig& config);

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/memory_trail.h"
 #include "agent/workload.h"
 #include "analysis/overhead_guard.h"
 #include "common/result.h"
@@ -35,6 +36,9 @@ struct InvestigationRequest {
   double overhead_budget_percent = 10;   // of the target's own CPU time
   std::string reason;                    // why: the condition(s) and their figures
   WorkloadLabels workload;               // container / Kubernetes identity, if any
+  // Load the sampling library into the process (memleak --inject): "never", "over_budget"
+  // (when the plain trace exceeds the budget, instead of ending) or "always".
+  std::string inject = "never";
 };
 
 // What the investigation cost the target, as estimated by the overhead guard.
@@ -114,6 +118,8 @@ struct InvestigationRecord {
   std::optional<GrowthStep> growth;            // absent: no growth step configured
   int64_t started_unix_ms = 0;
   int64_t finished_unix_ms = 0;
+  // Layer 1's figures of the process before the trigger and during the investigation.
+  std::optional<MemorySeries> memory;
 };
 
 // Runs one investigation on the calling thread: the growth step for growth_s seconds (none

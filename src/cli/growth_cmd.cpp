@@ -6,12 +6,13 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cli/command_run.h"
 #include "cli/output.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
 #include "common/exit_status.h"
 #include "common/log.h"
-#include "probe/preload_plan.h"
+#include "alloc/preload_plan.h"
 #include "report/growth_writer.h"
 #include "session/driver.h"
 #include "session/growth_session.h"
@@ -39,7 +40,7 @@ Result<Plan> validate(const GrowthOptions& o) {
   if (o.top <= 0) return fail("-T: must be positive, got {}", o.top);
   if (o.max_stacks == 0) return fail("--max-stacks must be positive");
   auto f = report::parse_format(o.format);
-  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded)", o.format);
+  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded, html)", o.format);
   p.format = *f;
   if (p.format == report::Format::kPprof && o.output.empty() && ::isatty(STDOUT_FILENO))
     return fail("--format pprof is binary: give --output FILE");
@@ -125,28 +126,19 @@ int run_session(const GrowthOptions& o, const Plan& plan) {
     std::printf("Tracing memory growth in cgroup %s, Ctrl+C to quit.\n", o.cgroup.c_str());
   std::fflush(stdout);
 
-  auto build = [&](bool final_report) {
-    report::GrowthReport rep = s.report(final_report);
-    if (o.verbose) add_run_stats(s, rep);
-    return rep;
-  };
-  session::DriveOptions d;
-  d.interval_s = o.interval_s;
-  d.count = o.count;
-  d.duration_s = o.duration_s;
-  d.signal_fd = signals->get();
-  const bool interval_text = o.output.empty() && plan.format == report::Format::kText;
-  auto interval = [&] {
-    report::GrowthReport rep = build(false);
-    if (!interval_text) return;
-    std::string text = report::write_growth_text(rep, text_options(o));
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-  };
-  auto finish = [&]() -> Result<void> {
-    return write_rendered(o.output, report::render_growth(build(true), plan.format, text_options(o)));
-  };
-  return session::run_command(s, d, interval, finish);
+  CommandRun c{o.interval_s, o.count, o.duration_s, o.output,
+               o.output.empty() && plan.format == report::Format::kText, signals->get()};
+  return run_with_reports<report::GrowthReport>(
+      s, c,
+      [&](bool final_report) {
+        report::GrowthReport rep = s.report(final_report);
+        if (o.verbose) add_run_stats(s, rep);
+        return rep;
+      },
+      [&](const report::GrowthReport& r) { return report::write_growth_text(r, text_options(o)); },
+      [&](const report::GrowthReport& r) {
+        return report::render_growth(r, plan.format, text_options(o));
+      });
 }
 
 }  // namespace
@@ -176,7 +168,9 @@ CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& o) {
       ->capture_default_str();
   sub->add_flag("--no-rss", o.no_rss, "do not trace RSS changes (kmem:rss_stat)");
   sub->add_option("-T,--top", o.top, "display only this many top stacks")->capture_default_str();
-  sub->add_option("--format", o.format, "final report format: text, json, pprof, folded")
+  sub->add_option("--format", o.format,
+                  "final report format: text, json, pprof, folded, html (one self-contained "
+                  "page: flame graph and stacks)")
       ->capture_default_str();
   sub->add_option("--output", o.output,
                   "write the final report to FILE (atomically) instead of stdout");

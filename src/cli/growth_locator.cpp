@@ -4,7 +4,7 @@
 
 #include "cli/growth_cmd.h"
 #include "cli/investigation_end.h"
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 #include "session/driver.h"
 #include "session/growth_session.h"
 

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "cli/command_run.h"
 #include "cli/output.h"
 #include "common/clock.h"
 #include "common/exit_status.h"
@@ -61,23 +62,12 @@ int run_kernel_memleak(const MemleakOptions& o, const session::MemleakSessionOpt
   std::printf("Attaching to kernel allocators, Ctrl+C to quit.\n");
   std::fflush(stdout);
 
-  session::DriveOptions d;
-  d.interval_s = o.interval_s;
-  d.count = o.count;
-  d.duration_s = o.duration_s;
-  d.signal_fd = signals->get();
-  const bool interval_text = o.output.empty() && format == report::Format::kText;
-  auto interval = [&] {
-    report::Report rep = s.report(false);
-    if (!interval_text) return;
-    std::string text = report::write_bcc_text(rep, text_options(o));
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-  };
-  auto finish = [&]() -> Result<void> {
-    return write_rendered(o.output, report::render(s.report(true), format, text_options(o)));
-  };
-  return session::run_command(s, d, interval, finish);
+  CommandRun c{o.interval_s, o.count, o.duration_s, o.output,
+               o.output.empty() && format == report::Format::kText, signals->get()};
+  return run_with_reports<report::Report>(
+      s, c, [&](bool final_report) { return s.report(final_report); },
+      [&](const report::Report& r) { return report::write_bcc_text(r, text_options(o)); },
+      [&](const report::Report& r) { return report::render(r, format, text_options(o)); });
 }
 
 }  // namespace leakwatch::cli

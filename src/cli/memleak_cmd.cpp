@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "cli/command_run.h"
 #include "cli/kmemleak_cmd.h"
 #include "cli/output.h"
 #include "cli/tracer_setup.h"
@@ -15,6 +16,7 @@
 #include "report/render.h"
 #include "report/text_writer.h"
 #include "session/driver.h"
+#include "cli/inject_step.h"
 #include "session/inprocess.h"
 #include "session/memleak_session.h"
 
@@ -88,7 +90,7 @@ Result<Plan> validate(const MemleakOptions& o) {
   }
   if (p.filter.min_size > p.filter.max_size) return fail("-z {} is larger than -Z {}", p.filter.min_size, p.filter.max_size);
   auto f = report::parse_format(o.format);
-  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded)", o.format);
+  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded, html)", o.format);
   plan.format = *f;
   if (plan.format == report::Format::kPprof && o.output.empty() && ::isatty(STDOUT_FILENO))
     return fail("--format pprof is binary: give --output FILE");
@@ -112,6 +114,10 @@ Result<Plan> validate(const MemleakOptions& o) {
     p.snapshot_size = static_cast<uint32_t>(*r);
   }
   if (o.max_allocs == 0 || o.max_stacks == 0) return fail("--max-allocs/--max-stacks must be positive");
+  if (o.inject && (o.pid == 0 || o.inprocess == 0 || !o.objects.empty() ||
+                   !o.symbols_prefix.empty()))
+    return fail("--inject loads the sampling library into a running process: it needs -p and "
+                "excludes --no-inprocess, -O and --symbols-prefix");
   if (o.inprocess == 1) {
     if (o.command.empty() && o.pid == 0)
       return fail("--inprocess needs -c (the sampling library is loaded into a program "
@@ -184,6 +190,24 @@ int run_process_memleak(const MemleakOptions& o, Plan plan) {
     return kExitError;
   }
   if (o.trace) plan.session.on_trace_event = print_event;
+  // --inject: the library first (or the one the process has), then the in-process -p path
+  // at the library's sampling.
+  std::vector<std::string> inject_notes;
+  if (o.inject) {
+    auto step = ensure_injected(o.pid, plan.session.filter.sampling,
+                                !o.sample_bytes.empty() || o.sample_rate > 1, o.verbose > 0);
+    if (!step) {
+      log::error("{}", step.error().message);
+      return kExitError;
+    }
+    plan.session.inprocess = session::InProcess::kRequired;
+    plan.session.filter.sampling = step->sampling;
+    inject_notes = std::move(step->notes);
+  }
+  auto with_notes = [&](report::Report rep) {
+    rep.notes.insert(rep.notes.end(), inject_notes.begin(), inject_notes.end());
+    return rep;
+  };
   auto created = session::MemleakSession::Create(plan.session);
   if (!created) {
     log::error("{}", created.error().message);
@@ -201,23 +225,12 @@ int run_process_memleak(const MemleakOptions& o, Plan plan) {
     std::printf("Attaching to pid %d, Ctrl+C to quit.\n", s.target_pid());
   std::fflush(stdout);
 
-  session::DriveOptions d;
-  d.interval_s = o.interval_s;
-  d.count = o.count;
-  d.duration_s = o.duration_s;
-  d.signal_fd = signals->get();
-  const bool interval_text = o.output.empty() && plan.format == report::Format::kText;
-  auto interval = [&] {
-    report::Report rep = s.report(false);
-    if (!interval_text) return;
-    std::string text = report::write_bcc_text(rep, text_options(o));
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-  };
-  auto finish = [&]() -> Result<void> {
-    return write_rendered(o.output, report::render(s.report(true), plan.format, text_options(o)));
-  };
-  return session::run_command(s, d, interval, finish);
+  CommandRun c{o.interval_s, o.count, o.duration_s, o.output,
+               o.output.empty() && plan.format == report::Format::kText, signals->get()};
+  return run_with_reports<report::Report>(
+      s, c, [&](bool final_report) { return with_notes(s.report(final_report)); },
+      [&](const report::Report& r) { return report::write_bcc_text(r, text_options(o)); },
+      [&](const report::Report& r) { return report::render(r, plan.format, text_options(o)); });
 }
 
 }  // namespace
@@ -229,8 +242,11 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       "Probes malloc/calloc/realloc/free, posix_memalign & co., C++ operator new/delete and\n"
       "mmap/munmap/mremap called by the program, keeps each outstanding allocation by address\n"
       "and prints the stacks holding the most memory every INTERVAL seconds.");
-  sub->add_option("interval", o.interval_s, "interval in seconds to print outstanding allocations")
-      ->capture_default_str();
+  CLI::Option* interval =
+      sub->add_option("interval", o.interval_s,
+                       "interval in seconds to print outstanding allocations (with --format "
+                       "html and none given: 1, one point of the report's timeline a second)")
+          ->capture_default_str();
   sub->add_option("count", o.count, "number of times to print the report before exiting");
   sub->add_option("-p,--pid", o.pid, "the PID to trace");
   sub->add_option("--cgroup", o.cgroup,
@@ -270,7 +286,9 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
   sub->add_option("--duration", o.duration_s, "stop after this many seconds with a final report");
   sub->add_flag("-v,--verbose", o.verbose,
                 "explain what is probed where, and print probe activity with each report");
-  sub->add_option("--format", o.format, "final report format: text, json, pprof, folded")
+  sub->add_option("--format", o.format,
+                  "final report format: text, json, pprof, folded, html (one self-contained "
+                  "page: flame graph, timeline, stacks)")
       ->capture_default_str();
   sub->add_option("--output", o.output,
                   "write the final report to FILE (atomically) instead of stdout");
@@ -305,6 +323,13 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
                 "With -p: the program runs with the library already (LD_PRELOAD, or leakwatch "
                 "growth -c --inprocess); its hooks are probed at its own rate, the default there")
       ->excludes(no_inprocess);
+  sub->add_flag("--inject", o.inject,
+                "with -p: load libleakwatch-preload.so into the running process (ptrace, at a "
+                "safe point of one thread, all threads paused a few ms) and trace it in-process: "
+                "no trap on unsampled calls. Sampling as -s N / --sample-bytes R say, else every "
+                "allocation; figures count allocations since injection. A process that has the "
+                "library already is traced with it as it is. See README (--inject) for the "
+                "safety rules and limits");
   sub->add_option("--verdicts-only", o.verdicts_only,
                   "report only stacks with this verdict (leak, cache, transient, unknown)");
   sub->footer(
@@ -315,7 +340,12 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       "  leakwatch memleak -p $(pidof myservice) 10          report every 10 s\n"
       "  leakwatch memleak -c './server --port 8080' -s 1000 sampled, command started traced\n"
       "  leakwatch memleak -c ./server --sample-bytes 512K  cheapest: sampled in the program\n"
-      "  leakwatch memleak -p 1234 --duration 60 --format json --output leaks.json");
+      "  leakwatch memleak -p 1234 --duration 60 --format json --output leaks.json\n"
+      "  leakwatch memleak -c ./server --format html --output leak.html   open it in a browser");
+  // A page's timeline needs points: one per report.
+  sub->parse_complete_callback([&o, interval] {
+    if (interval->count() == 0 && o.format == "html") o.interval_s = 1;
+  });
   return sub;
 }
 

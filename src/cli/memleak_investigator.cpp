@@ -3,11 +3,12 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include "cli/inject_step.h"
 #include "cli/investigation_end.h"
 #include "common/atomic_file.h"
 #include "common/fd.h"
 #include "common/log.h"
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 #include "metrics/proc_parse.h"
 #include "session/driver.h"
 #include "session/inprocess.h"
@@ -44,9 +45,26 @@ session::MemleakSessionOptions investigation_options(const agent::InvestigationR
 Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::InvestigationRequest& req,
                                                             const std::atomic<bool>& stop) {
   if (!process_exists(req.pid)) return fail("investigation: no such process: {}", req.pid);
+  // inject: always -> the sampling library first (memleak --inject); a process it cannot go
+  // into is traced with the uprobes, and the report says why.
+  session::MemleakSessionOptions options = investigation_options(req);
+  std::vector<std::string> inject_notes;
+  auto inject = [&]() {
+    auto step = ensure_injected(req.pid, options.filter.sampling,
+                                options.filter.sampling.mode != report::SamplingMode::kExact, false);
+    if (!step) {
+      log::warn("investigation of pid {}: {}", req.pid, step.error().message);
+      inject_notes.push_back(step.error().message + "; traced with the allocator's uprobes");
+      return false;
+    }
+    options.filter.sampling = step->sampling;
+    inject_notes.insert(inject_notes.end(), step->notes.begin(), step->notes.end());
+    return true;
+  };
+  if (req.inject == "always") (void)inject();
   // BPF run-time statistics stay enabled while this descriptor is open.
   UniqueFd stats_fd(bpf_enable_stats(BPF_STATS_RUN_TIME));
-  auto created = session::MemleakSession::Create(investigation_options(req));
+  auto created = session::MemleakSession::Create(options);
   if (!created) return std::unexpected(created.error());
   session::MemleakSession& s = **created;
   if (s.inprocess())
@@ -78,12 +96,35 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   session::DriveOutcome out = session::drive(s, d, [&] { (void)s.report(false); });
   if (!out.started) return fail("investigation: {}", out.detail);
 
+  // inject: over_budget -> the uprobes cost too much: go on in-process for the rest of the
+  // time box instead of ending there.
+  if (out.cause == session::StopCause::kGuard && req.inject == "over_budget" && !s.inprocess() &&
+      inject()) {
+    const double elapsed = s.elapsed_s();
+    const double cost = read_overhead().overhead_percent;
+    created->reset();  // (drive() has stopped it; its BPF objects go now)
+    agent::InvestigationRequest rest = req;
+    rest.inject = "never";
+    rest.duration_s = std::max(1.0, req.duration_s - elapsed);
+    auto second = run(rest, stop);
+    if (second) {
+      second->report.notes.push_back(fmt::format(
+          "investigation: the allocator's uprobes cost {:.1f}% of the target's CPU after {:.1f} s "
+          "(budget {}%): the sampling library was injected and the trace went on in-process",
+          cost, elapsed, req.overhead_budget_percent));
+      second->report.notes.insert(second->report.notes.end(), inject_notes.begin(),
+                                  inject_notes.end());
+    }
+    return second;
+  }
+
   agent::InvestigationResult result;
   result.end = investigation_end(out.cause);
   result.overhead = read_overhead();
   result.report = s.report(true);
   result.report.target.cgroup = req.cgroup;
   if (out.cause == session::StopCause::kGuard) result.report.notes.push_back(out.detail);
+  result.report.notes.insert(result.report.notes.end(), inject_notes.begin(), inject_notes.end());
   result.report.notes.push_back(fmt::format(
       "investigation: {} ({}); ended: {}; estimated overhead {:.2f}% of the target's CPU "
       "({} probe hits, {:.0f} ns each)",

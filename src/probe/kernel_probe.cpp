@@ -79,21 +79,12 @@ Result<std::unique_ptr<KernelProbe>> KernelProbe::Create(const KernelConfig& cfg
   p->skel_.reset(raw);
   auto* s = p->skel_.get();
 
-  s->rodata->min_size = cfg.min_size;
-  s->rodata->max_size = cfg.max_size;
-  s->rodata->sample_mode = static_cast<uint32_t>(cfg.sample_mode);
-  s->rodata->sample_rate = cfg.sample_rate ? cfg.sample_rate : 1;
+  if (auto r = set_alloc_sampling(s->rodata, cfg.sampling); !r) return std::unexpected(r.error());
   s->rodata->trace_events = cfg.trace ? 1 : 0;
   s->rodata->wa_missing_free = cfg.wa_missing_free ? 1 : 0;
   s->rodata->batched_free = cfg.batched_free ? 1 : 0;
   s->rodata->only_tgid = cfg.only_tgid;
   s->rodata->page_shift = page_shift();
-  if (cfg.sample_mode == SampleMode::kBytes) {
-    if (cfg.exp_table.size() != LW_EXP_TABLE_SIZE)
-      return fail("internal: byte sampling table has {} entries, want {}", cfg.exp_table.size(),
-                  LW_EXP_TABLE_SIZE);
-    for (size_t i = 0; i < LW_EXP_TABLE_SIZE; i++) s->rodata->exp_table[i] = cfg.exp_table[i];
-  }
   bpf_map__set_max_entries(s->maps.allocs, cfg.max_allocs);
   bpf_map__set_max_entries(s->maps.stacks, cfg.max_stacks);
   bpf_map__set_max_entries(s->maps.combined, cfg.max_stacks);

@@ -13,6 +13,7 @@
 
 #include "bpf/kmemleak.h"
 #include "common/result.h"
+#include "probe/alloc_sampling.h"
 #include "probe/bpf_handles.h"
 #include "probe/memleak_types.h"
 
@@ -25,11 +26,7 @@ struct KernelConfig {
   bool wa_missing_free = false;   // --wa-missing-free (BCC)
   bool batched_free = true;       // mm_page_free_batched releases pages (off: BCC's view)
   uint32_t only_tgid = 0;         // record only this process's allocations (tests); 0: all
-  uint64_t min_size = 0;
-  uint64_t max_size = UINT64_MAX;
-  SampleMode sample_mode = SampleMode::kExact;
-  uint64_t sample_rate = 1;
-  std::vector<uint32_t> exp_table;  // byte sampling draws (LW_EXP_TABLE_SIZE entries)
+  AllocSampling sampling;          // size range and sampling mode
   uint32_t max_allocs = 1000000;
   uint32_t max_stacks = 16384;
   bool trace = false;

@@ -102,18 +102,9 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
   p->skel_.reset(raw);
   auto* s = p->skel_.get();
 
-  s->rodata->min_size = cfg.min_size;
-  s->rodata->max_size = cfg.max_size;
-  s->rodata->sample_mode = static_cast<uint32_t>(cfg.sample_mode);
-  s->rodata->sample_rate = cfg.sample_rate ? cfg.sample_rate : 1;
+  if (auto r = set_alloc_sampling(s->rodata, cfg.sampling); !r) return std::unexpected(r.error());
   s->rodata->trace_events = cfg.trace ? 1 : 0;
   s->rodata->keep_combined = cfg.combined ? 1 : 0;
-  if (cfg.sample_mode == SampleMode::kBytes) {
-    if (cfg.exp_table.size() != LW_EXP_TABLE_SIZE)
-      return fail("internal: byte sampling table has {} entries, want {}", cfg.exp_table.size(),
-                  LW_EXP_TABLE_SIZE);
-    for (size_t i = 0; i < LW_EXP_TABLE_SIZE; i++) s->rodata->exp_table[i] = cfg.exp_table[i];
-  }
   if (!cfg.cgroup_path.empty()) {
     p->cgroup_fd_.reset(::open(cfg.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!p->cgroup_fd_.valid()) return fail_errno("--cgroup " + cfg.cgroup_path);
@@ -245,8 +236,8 @@ int MemleakProbe::poll_snapshots(int timeout_ms,
   return n;
 }
 
-Result<void> MemleakProbe::attach_objects(const std::vector<ObjectPlan>& objects) {
-  std::vector<ObjectPlan> fresh;
+Result<void> MemleakProbe::attach_objects(const std::vector<alloc::ObjectPlan>& objects) {
+  std::vector<alloc::ObjectPlan> fresh;
   for (const auto& obj : objects) {
     if (obj.inode && std::find(attached_inodes_.begin(), attached_inodes_.end(), obj.inode) !=
                          attached_inodes_.end())
@@ -272,11 +263,11 @@ Result<void> MemleakProbe::attach_objects(const std::vector<ObjectPlan>& objects
   return {};
 }
 
-Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid, Phase phase) {
+Result<void> MemleakProbe::attach_session(const alloc::ObjectPlan& obj, int pid, Phase phase) {
   struct Group {
     int prog_fd;
     uint32_t attach_type;
-    std::vector<const ProbeSite*> sites;
+    std::vector<const alloc::ProbeSite*> sites;
   };
   Group allocs{bpf_program__fd(skel_->progs.lw_alloc_session), kAttachUprobeSession, {}};
   Group frees{bpf_program__fd(skel_->progs.lw_free_multi), kAttachUprobeMulti, {}};
@@ -298,7 +289,7 @@ Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid, Phase 
   for (Group* g : {&frees, &hook_frees, &allocs, &hook_allocs}) {
     if (g->sites.empty()) continue;
     std::vector<uint64_t> offsets, cookies;
-    for (const ProbeSite* site : g->sites) {
+    for (const alloc::ProbeSite* site : g->sites) {
       offsets.push_back(site->file_offset());
       cookies.push_back(site->kind);
     }
@@ -306,14 +297,14 @@ Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid, Phase 
                                       pid, false);
     if (fd >= 0) {
       link_fds_.emplace_back(fd);
-      for (const ProbeSite* site : g->sites)
+      for (const alloc::ProbeSite* site : g->sites)
         attach_results_.push_back({obj.display_path, site->function, site->file_offset(),
                                    site->placement.emulated, true, "", false});
       continue;
     }
     if (fd == -ESRCH) return fail("no such process: {}", pid);
     // The batch failed: attach one by one so each failure is counted against its function.
-    for (const ProbeSite* site : g->sites) {
+    for (const alloc::ProbeSite* site : g->sites) {
       std::vector<uint64_t> one_off{site->file_offset()}, one_cookie{site->kind};
       int f = create_uprobe_multi_link(g->prog_fd, g->attach_type, obj.path, one_off,
                                        one_cookie, pid, false);
@@ -329,7 +320,7 @@ Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid, Phase 
   return {};
 }
 
-Result<void> MemleakProbe::attach_classic(const ObjectPlan& obj, int pid, Phase phase) {
+Result<void> MemleakProbe::attach_classic(const alloc::ObjectPlan& obj, int pid, Phase phase) {
   for (const auto& site : obj.sites) {
     if (is_release(site.kind) != (phase == Phase::kRelease)) continue;
     if (!site.skipped_reason.empty()) {

@@ -14,7 +14,8 @@
 #include "bpf/unwind.h"
 #include "common/fd.h"
 #include "common/result.h"
-#include "probe/allocator_plan.h"
+#include "alloc/allocator_plan.h"
+#include "probe/alloc_sampling.h"
 #include "probe/bpf_handles.h"
 #include "probe/memleak_types.h"
 
@@ -26,12 +27,8 @@ enum class AttachMode { kAuto, kSession, kClassic };
 
 struct MemleakConfig {
   int pid = 0;                     // pid filter for the links (the -c child before exec too)
-  std::vector<ObjectPlan> objects; // what to attach (plan_allocator_probes)
-  uint64_t min_size = 0;
-  uint64_t max_size = UINT64_MAX;
-  SampleMode sample_mode = SampleMode::kExact;
-  uint64_t sample_rate = 1;        // N (calls) or R bytes
-  std::vector<uint32_t> exp_table; // byte sampling draws (LW_EXP_TABLE_SIZE entries)
+  std::vector<alloc::ObjectPlan> objects; // what to attach (alloc::plan_allocator_probes)
+  AllocSampling sampling;          // size range and sampling mode
   uint32_t max_allocs = 1000000;   // allocs map capacity
   uint32_t max_stacks = 16384;     // stack map capacity (also per-stack totals)
   bool trace = false;              // -t: stream events through the ring buffer
@@ -39,7 +36,7 @@ struct MemleakConfig {
   AttachMode attach_mode = AttachMode::kAuto;
   std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
   std::string cgroup_path;         // --cgroup: trace tasks under this cgroup v2 (pid = 0)
-  bool inprocess = false;          // objects include the preload hooks (probe/preload_plan.h)
+  bool inprocess = false;          // objects include the preload hooks (alloc/preload_plan.h)
   // In-process with sampling: the hooks send their samples and frees as lw_hook_event
   // records (poll_hook_events) instead of keeping them in the allocs and stack maps; user
   // space keeps them (tracker/hook_table.h).
@@ -76,7 +73,7 @@ class MemleakProbe {
   bool session_mode() const { return session_; }
   // Attaches objects not attached yet (by inode): used when a traced cgroup gains a
   // process that maps other libraries.  Failures are recorded in attach_results().
-  Result<void> attach_objects(const std::vector<ObjectPlan>& objects);
+  Result<void> attach_objects(const std::vector<alloc::ObjectPlan>& objects);
   const std::vector<AttachResult>& attach_results() const { return attach_results_; }
   size_t failed_attaches() const;
 
@@ -114,8 +111,8 @@ class MemleakProbe {
   // a block recorded by a live allocation probe cannot be freed unseen.
   enum class Phase { kRelease, kAllocate };
   MemleakProbe() = default;
-  Result<void> attach_session(const ObjectPlan& obj, int pid, Phase phase);
-  Result<void> attach_classic(const ObjectPlan& obj, int pid, Phase phase);
+  Result<void> attach_session(const alloc::ObjectPlan& obj, int pid, Phase phase);
+  Result<void> attach_classic(const alloc::ObjectPlan& obj, int pid, Phase phase);
 
   struct SkelDeleter { void operator()(memleak_bpf* s) const; };
   std::unique_ptr<memleak_bpf, SkelDeleter> skel_;

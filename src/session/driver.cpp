@@ -16,7 +16,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 #include "session/child_process.h"
 
 namespace leakwatch::session {

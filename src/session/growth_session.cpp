@@ -6,8 +6,8 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/proc_maps.h"
-#include "probe/preload_plan.h"
+#include "common/procfs.h"
+#include "alloc/preload_plan.h"
 #include "session/inprocess.h"
 
 namespace leakwatch::session {
@@ -37,7 +37,7 @@ Result<void> GrowthSession::setup() {
     if (!path) return std::unexpected(path.error());
     std::vector<std::string> env;
     if (o_.preload) {
-      auto lib = probe::find_preload_library();
+      auto lib = alloc::find_preload_library();
       if (!lib) return fail("--inprocess: {}", lib.error().message);
       if (auto r = check_preloadable(*path); !r) return fail("--inprocess: {}", r.error().message);
       env = preload_environment(*lib, *o_.preload);

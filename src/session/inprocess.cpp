@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "common/units.h"
-#include "probe/elf_dynamic.h"
+#include "elf/elf_dynamic.h"
 
 namespace leakwatch::session {
 
@@ -39,7 +39,7 @@ Result<uint64_t> parse_sample_bytes(const std::string& text) {
 }
 
 Result<void> check_preloadable(const std::string& executable) {
-  auto dyn = probe::read_dynamic_info(executable);
+  auto dyn = elf::read_dynamic_info(executable);
   if (dyn && !dyn->has_interp)
     return fail("{} is statically linked, so it cannot load the sampling library; trace it "
                 "without --inprocess", executable);

@@ -72,11 +72,7 @@ Result<void> KernelMemleakSession::setup() {
   probe::KernelConfig cfg;
   cfg.percpu = o_.percpu;
   cfg.wa_missing_free = o_.wa_missing_free;
-  cfg.min_size = o_.filter.min_size;
-  cfg.max_size = o_.filter.max_size;
-  cfg.sample_mode = probe_sample_mode(o_.filter.sampling.mode);
-  cfg.sample_rate = o_.filter.sampling.rate;
-  if (cfg.sample_mode == probe::SampleMode::kBytes) cfg.exp_table = analysis::exponential_table();
+  cfg.sampling = alloc_sampling(o_.filter, o_.filter.sampling);
   cfg.max_allocs = o_.filter.max_allocs;
   cfg.max_stacks = o_.filter.max_stacks;
   cfg.trace = static_cast<bool>(o_.on_trace_event);

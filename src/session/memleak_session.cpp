@@ -11,11 +11,11 @@
 #include "analysis/sampling.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 #include "common/units.h"
-#include "probe/allocator_plan.h"
-#include "probe/elf_dynamic.h"
-#include "probe/frame_pointers.h"
+#include "alloc/allocator_plan.h"
+#include "elf/elf_dynamic.h"
+#include "unwind/frame_pointers.h"
 #include "session/inprocess.h"
 
 namespace leakwatch::session {
@@ -25,6 +25,16 @@ namespace {
 constexpr uint64_t kCgroupScanNs = 1000000000;
 
 }  // namespace
+
+probe::AllocSampling alloc_sampling(const AllocationFilter& filter, const report::Sampling& sampling) {
+  probe::AllocSampling a;
+  a.mode = probe_sample_mode(sampling.mode);
+  a.rate = sampling.rate;
+  a.min_size = filter.min_size;
+  a.max_size = filter.max_size;
+  if (a.mode == probe::SampleMode::kBytes) a.exp_table = analysis::exponential_table();
+  return a;
+}
 
 MemleakSession::MemleakSession(const MemleakSessionOptions& o)
     : o_(o), sampling_(o.filter.sampling), sample_mode_(probe_sample_mode(o.filter.sampling.mode)) {}
@@ -88,7 +98,7 @@ void MemleakSession::stop() {
 bool MemleakSession::choose_dwarf(const std::string& executable) const {
   if (o_.unwind == Unwind::kDwarf) return true;
   if (o_.unwind == Unwind::kFramePointers || executable.empty()) return false;
-  auto check = probe::check_frame_pointers(executable);
+  auto check = unwind::check_frame_pointers(executable);
   if (!check) {
     log::info("--unwind auto: cannot examine {}: {}; using frame pointers", executable,
               check.error().message);
@@ -130,17 +140,17 @@ void MemleakSession::drain_snapshots() {
 
 // New processes of the cgroup: their allocator objects (each process is planned once;
 // its maps are read now, so it stays symbolized if it exits before the report).
-std::vector<probe::ObjectPlan> MemleakSession::plan_cgroup_processes() {
-  std::vector<probe::ObjectPlan> out;
+std::vector<alloc::ObjectPlan> MemleakSession::plan_cgroup_processes() {
+  std::vector<alloc::ObjectPlan> out;
   std::ifstream in(o_.cgroup + "/cgroup.procs");
   int pid;
   while (in >> pid) {
     if (!cgroup_pids_.insert(pid).second) continue;
-    probe::PlanRequest req;
+    alloc::PlanRequest req;
     req.pid = pid;
     req.objects = o_.objects;
     req.symbols_prefix = o_.symbols_prefix;
-    auto plans = probe::plan_allocator_probes(req);
+    auto plans = alloc::plan_allocator_probes(req);
     if (!plans) {
       log::debug("cgroup process {}: {}", pid, plans.error().message);
       continue;
@@ -154,7 +164,7 @@ std::vector<probe::ObjectPlan> MemleakSession::plan_cgroup_processes() {
 // Whether a -c command runs in-process: asked for (--inprocess: every obstacle is an
 // error), or by default when sampling by bytes (an obstacle means attach mode, said with -v).
 Result<bool> MemleakSession::choose_inprocess(const std::string& executable,
-                                       const std::vector<probe::ObjectPlan>& plan) {
+                                       const std::vector<alloc::ObjectPlan>& plan) {
   bool asked = o_.inprocess == InProcess::kRequired;
   if (!asked && (o_.inprocess == InProcess::kNever || o_.filter.sampling.mode == report::SamplingMode::kExact ||
                  !o_.objects.empty() || !o_.symbols_prefix.empty()))
@@ -164,7 +174,7 @@ Result<bool> MemleakSession::choose_inprocess(const std::string& executable,
     log::info("in-process sampling not used: {}; probing the allocator (attach mode)", why);
     return false;
   };
-  auto lib = probe::find_preload_library();
+  auto lib = alloc::find_preload_library();
   if (!lib) return refuse(lib.error().message);
   if (auto r = check_preloadable(executable); !r) return refuse(r.error().message);
   for (const auto& obj : plan)
@@ -179,10 +189,10 @@ Result<bool> MemleakSession::choose_inprocess(const std::string& executable,
   std::set<std::string> bypass;
   for (const auto& obj : plan)
     for (const auto& site : obj.sites)
-      if (!probe::is_mapping_call(site.kind) && !probe::preload_wraps(site.function))
+      if (!alloc::is_mapping_call(site.kind) && !alloc::preload_wraps(site.function))
         bypass.insert(site.function);
   if (!bypass.empty()) {
-    if (auto imports = probe::read_got_imports(executable)) {
+    if (auto imports = elf::read_got_imports(executable)) {
       for (const auto& [slot, name] : *imports)
         if (bypass.contains(name))
           return refuse(fmt::format("{} calls {}, which the sampling library does not wrap",
@@ -200,7 +210,7 @@ Result<bool> MemleakSession::choose_inprocess(const std::string& executable,
 Result<void> MemleakSession::choose_loaded_preload(int pid) {
   bool asked = o_.inprocess == InProcess::kRequired;
   if (o_.inprocess == InProcess::kNever || !o_.objects.empty() || !o_.symbols_prefix.empty()) return {};
-  auto loaded = probe::find_loaded_preload(pid);
+  auto loaded = alloc::find_loaded_preload(pid);
   if (!loaded) {
     if (asked) return fail("--inprocess: {}", loaded.error().message);
     log::info("in-process sampling not used: {}", loaded.error().message);
@@ -242,11 +252,11 @@ Result<void> MemleakSession::choose_loaded_preload(int pid) {
 // called by the program itself are still probed where they bind (the library does not
 // wrap them), sampled the same way in BPF.
 Result<void> MemleakSession::plan_inprocess(probe::MemleakConfig& cfg) {
-  if (auto r = probe::use_preload_hooks(cfg.objects, preload_library_); !r)
+  if (auto r = alloc::use_preload_hooks(cfg.objects, preload_library_); !r)
     return std::unexpected(r.error());
   cfg.inprocess = true;
   if (preload_stats_reader_) return {};  // -p: the one that found the library
-  auto reader = probe::PreloadStatsReader::Create(preload_library_);
+  auto reader = alloc::PreloadStatsReader::Create(preload_library_);
   if (!reader) return std::unexpected(reader.error());
   preload_stats_reader_ = std::move(*reader);
   return {};
@@ -275,6 +285,11 @@ void MemleakSession::add_preload_figures(report::Report& rep) const {
       st.hook_allocs, st.hook_frees,
       describe_sampling(preload_sampling(st)),
       st.unsampled_early));
+  if (st.flags & LW_PRELOAD_F_INJECTED)
+    rep.notes.push_back(fmt::format(
+        "in-process (injected): allocations since injection only; blocks allocated before it "
+        "pass through unseen; {} GOT slots lead to the library",
+        st.got_slots));
   if (st.flags & LW_PRELOAD_F_SHADOWED)
     rep.notes.push_back(
         "in-process: an allocation function is defined before the sampling library in the "
@@ -285,16 +300,16 @@ void MemleakSession::add_preload_figures(report::Report& rep) const {
 }
 
 Result<void> MemleakSession::setup() {
-  probe::PlanRequest req;
+  alloc::PlanRequest req;
   req.objects = o_.objects;
   req.symbols_prefix = o_.symbols_prefix;
-  std::vector<probe::ObjectPlan> cgroup_objects;
+  std::vector<alloc::ObjectPlan> cgroup_objects;
   if (!o_.cgroup.empty()) {
     target_pid_ = 0;
     cgroup_objects = plan_cgroup_processes();
     if (cgroup_objects.empty()) {
       // Nobody in the cgroup yet: the libraries of this host, as for -c.
-      auto own = probe::plan_allocator_probes(req);
+      auto own = alloc::plan_allocator_probes(req);
       if (!own) return std::unexpected(own.error());
       cgroup_objects = std::move(*own);
     }
@@ -309,7 +324,7 @@ Result<void> MemleakSession::setup() {
     if (!path) return std::unexpected(path.error());
     req.command_path = *path;
     // Planned before the fork: whether the command runs in-process decides its environment.
-    auto objects = probe::plan_allocator_probes(req);
+    auto objects = alloc::plan_allocator_probes(req);
     if (!objects) return std::unexpected(objects.error());
     auto inprocess = choose_inprocess(*path, *objects);
     if (!inprocess) return std::unexpected(inprocess.error());
@@ -329,7 +344,7 @@ Result<void> MemleakSession::setup() {
       if (auto r = plan_inprocess(cfg); !r) return std::unexpected(r.error());
     }
   } else if (o_.cgroup.empty()) {
-    auto objects = probe::plan_allocator_probes(req);
+    auto objects = alloc::plan_allocator_probes(req);
     if (!objects) return std::unexpected(objects.error());
     cfg.objects = std::move(*objects);
     if (!preload_library_.empty()) {
@@ -340,11 +355,7 @@ Result<void> MemleakSession::setup() {
     cfg.cgroup_path = o_.cgroup;
   }
   cfg.pid = target_pid_;
-  cfg.min_size = o_.filter.min_size;
-  cfg.max_size = o_.filter.max_size;
-  cfg.sample_mode = sample_mode_;
-  cfg.sample_rate = sampling_.rate;
-  if (sample_mode_ == probe::SampleMode::kBytes) cfg.exp_table = analysis::exponential_table();
+  cfg.sampling = alloc_sampling(o_.filter, sampling_);
   cfg.max_allocs = o_.filter.max_allocs;
   cfg.max_stacks = o_.filter.max_stacks;
   cfg.trace = static_cast<bool>(o_.on_trace_event);
@@ -426,6 +437,7 @@ report::Report MemleakSession::report(bool final_report) {
   size_t before_live = std::erase_if(snap.allocs, [&](const probe::OutstandingAlloc& a) {
     return a.timestamp_ns < live_since;
   });
+  if (target_pid_ > 0) snap.rss_bytes = process_rss_bytes(target_pid_);  // the timeline's RSS
   uint64_t now = monotonic_ns();
   report::Report rep = tracker_->update(snap, now, static_cast<double>(now - start_ns_) / 1e9);
   rep.final = final_report;

@@ -4,7 +4,7 @@
 //
 // Create() decides everything before the first probe is live:
 //   target       -p PID, -c COMMAND (forked and held before exec), or --cgroup DIR
-//   objects      the allocator functions each mapped object exports (probe/allocator_plan.h)
+//   objects      the allocator functions each mapped object exports (alloc/allocator_plan.h)
 //   in-process   a -c command sampled by libleakwatch-preload.so (when sampling and the
 //                program can load it), or a -p program already running with it: its hooks
 //                are probed instead of the allocator, and unsampled calls cost no trap
@@ -31,7 +31,7 @@
 
 #include "bpf/preload_abi.h"
 #include "probe/memleak_probe.h"
-#include "probe/preload_plan.h"
+#include "alloc/preload_plan.h"
 #include "report/model.h"
 #include "session/child_process.h"
 #include "session/trace_session.h"
@@ -66,6 +66,9 @@ struct StackReportOptions {
   std::optional<report::Verdict> verdicts_only;
   bool probe_activity = false;        // -v: probe hit counters as a note of each report
 };
+
+// The probe's form of a filter and the sampling in effect.
+probe::AllocSampling alloc_sampling(const AllocationFilter& filter, const report::Sampling& sampling);
 
 struct MemleakSessionOptions {
   // The target: exactly one of pid, command, cgroup.
@@ -120,9 +123,9 @@ class MemleakSession : public TraceSession {
  private:
   explicit MemleakSession(const MemleakSessionOptions& o);
   Result<void> setup();
-  std::vector<probe::ObjectPlan> plan_cgroup_processes();
+  std::vector<alloc::ObjectPlan> plan_cgroup_processes();
   Result<bool> choose_inprocess(const std::string& executable,
-                                const std::vector<probe::ObjectPlan>& plan);
+                                const std::vector<alloc::ObjectPlan>& plan);
   Result<void> choose_loaded_preload(int pid);
   Result<void> plan_inprocess(probe::MemleakConfig& cfg);
   bool choose_dwarf(const std::string& executable) const;
@@ -148,10 +151,10 @@ class MemleakSession : public TraceSession {
   std::string comm_;            // the target's name, read while it runs
   bool dwarf_ = false;          // DWARF unwinding in effect
   tracker::DwarfStacks dwarf_stacks_;
-  std::vector<probe::ObjectPlan> command_plan_;  // -c: planned before the fork
+  std::vector<alloc::ObjectPlan> command_plan_;  // -c: planned before the fork
   // In-process: the library's path and counters, read at each report and at the exit.
   std::string preload_library_;
-  std::optional<probe::PreloadStatsReader> preload_stats_reader_;
+  std::optional<alloc::PreloadStatsReader> preload_stats_reader_;
   std::optional<leakwatch_preload_stats> preload_stats_;
   // In-process with sampling: the hooks' records, kept here (probe::MemleakConfig::
   // hook_ring), drained by a thread of their own so that a long report (the first one

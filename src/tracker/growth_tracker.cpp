@@ -7,7 +7,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 #include "tracker/frame_resolver.h"
 
 namespace leakwatch::tracker {
@@ -130,7 +130,7 @@ FaultClass GrowthTracker::classify(uint32_t tgid, uint64_t addr, bool write) {
     }
   }
   if (const MapEntry* m = base_entry(tgid, addr)) {
-    bool is_private = m->perms.size() > 3 && m->perms[3] == 'p';
+    bool is_private = !m->shared;
     if (anonymous_path(m->path) || (write && is_private)) return FaultClass::kAnon;
     return FaultClass::kFile;
   }

@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 #include "probe/growth_types.h"
 #include "report/growth_report.h"
 #include "tracker/growth_regions.h"
