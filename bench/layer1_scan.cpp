@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "common/clock.h"
 #include "metrics/process_collector.h"
 #include "metrics/process_table.h"
 #include "metrics/task_iter.h"
@@ -44,12 +45,6 @@ double rusage_cpu_s() {
   ::getrusage(RUSAGE_THREAD, &ru);
   return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
-}
-
-double thread_cpu_s() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 // Children parked in pause(), forked from a small helper so that each is a copy of a
@@ -88,9 +83,9 @@ Figure time_samples(int rounds, Fn&& sample) {
   size_t n = sample();  // warm-up
   const double r0 = rusage_cpu_s();
   for (int r = 0; r < rounds; ++r) {
-    const double c0 = thread_cpu_s();
+    const double c0 = thread_cpu_seconds();
     n = sample();
-    const double c1 = thread_cpu_s();
+    const double c1 = thread_cpu_seconds();
     ms.push_back((c1 - c0) * 1e3);
   }
   const double r1 = rusage_cpu_s();
