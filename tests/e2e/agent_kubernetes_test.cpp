@@ -36,20 +36,6 @@ constexpr const char* kId = "c0ffee00112233445566778899aabbccddeeff0011223344556
 constexpr const char* kUid2 = "0a0b0c0d-1111-4222-8333-444455556666";
 constexpr const char* kId2 = "feedface00112233445566778899aabbccddeeff00112233445566778899aabb";
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
 // Test cgroups under the cgroup2 mount, removed (deepest first) when the test ends; the
 // processes put in them are killed first (a cgroup with members cannot be removed).
 class TestCgroups {
