@@ -248,7 +248,10 @@ TEST(TaskIterator, EveryProcessIsCoveredAndNoKernelThreadListed) {
   }
   EXPECT_GT(user, 10u);
   EXPECT_GT(kernel, 0u);  // kthreadd and its children exist on every Linux
-  EXPECT_EQ((*table)->unvisited(), unvisited);
+  // The table also counts, until its next listing, processes that started between its scan
+  // and its /proc listing and zombies awaiting their parent (other work on the host makes
+  // both): at least the stable unvisited processes found here, each of them in its pids.
+  EXPECT_GE((*table)->unvisited(), unvisited);
 }
 
 TEST(TaskIterator, PerCpuPartsAreSummedAsProcShowsThem) {
