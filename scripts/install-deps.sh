@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config clang llvm bpftool
   libbpf-dev libelf-dev libdw-dev libcapstone-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libyaml-cpp-dev
-  libprotobuf-dev protobuf-compiler libcpp-httplib-dev
+  libprotobuf-dev protobuf-compiler libcpp-httplib-dev libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libbenchmark-dev
   bpftrace golang-go prometheus
   libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libmimalloc2.0 musl-tools

@@ -1,20 +1,30 @@
 #include "agent/agent.h"
 
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 
 #include <fmt/format.h>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "agent/sink_profiles.h"
+#include "metrics/container_identity.h"
 #include "metrics/proc_read.h"
 #include "report/finding.h"
 
 namespace leakwatch::agent {
+
+std::string node_name_for(const AgentConfig& config) {
+  if (!config.node_name.empty()) return config.node_name;
+  if (const char* env = std::getenv("NODE_NAME"); env && *env) return env;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0 && host[0]) return host;
+  return "unknown";
+}
 
 struct Agent::ProcessState {
   explicit ProcessState(const DetectionParams& p) : detector(p) {}
@@ -29,7 +39,9 @@ struct Agent::ProcessState {
   // smaps_rollup cadence: the samples to skip before the next read, and the last figures.
   int smaps_wait = 0;
   bool have_smaps = false;
+  bool smaps_banned = false;  // a read cost more than smaps_max_cost: never again
   uint64_t pss = 0, uss = 0;
+  WorkloadLabels workload;
   // Shared with the investigation of this process, which stores it with its reports.
   std::shared_ptr<MemoryTrail> trail = std::make_shared<MemoryTrail>();
 };
@@ -125,9 +137,32 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentConfig config, AgentOptions op
     return std::unexpected(v.error());
   auto store = ReportStore::open(config.reports_dir, config.reports);
   if (!store) return std::unexpected(store.error());
+  metrics::ProcessTableOptions to;
+  to.proc_root = options.proc_root;
+  to.cgroup_root = cgroup_root;
+  to.source = config.detection.source;
+  auto table = metrics::ProcessTable::create(to);
+  if (!table) return std::unexpected(table.error());
+  std::shared_ptr<sink::Sinks> sinks;
+  if (!config.sinks.empty()) {
+    auto s = sink::Sinks::create(config.sinks);
+    if (!s) return std::unexpected(s.error());
+    sinks = std::move(*s);
+  }
   std::unique_ptr<Agent> agent(
       new Agent(std::move(config), std::move(options), std::move(*store)));
+  agent->sinks_ = std::move(sinks);
   agent->cgroup_root_ = std::move(cgroup_root);
+  agent->table_ = std::move(*table);
+  agent->layer1_.source = agent->table_->uses_iterator() ? "bpf" : "proc";
+  agent->layer1_.fallback_reason = agent->table_->fallback_reason();
+  if (const metrics::TaskIterator* it = agent->table_->iterator()) {
+    agent->layer1_.rss_figure = it->rss_figure() == metrics::RssFigure::kSum ? "sum" : "count";
+    log::info("agent: layer 1 from the BPF task iterator (RSS as the per-CPU counters' {}: {})",
+              agent->layer1_.rss_figure, it->figure_reason());
+  } else {
+    log::info("agent: layer 1 from /proc ({})", agent->layer1_.fallback_reason);
+  }
   return agent;
 }
 
@@ -136,7 +171,9 @@ Agent::Agent(AgentConfig config, AgentOptions options, std::shared_ptr<ReportSto
       params_(DetectionParams::from(config_.detection, config_.memleak_sampling.trigger_conditions)),
       options_(std::move(options)),
       store_(std::move(store)),
-      collector_(options_.proc_root, config_.detection.read_smaps),
+      collector_(options_.proc_root, false),
+      kube_(config_.kubernetes, node_name_for(config_)),
+      node_name_(node_name_for(config_)),
       agent_start_s_(metrics::monotonic_seconds()) {
   build_targets(config_.targets);
   // Every configured target and condition has its counters from the first scrape on.
@@ -220,15 +257,95 @@ std::vector<int> Agent::resolve(TargetState& t,
     }
     case TargetSpec::Kind::kAll:
       return all_pids;
+    case TargetSpec::Kind::kPod:
+    case TargetSpec::Kind::kNamespace:
+    case TargetSpec::Kind::kSelector:
+      return resolve_kubernetes(t, all_pids);
   }
   return {};
 }
 
+const WorkloadLabels& Agent::workload_of(int pid) {
+  static const WorkloadLabels kNone;
+  // Cached by cgroup: every process of a container shares its identity, and the cgroup id
+  // (iterator) or path (/proc) changes only if the process moves.
+  const uint64_t id = table_->cgroup_id(pid);
+  if (id != 0)
+    if (auto it = workload_by_id_.find(id); it != workload_by_id_.end()) return it->second;
+  auto path = table_->cgroup_path(pid);
+  if (!path) return kNone;
+  auto it = workload_by_path_.find(*path);
+  if (it == workload_by_path_.end()) {
+    if (workload_by_path_.size() > 65536) workload_by_path_.clear();
+    it = workload_by_path_.emplace(*path, kube_.identify(metrics::parse_container_identity(*path)))
+             .first;
+  }
+  if (id != 0) {
+    if (workload_by_id_.size() > 65536) workload_by_id_.clear();
+    workload_by_id_.emplace(id, it->second);
+  }
+  return it->second;
+}
+
+std::vector<int> Agent::resolve_kubernetes(TargetState& t, const std::vector<int>& all_pids) {
+  const TargetSpec& spec = t.spec;
+  if (spec.kind == TargetSpec::Kind::kNamespace && !kube_.have_names()) {
+    t.problem = fmt::format("namespace names unknown: {}/pods is not readable (kubernetes.log_dir)",
+                            config_.kubernetes.log_dir);
+    return {};
+  }
+  if (spec.kind == TargetSpec::Kind::kSelector && !kube_.have_labels()) {
+    t.problem = "pod labels unknown: set kubernetes.pod_manifests" +
+                (kube_.problem().empty() ? std::string() : " (" + kube_.problem() + ")");
+    return {};
+  }
+  std::string want_ns, want_pod = spec.pod;
+  if (size_t slash = spec.pod.find('/'); slash != std::string::npos) {
+    want_ns = spec.pod.substr(0, slash);
+    want_pod = spec.pod.substr(slash + 1);
+  }
+  std::vector<int> out;
+  for (int pid : all_pids) {
+    const WorkloadLabels& w = workload_of(pid);
+    if (w.pod_uid.empty()) continue;
+    bool match = false;
+    switch (spec.kind) {
+      case TargetSpec::Kind::kPod:
+        match = (want_pod == w.pod || want_pod == w.pod_uid) &&
+                (want_ns.empty() || want_ns == w.k8s_namespace);
+        break;
+      case TargetSpec::Kind::kNamespace:
+        match = w.k8s_namespace == spec.k8s_namespace;
+        break;
+      case TargetSpec::Kind::kSelector: {
+        const PodInfo* info = kube_.find(w.pod_uid);
+        match = info && info->labels_known && spec.selector.matches(info->labels);
+        break;
+      }
+      default:
+        break;
+    }
+    if (match) out.push_back(pid);
+  }
+  if (out.empty()) t.problem = fmt::format("no process in a pod matching {}", spec.label());
+  return out;
+}
+
+bool Agent::wants_smaps(const TargetState& t, const ProcessState* p) const {
+  const DetectionConfig& d = config_.detection;
+  if (d.read_smaps == DetectionConfig::Smaps::kOff) return false;
+  if (d.read_smaps == DetectionConfig::Smaps::kSuspects) {
+    // A suspect: named by pid, growing above its baseline, a trigger condition holding, or
+    // being investigated.
+    const bool suspect = t.spec.kind == TargetSpec::Kind::kPid || t.investigating ||
+                         (p && (p->eval.above || !p->active.empty()));
+    if (!suspect) return false;
+  }
+  return true;
+}
+
 void Agent::watch_process(TargetState& t, int pid, std::vector<WatchedView>& out) {
-  auto found = t.processes.find(pid);
-  const bool want_smaps = config_.detection.read_smaps &&
-                          (found == t.processes.end() || found->second->smaps_wait <= 0);
-  auto s = collector_.collect(pid, want_smaps);
+  auto s = table_->sample(pid);
   if (!s) {
     if (!metrics::is_gone(s.error())) {
       count_error(s.error().errnum == EACCES || s.error().errnum == EPERM ? "permission"
@@ -243,23 +360,46 @@ void Agent::watch_process(TargetState& t, int pid, std::vector<WatchedView>& out
   if (!slot) {
     slot = std::make_unique<ProcessState>(params_);
     if (!cgroup_root_.empty())
-      slot->cgroup_dir = metrics::process_cgroup_dir(pid, cgroup_root_, options_.proc_root)
-                             .value_or("");
+      if (auto path = table_->cgroup_path(pid))
+        slot->cgroup_dir = *path == "/" ? cgroup_root_ : cgroup_root_ + *path;
   } else {
     slot->rates = metrics::rates_between(slot->last, *s);
   }
   ProcessState& p = *slot;
+  p.workload = workload_of(pid);
+
+  // PSS/USS: smaps_rollup walks the page tables under the target's mmap lock (~10-20 ms of
+  // CPU for 1 GiB of 4 KiB pages here, hundreds of ms reported for tens of GiB), so only
+  // for suspects, never above smaps_max_rss, never again for a process whose read cost more
+  // than smaps_max_cost; a costly one is repeated less often, keeping its average near the
+  // budget.  PSS and USS in between are the last ones read.
+  const DetectionConfig& d = config_.detection;
+  const bool allowed = wants_smaps(t, &p);
+  if (allowed && !p.smaps_banned && p.smaps_wait <= 0) {
+    if (static_cast<double>(s->rss) > d.smaps_max_rss) {
+      std::lock_guard lock(mu_);
+      counters_.smaps_skipped++;
+    } else if (auto r = collector_.add_smaps(*s); !r) {
+      return;  // gone
+    } else if (s->detailed) {
+      std::lock_guard lock(mu_);
+      counters_.smaps_reads++;
+    }
+  }
   if (s->detailed) {
-    // A smaps_rollup read walks the page tables (~10-20 ms of CPU for 1 GiB of 4 KiB pages
-    // here): a costly one is repeated less often, keeping its average near the budget.
-    // PSS and USS in between are the last ones read.
     const int period = static_cast<int>(
         std::clamp(std::ceil(s->smaps_seconds / options_.smaps_budget_s), 1.0, 60.0));
     p.smaps_wait = period - 1;
     p.have_smaps = true;
     p.pss = s->pss;
     p.uss = s->uss;
-  } else if (p.have_smaps) {
+    if (s->smaps_seconds > d.smaps_max_cost_s) {
+      p.smaps_banned = true;
+      log::info("agent: pid {} ({}): smaps_rollup cost {} of CPU (smaps_max_cost {}): not read "
+                "again", pid, s->comm, format_duration(s->smaps_seconds),
+                format_duration(d.smaps_max_cost_s));
+    }
+  } else if (p.have_smaps && allowed) {
     if (p.smaps_wait > 0) --p.smaps_wait;
     s->pss = p.pss;
     s->uss = p.uss;
@@ -288,6 +428,7 @@ void Agent::watch_process(TargetState& t, int pid, std::vector<WatchedView>& out
   v.comm = s->comm;
   v.start_time_unix_s = unix_seconds() - age_s;
   v.sample = *s;
+  v.workload = p.workload;
   v.rates = p.rates;
   v.eval = p.eval;
   v.limit = p.limit;
@@ -329,6 +470,7 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
   req.overhead_budget_percent = config_.overhead_budget_percent;
   req.inject = to_string(ms.sampling_config.inject);
   req.reason = describe(why, e, ms.trigger_conditions);
+  req.workload = p.workload;
   log::info("agent: investigating pid {} ({}) for up to {} (growth step {}): {}", req.pid,
             req.comm, format_duration(req.duration_s), format_duration(config_.growth_step_s()),
             req.reason);
@@ -346,7 +488,8 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
   // stop_, which outlive it: shutdown() joins every thread before the Agent goes away.
   r->thread = std::thread([this, r, req, growth_s = config_.growth_step_s(),
                            factory = options_.investigator, growth_factory = options_.growth,
-                           store = store_, trail = p.trail, trigger_ms = unix_ms_now()] {
+                           store = store_, sinks = sinks_, node = node_name_, trail = p.trail,
+                           trigger_ms = unix_ms_now()] {
     InvestigationRecord rec = run_investigation(req, growth_s, growth_factory, factory, stop_);
     rec.memory = trail->series(trigger_ms);
     bool stored = false, store_failed = false;
@@ -362,6 +505,10 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
         else
           log::warn("agent: finding of pid {} ({}): none (no outstanding allocations and no "
                     "growth were seen)", req.pid, req.target);
+        // To the profile stores, on the sinks' own threads (queued, never waited for).
+        if (sinks)
+          for (const sink::Profile& p : investigation_profiles(*s, store->dir(), rec, node))
+            sinks->submit(p);
       } else {
         store_failed = true;
         log::error("agent: report of pid {} not stored: {}", req.pid, s.error().message);
@@ -404,6 +551,7 @@ void Agent::reap_finished() {
 
 void Agent::tick() {
   const double t0 = metrics::monotonic_seconds();
+  const double cpu0 = metrics::thread_cpu_seconds();
   reap_finished();
   cgroup_cache_.clear();
   if (auto s = metrics::collect_system(options_.proc_root)) {
@@ -413,26 +561,30 @@ void Agent::tick() {
     log::warn("agent: {}", s.error().message);
   }
 
-  // One pass over /proc serves every comm and "all" target.
-  std::vector<int> all_pids;
-  std::map<std::string, std::vector<int>> by_comm;
-  bool need_comm = false, need_all = false;
+  // One refresh of the process table (one task-iterator read, or one /proc listing)
+  // serves every comm, "all" and Kubernetes target.
+  bool need_comm = false, need_all = false, need_kube = false;
   for (auto& t : targets_) {
     need_comm |= t->spec.kind == TargetSpec::Kind::kComm;
     need_all |= t->spec.kind == TargetSpec::Kind::kAll;
+    need_kube |= t->spec.is_kubernetes();
   }
-  if (need_comm || need_all) all_pids = metrics::list_pids(options_.proc_root).value_or(std::vector<int>{});
-  if (need_comm) {
-    std::string buf, path;
-    for (int pid : all_pids) {
-      path = options_.proc_root + "/" + std::to_string(pid) + "/comm";
-      auto text = metrics::read_proc_file(path, buf);
-      if (!text) continue;
-      std::string_view name = *text;
-      if (name.ends_with('\n')) name.remove_suffix(1);
-      by_comm[std::string(name)].push_back(pid);
+  {  // pod names and labels (a directory listing at most every kubernetes.refresh)
+    const size_t pods_before = kube_.pods();
+    const bool had_names = kube_.have_names(), had_labels = kube_.have_labels();
+    kube_.refresh(t0);
+    if (kube_.pods() != pods_before || kube_.have_names() != had_names ||
+        kube_.have_labels() != had_labels) {
+      workload_by_id_.clear();
+      workload_by_path_.clear();
     }
   }
+  table_->refresh(need_comm || need_all || need_kube);
+  const std::vector<int>& all_pids = table_->pids();
+  std::map<std::string, std::vector<int>> by_comm;
+  if (need_comm)
+    for (int pid : all_pids)
+      if (const std::string* c = table_->comm(pid)) by_comm[*c].push_back(pid);
 
   std::vector<WatchedView> watched;
   std::vector<TargetView> views;
@@ -494,6 +646,10 @@ void Agent::tick() {
   }
 
   std::lock_guard lock(mu_);
+  layer1_.processes = table_->pids().size();
+  layer1_.unvisited = table_->unvisited();
+  counters_.last_layer1_cpu_s = table_->last_refresh_cpu_s();
+  counters_.last_tick_cpu_s = metrics::thread_cpu_seconds() - cpu0;
   snapshot_.t_s = t0;
   snapshot_.environment = to_string(config_.environment);
   snapshot_.system = system_;
@@ -506,6 +662,13 @@ void Agent::tick() {
 Result<void> Agent::reload(AgentConfig config) {
   if (auto v = validate_targets(config, options_.proc_root, cgroup_root_); !v)
     return std::unexpected(v.error());
+  // New sinks are checked before anything changes: a bad one keeps the running config.
+  const std::vector<SinkConfig> old_sinks = config_.sinks;
+  Result<std::unique_ptr<sink::Sinks>> new_sinks = std::unique_ptr<sink::Sinks>();
+  if (config.sinks != old_sinks && !config.sinks.empty()) {
+    new_sinks = sink::Sinks::create(config.sinks);
+    if (!new_sinks) return std::unexpected(new_sinks.error());
+  }
   if (config.reports_dir != config_.reports_dir) {
     auto store = ReportStore::open(config.reports_dir, config.reports);
     if (!store) return std::unexpected(store.error());
@@ -516,7 +679,27 @@ Result<void> Agent::reload(AgentConfig config) {
   }
   config_ = std::move(config);
   params_ = DetectionParams::from(config_.detection, config_.memleak_sampling.trigger_conditions);
-  collector_ = metrics::ProcessCollector(options_.proc_root, config_.detection.read_smaps);
+  if (config_.detection.source != table_->configured_source()) {
+    metrics::ProcessTableOptions to;
+    to.proc_root = options_.proc_root;
+    to.cgroup_root = cgroup_root_;
+    to.source = config_.detection.source;
+    if (auto table = metrics::ProcessTable::create(to)) table_ = std::move(*table);
+    else log::warn("agent: {} (layer 1 unchanged)", table.error().message);
+    std::lock_guard lock(mu_);
+    layer1_.source = table_->uses_iterator() ? "bpf" : "proc";
+    layer1_.fallback_reason = table_->fallback_reason();
+  }
+  node_name_ = node_name_for(config_);
+  kube_ = KubePods(config_.kubernetes, node_name_);
+  if (config_.sinks != old_sinks) {
+    std::shared_ptr<sink::Sinks> next;
+    if (!config_.sinks.empty()) next = std::move(*new_sinks);
+    std::lock_guard lock(mu_);
+    sinks_ = std::move(next);  // running investigations keep the old ones alive
+  }
+  workload_by_id_.clear();
+  workload_by_path_.clear();
   build_targets(config_.targets);
   for (auto& t : targets_) {
     for (auto& [pid, p] : t->processes) p->detector.set_params(params_);
@@ -536,6 +719,14 @@ void Agent::shutdown() {
     if (r->thread.joinable()) r->thread.join();
   for (auto& r : running_) r->done = true;
   reap_finished();
+  // The last investigations' profiles get a few seconds to reach the stores.
+  std::shared_ptr<sink::Sinks> sinks;
+  {
+    std::lock_guard lock(mu_);
+    sinks = sinks_;
+  }
+  if (sinks && !sinks->wait_idle(5))
+    log::warn("agent: profile sinks still busy at shutdown: what is queued is dropped");
 }
 
 std::string Agent::reports_json() const { return report_store()->index_json(); }
@@ -553,6 +744,20 @@ Snapshot Agent::snapshot() const {
 AgentCounters Agent::counters() const {
   std::lock_guard lock(mu_);
   return counters_;
+}
+
+Layer1Info Agent::layer1() const {
+  std::lock_guard lock(mu_);
+  return layer1_;
+}
+
+std::vector<sink::SinkStats> Agent::sink_stats() const {
+  std::shared_ptr<sink::Sinks> sinks;
+  {
+    std::lock_guard lock(mu_);
+    sinks = sinks_;
+  }
+  return sinks ? sinks->stats() : std::vector<sink::SinkStats>{};
 }
 
 size_t Agent::running_investigations() const {

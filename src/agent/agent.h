@@ -23,15 +23,20 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/config.h"
 #include "common/clock.h"
 #include "agent/detection.h"
 #include "agent/investigation.h"
+#include "agent/kube_pods.h"
 #include "agent/report_store.h"
+#include "agent/workload.h"
 #include "metrics/process_collector.h"
+#include "metrics/process_table.h"
 #include "metrics/system_collector.h"
+#include "sink/sinks.h"
 
 namespace leakwatch::agent {
 
@@ -55,6 +60,7 @@ struct WatchedView {
   metrics::ProcessSample sample;
   std::optional<metrics::ProcessRates> rates;
   std::optional<metrics::CgroupSample> cgroup;  // cgroups
+  WorkloadLabels workload;                  // processes in a container or pod
   Evaluation eval;
   LimitContext limit;
   bool investigating = false;
@@ -88,6 +94,19 @@ struct AgentCounters {
   uint64_t report_errors = 0;
   uint64_t ticks = 0;
   double last_tick_s = 0;                             // duration of the last collection
+  double last_tick_cpu_s = 0;                         // its CPU time (the agent's thread)
+  double last_layer1_cpu_s = 0;                       // of which the process table's refresh
+  uint64_t smaps_reads = 0;                           // smaps_rollup reads (suspects)
+  uint64_t smaps_skipped = 0;                         // suspects not read: size or cost cap
+};
+
+// Where layer 1's figures come from (exported as leakwatch_agent_layer1_info).
+struct Layer1Info {
+  std::string source;          // "bpf" or "proc"
+  std::string fallback_reason; // why not the iterator ("" when it is used)
+  std::string rss_figure;      // "sum" or "count" (bpf), "" (proc)
+  size_t processes = 0;        // in the last refresh
+  size_t unvisited = 0;        // read from /proc because the iterator does not visit them
 };
 
 class Agent {
@@ -113,6 +132,8 @@ class Agent {
   std::vector<std::string> status_lines() const;
   Snapshot snapshot() const;
   AgentCounters counters() const;
+  Layer1Info layer1() const;
+  std::vector<sink::SinkStats> sink_stats() const;
   size_t running_investigations() const;
   // Waits until no investigation runs (tests); false on timeout.
   bool wait_idle(double timeout_s) const;
@@ -128,6 +149,10 @@ class Agent {
   void build_targets(const std::vector<TargetSpec>& specs);
   std::vector<int> resolve(TargetState& t, const std::map<std::string, std::vector<int>>& by_comm,
                            const std::vector<int>& all_pids);
+  std::vector<int> resolve_kubernetes(TargetState& t, const std::vector<int>& all_pids);
+  // The container / Kubernetes identity of a process (cached by cgroup).
+  const WorkloadLabels& workload_of(int pid);
+  bool wants_smaps(const TargetState& t, const ProcessState* p) const;
   void watch_process(TargetState& t, int pid, std::vector<WatchedView>& out);
   LimitContext limit_for(const std::string& cgroup_dir);
   void consider(TargetState& t, ProcessState* p, const Evaluation& e,
@@ -141,8 +166,16 @@ class Agent {
   DetectionParams params_;
   AgentOptions options_;
   std::shared_ptr<ReportStore> store_;  // replaced on reload under mu_
+  std::shared_ptr<sink::Sinks> sinks_;  // null without sinks; replaced on reload under mu_
   std::string cgroup_root_;  // "" when the host has no cgroup2 mount
-  metrics::ProcessCollector collector_;
+  metrics::ProcessCollector collector_;   // smaps_rollup reads
+  std::unique_ptr<metrics::ProcessTable> table_;
+  KubePods kube_;
+  std::string node_name_;
+  // Identity by cgroup id (iterator) or cgroup path (/proc), cleared when the pod files are
+  // read again.
+  std::unordered_map<uint64_t, WorkloadLabels> workload_by_id_;
+  std::unordered_map<std::string, WorkloadLabels> workload_by_path_;
   std::vector<std::unique_ptr<TargetState>> targets_;
   std::optional<metrics::SystemSample> system_;
   std::map<std::string, std::optional<metrics::CgroupSample>> cgroup_cache_;  // this tick
@@ -154,11 +187,15 @@ class Agent {
   mutable std::mutex mu_;  // guards snapshot_, counters_, running_count_
   Snapshot snapshot_;
   AgentCounters counters_;
+  Layer1Info layer1_;
   size_t running_count_ = 0;
 };
 
 // CLOCK_BOOTTIME seconds and the wall clock, to date process start times (common/clock.h).
 using leakwatch::boot_seconds;
 using leakwatch::unix_seconds;
+
+// The node's name for labels: config.node_name, else $NODE_NAME, else the host name.
+std::string node_name_for(const AgentConfig& config);
 
 }  // namespace leakwatch::agent

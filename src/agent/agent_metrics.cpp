@@ -102,17 +102,28 @@ void add_detection(Exposition& x, const Evaluation& e, const LimitContext& lim,
             *e.time_to_limit_s);
 }
 
+// Kubernetes and container identity, only for processes that have one (an empty label is
+// the same as none to Prometheus).
+void add_workload(Labels& lb, const WorkloadLabels& w) {
+  if (!w.k8s_namespace.empty()) lb.emplace_back("namespace", w.k8s_namespace);
+  if (!w.pod.empty()) lb.emplace_back("pod", w.pod);
+  if (!w.container.empty()) lb.emplace_back("container", w.container);
+  if (!w.container_name.empty()) lb.emplace_back("container_name", w.container_name);
+}
+
 }  // namespace
 
 std::string Agent::metrics_text() const {
   Snapshot snap;
   AgentCounters c;
+  Layer1Info l1;
   size_t running = 0;
   std::shared_ptr<ReportStore> store;
   {
     std::lock_guard lock(mu_);
     snap = snapshot_;
     c = counters_;
+    l1 = layer1_;
     running = running_count_;
     store = store_;
   }
@@ -145,6 +156,7 @@ std::string Agent::metrics_text() const {
     }
     const metrics::ProcessSample& s = w.sample;
     Labels lb{{"target", w.target}, {"pid", std::to_string(w.pid)}, {"comm", w.comm}};
+    add_workload(lb, w.workload);
     auto bytes = [&](const char* name, const char* help, uint64_t v) {
       x.gauge(name, help, lb, static_cast<double>(v));
     };
@@ -224,6 +236,29 @@ std::string Agent::metrics_text() const {
           static_cast<double>(stored.size()));
   add_findings(x, stored);
 
+  // Profile sinks: what reached the stores and what was lost on the way.
+  for (const sink::SinkStats& st : sink_stats()) {
+    Labels lb{{"sink", st.sink}};
+    x.counter("leakwatch_sink_profiles_pushed_total", "Profiles a sink's store accepted", lb,
+              static_cast<double>(st.pushed));
+    x.counter("leakwatch_sink_attempts_failed_total",
+              "Push attempts that failed (retried with backoff, or given up)", lb,
+              static_cast<double>(st.attempts_failed));
+    for (auto [reason, n] : {std::pair{"attempts", st.dropped_attempts},
+                             {"rejected", st.dropped_rejected},
+                             {"queue_full", st.dropped_queue_full},
+                             {"shutdown", st.dropped_shutdown}}) {
+      Labels dl = lb;
+      dl.emplace_back("reason", reason);
+      x.counter("leakwatch_sink_profiles_dropped_total",
+                "Profiles not delivered: retries exhausted, rejected by the store, pushed "
+                "out of a full queue, or queued at shutdown",
+                dl, static_cast<double>(n));
+    }
+    x.gauge("leakwatch_sink_queue_length", "Profiles waiting for a sink (the one in flight "
+            "included)", lb, static_cast<double>(st.queued));
+  }
+
   if (snap.system) {
     x.gauge("leakwatch_system_memory_total_bytes", "MemTotal", {},
             static_cast<double>(snap.system->meminfo.total));
@@ -241,6 +276,25 @@ std::string Agent::metrics_text() const {
   }
   x.gauge("leakwatch_agent_collection_seconds", "Duration of the last collection round", {},
           c.last_tick_s);
+  x.gauge("leakwatch_agent_collection_cpu_seconds",
+          "CPU time of the last collection round (the agent's loop thread)", {},
+          c.last_tick_cpu_s);
+  x.gauge("leakwatch_agent_layer1_cpu_seconds",
+          "CPU time of the last process-table refresh (task iterator scan or /proc listing)",
+          {}, c.last_layer1_cpu_s);
+  x.gauge("leakwatch_agent_layer1_info", "Where layer 1 reads process figures from",
+          {{"source", l1.source}, {"rss", l1.rss_figure}, {"fallback_reason", l1.fallback_reason}},
+          1);
+  x.gauge("leakwatch_agent_layer1_processes", "Processes in the last process-table refresh",
+          {}, static_cast<double>(l1.processes));
+  x.gauge("leakwatch_agent_layer1_unvisited_processes",
+          "Processes read from /proc because the task iterator does not visit them", {},
+          static_cast<double>(l1.unvisited));
+  x.counter("leakwatch_smaps_reads_total", "smaps_rollup reads (PSS/USS of suspects)", {},
+            static_cast<double>(c.smaps_reads));
+  x.counter("leakwatch_smaps_skipped_total",
+            "Suspects whose smaps_rollup was not read: above smaps_max_rss", {},
+            static_cast<double>(c.smaps_skipped));
   x.counter("leakwatch_agent_collections_total", "Collection rounds", {},
             static_cast<double>(c.ticks));
   x.gauge("leakwatch_agent_uptime_seconds", "Seconds since the agent started", {},
@@ -271,6 +325,11 @@ std::vector<std::string> Agent::status_lines() const {
     } else {
       const metrics::ProcessSample& s = w.sample;
       head = fmt::format("[{}] pid {} {}", w.target, w.pid, s.comm);
+      if (!w.workload.pod.empty())
+        head += fmt::format(" ({}{}{})",
+                            w.workload.k8s_namespace.empty() ? "" : w.workload.k8s_namespace + "/",
+                            w.workload.pod,
+                            w.workload.container_name.empty() ? "" : "/" + w.workload.container_name);
       figures = fmt::format("rss {}, anon {}, file {}, swap {}, vsz {}",
                             format_bytes(static_cast<double>(s.rss)),
                             format_bytes(static_cast<double>(s.anon)),

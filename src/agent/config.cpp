@@ -46,9 +46,13 @@ std::string TargetSpec::label() const {
     case Kind::kPid: return "pid:" + std::to_string(pid);
     case Kind::kCgroup: return "cgroup:" + cgroup;
     case Kind::kAll: return "all";
+    case Kind::kPod: return "pod:" + pod;
+    case Kind::kNamespace: return "namespace:" + k8s_namespace;
+    case Kind::kSelector: return "selector:" + selector.text;
   }
   return "?";
 }
+
 
 double AgentConfig::investigation_duration_s() const {
   return std::min(memleak_sampling.sampling_config.duration_limit_s,
@@ -269,6 +273,8 @@ class Parser {
   Result<void> parse_triggers(const YAML::Node& n, TriggerConditions& t) const;
   Result<void> parse_detection(const YAML::Node& n, DetectionConfig& d) const;
   Result<void> parse_reports(const YAML::Node& n, ReportsConfig& r) const;
+  Result<void> parse_kubernetes(const YAML::Node& n, KubernetesConfig& k) const;
+  Result<void> parse_sinks(const YAML::Node& n, AgentConfig& c) const;
 
   std::string source_;
 };
@@ -278,7 +284,8 @@ Result<AgentConfig> Parser::parse(const YAML::Node& root) const {
   if (!root.IsMap()) return std::unexpected(error(root, "(top level)", "expected a mapping"));
   LW_CHECK(check_keys(root, "",
                       {"listen", "reports_dir", "environment", "targets", "memleak_sampling",
-                       "overhead_budget_percent", "detection", "reports"}));
+                       "overhead_budget_percent", "detection", "reports", "kubernetes", "sinks",
+                       "node_name"}));
   if (auto n = root["listen"]) {
     LW_ASSIGN(c.listen, bounded_scalar(n, "listen", kMaxListen));
     if (c.listen == "off") c.listen.clear();
@@ -319,6 +326,9 @@ Result<AgentConfig> Parser::parse(const YAML::Node& root) const {
   }
   if (auto n = root["detection"]) LW_CHECK(parse_detection(n, c.detection));
   if (auto n = root["reports"]) LW_CHECK(parse_reports(n, c.reports));
+  if (auto n = root["kubernetes"]) LW_CHECK(parse_kubernetes(n, c.kubernetes));
+  if (auto n = root["sinks"]) LW_CHECK(parse_sinks(n, c));
+  if (auto n = root["node_name"]) LW_ASSIGN(c.node_name, scalar(n, "node_name"));
   return c;
 }
 
@@ -328,10 +338,10 @@ Result<void> Parser::parse_targets(const YAML::Node& n, AgentConfig& c) const {
   for (size_t i = 0; i < n.size(); ++i) {
     const YAML::Node t = n[i];
     std::string key = fmt::format("targets[{}]", i);
-    LW_CHECK(check_keys(t, key, {"comm", "pid", "cgroup", "all"}));
+    LW_CHECK(check_keys(t, key, {"comm", "pid", "cgroup", "all", "pod", "namespace", "selector"}));
     if (t.size() != 1)
-      return std::unexpected(
-          error(t, key, "expected exactly one of comm, pid, cgroup or all in each target"));
+      return std::unexpected(error(t, key, "expected exactly one of comm, pid, cgroup, all, pod, "
+                                           "namespace or selector in each target"));
     TargetSpec spec;
     spec.line = t.Mark().line + 1;
     if (auto v = t["comm"]) {
@@ -360,6 +370,29 @@ Result<void> Parser::parse_targets(const YAML::Node& n, AgentConfig& c) const {
       if (!all)
         return std::unexpected(error(v, key + ".all", "expected true (remove the target "
                                                       "to watch nothing)"));
+    } else if (auto v = t["pod"]) {
+      spec.kind = TargetSpec::Kind::kPod;
+      LW_ASSIGN(spec.pod, scalar(v, key + ".pod"));
+      if (spec.pod.empty() || spec.pod.front() == '/' || spec.pod.back() == '/')
+        return std::unexpected(error(v, key + ".pod", "expected a pod name, NAMESPACE/NAME or "
+                                                      "a pod UID"));
+    } else if (auto v = t["namespace"]) {
+      spec.kind = TargetSpec::Kind::kNamespace;
+      LW_ASSIGN(spec.k8s_namespace, scalar(v, key + ".namespace"));
+      if (spec.k8s_namespace.empty())
+        return std::unexpected(error(v, key + ".namespace", "expected a namespace"));
+    } else if (auto v = t["selector"]) {
+      spec.kind = TargetSpec::Kind::kSelector;
+      std::string text;
+      if (v.IsMap()) {  // {app: web, tier: api}: equality on every key
+        for (auto it = v.begin(); it != v.end(); ++it)
+          text += (text.empty() ? "" : ",") + it->first.Scalar() + "=" + it->second.Scalar();
+      } else {
+        LW_ASSIGN(text, scalar(v, key + ".selector"));
+      }
+      auto sel = parse_label_selector(text);
+      if (!sel) return std::unexpected(error(v, key + ".selector", sel.error().message));
+      spec.selector = std::move(*sel);
     }
     c.targets.push_back(std::move(spec));
   }
@@ -458,7 +491,7 @@ Result<void> Parser::parse_detection(const YAML::Node& n, DetectionConfig& d) co
   const std::string p = "detection";
   LW_CHECK(check_keys(n, p, {"interval", "rate_window", "sustained_for", "baseline_window",
                              "sigma", "min_spread", "oom_horizon", "warmup_grace",
-                             "read_smaps"}));
+                             "read_smaps", "smaps_max_rss", "smaps_max_cost", "source"}));
   struct Field {
     const char* key;
     double* dst;
@@ -488,7 +521,30 @@ Result<void> Parser::parse_detection(const YAML::Node& n, DetectionConfig& d) co
     if (!v) continue;
     LW_ASSIGN(*f.dst, ranged(v, p + "." + f.key, f.parse, f.range));
   }
-  if (auto v = n["read_smaps"]) LW_ASSIGN(d.read_smaps, boolean(v, p + ".read_smaps"));
+  if (auto v = n["read_smaps"]) {
+    std::string mode;
+    LW_ASSIGN(mode, scalar(v, p + ".read_smaps"));
+    if (mode == "suspects") d.read_smaps = DetectionConfig::Smaps::kSuspects;
+    else if (mode == "all" || mode == "true") d.read_smaps = DetectionConfig::Smaps::kAll;
+    else if (mode == "off" || mode == "false") d.read_smaps = DetectionConfig::Smaps::kOff;
+    else
+      return std::unexpected(error(v, p + ".read_smaps", fmt::format("expected suspects, all or "
+                                                                     "off, got \"{}\"", mode)));
+  }
+  if (auto v = n["smaps_max_rss"]) LW_ASSIGN(d.smaps_max_rss, quantity(v, p + ".smaps_max_rss",
+                                                                       parse_size));
+  if (auto v = n["smaps_max_cost"])
+    LW_ASSIGN(d.smaps_max_cost_s, quantity(v, p + ".smaps_max_cost", parse_duration));
+  if (auto v = n["source"]) {
+    std::string src;
+    LW_ASSIGN(src, scalar(v, p + ".source"));
+    if (src == "auto") d.source = metrics::Layer1Source::kAuto;
+    else if (src == "bpf") d.source = metrics::Layer1Source::kIterator;
+    else if (src == "proc") d.source = metrics::Layer1Source::kProc;
+    else
+      return std::unexpected(error(v, p + ".source", fmt::format("expected auto, bpf or proc, "
+                                                                 "got \"{}\"", src)));
+  }
   if (d.rate_window_s < 3 * d.interval_s)
     return std::unexpected(error(n, p + ".rate_window",
                                  fmt::format("expected at least 3 sampling intervals ({}s)",
@@ -506,6 +562,83 @@ Result<void> Parser::parse_reports(const YAML::Node& n, ReportsConfig& r) const 
   if (auto v = n["max_age"]) {
     LW_ASSIGN(r.max_age_s, ranged(v, "reports.max_age", parse_duration,
                                   {60, 3650 * kDay, "a duration", "from 1min to 3650d"}));
+  }
+  return {};
+}
+
+Result<void> Parser::parse_kubernetes(const YAML::Node& n, KubernetesConfig& k) const {
+  LW_CHECK(check_keys(n, "kubernetes", {"log_dir", "pod_manifests", "refresh"}));
+  if (auto v = n["log_dir"]) LW_ASSIGN(k.log_dir, scalar(v, "kubernetes.log_dir"));
+  if (auto v = n["pod_manifests"]) LW_ASSIGN(k.pod_manifests, scalar(v, "kubernetes.pod_manifests"));
+  if (auto v = n["refresh"]) {
+    LW_ASSIGN(k.refresh_s, quantity(v, "kubernetes.refresh", parse_duration));
+    if (k.refresh_s <= 0)
+      return std::unexpected(error(v, "kubernetes.refresh", "expected a positive duration"));
+  }
+  return {};
+}
+
+Result<void> Parser::parse_sinks(const YAML::Node& n, AgentConfig& c) const {
+  if (!n.IsSequence())
+    return std::unexpected(error(n, "sinks", "expected a list of sinks (pyroscope: URL or "
+                                             "parca: HOST:PORT)"));
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string key = fmt::format("sinks[{}]", i);
+    LW_CHECK(check_keys(item, key, {"pyroscope", "parca", "tenant", "insecure",
+                                    "bearer_token_file", "timeout", "max_attempts", "backoff",
+                                    "queue_size", "labels"}));
+    SinkConfig s;
+    s.line = item.Mark().line + 1;
+    const bool py = static_cast<bool>(item["pyroscope"]), pa = static_cast<bool>(item["parca"]);
+    if (py == pa)
+      return std::unexpected(error(item, key, "expected exactly one of pyroscope: URL or "
+                                              "parca: HOST:PORT"));
+    if (py) {
+      s.kind = SinkConfig::Kind::kPyroscope;
+      LW_ASSIGN(s.endpoint, scalar(item["pyroscope"], key + ".pyroscope"));
+      while (s.endpoint.ends_with('/')) s.endpoint.pop_back();
+      if (!s.endpoint.starts_with("http://") && !s.endpoint.starts_with("https://"))
+        return std::unexpected(error(item["pyroscope"], key + ".pyroscope",
+                                     fmt::format("expected a URL such as http://pyroscope:4040, "
+                                                 "got \"{}\"", s.endpoint)));
+    } else {
+      s.kind = SinkConfig::Kind::kParca;
+      LW_ASSIGN(s.endpoint, scalar(item["parca"], key + ".parca"));
+      if (s.endpoint.find("://") != std::string::npos || s.endpoint.find(':') == std::string::npos)
+        return std::unexpected(error(item["parca"], key + ".parca",
+                                     fmt::format("expected a gRPC address HOST:PORT such as "
+                                                 "parca.monitoring:7070, got \"{}\"",
+                                                 s.endpoint)));
+    }
+    if (auto v = item["tenant"]) LW_ASSIGN(s.tenant, scalar(v, key + ".tenant"));
+    if (auto v = item["insecure"]) LW_ASSIGN(s.insecure, boolean(v, key + ".insecure"));
+    if (auto v = item["bearer_token_file"])
+      LW_ASSIGN(s.bearer_token_file, scalar(v, key + ".bearer_token_file"));
+    if (auto v = item["timeout"]) {
+      LW_ASSIGN(s.timeout_s, quantity(v, key + ".timeout", parse_duration));
+      if (s.timeout_s <= 0)
+        return std::unexpected(error(v, key + ".timeout", "expected a positive duration"));
+    }
+    if (auto v = item["max_attempts"]) {
+      uint64_t a = 0;
+      LW_ASSIGN(a, positive_integer(v, key + ".max_attempts"));
+      s.max_attempts = static_cast<int>(std::min<uint64_t>(a, 100));
+    }
+    if (auto v = item["backoff"]) LW_ASSIGN(s.backoff_s, quantity(v, key + ".backoff",
+                                                                   parse_duration));
+    if (auto v = item["queue_size"]) {
+      uint64_t q = 0;
+      LW_ASSIGN(q, positive_integer(v, key + ".queue_size"));
+      s.queue_size = static_cast<size_t>(std::min<uint64_t>(q, 1024));
+    }
+    if (auto v = item["labels"]) {
+      if (!v.IsMap())
+        return std::unexpected(error(v, key + ".labels", "expected a mapping of label: value"));
+      for (auto it = v.begin(); it != v.end(); ++it)
+        s.labels[it->first.Scalar()] = it->second.Scalar();
+    }
+    c.sinks.push_back(std::move(s));
   }
   return {};
 }

@@ -5,13 +5,17 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "agent/label_selector.h"
 #include "agent/units.h"
 #include "common/result.h"
+#include "metrics/process_table.h"
+#include "sink/sink_config.h"
 #include "report/model.h"
 
 namespace leakwatch::agent {
@@ -23,15 +27,25 @@ double environment_duration_cap_s(Environment env);
 const char* to_string(Environment env);
 
 struct TargetSpec {
-  enum class Kind { kComm, kPid, kCgroup, kAll };
+  // kPod, kNamespace and kSelector are Kubernetes targets: every process of the matching
+  // pods, from each process's cgroup path and the kubelet's pod files (kubernetes.*).
+  enum class Kind { kComm, kPid, kCgroup, kAll, kPod, kNamespace, kSelector };
   Kind kind = Kind::kComm;
   std::string comm;    // kComm
   int pid = 0;         // kPid
   std::string cgroup;  // kCgroup: absolute cgroup v2 directory
   int line = 0;        // where it was configured, for messages
+  // (Initialised so that {kind, comm, pid, cgroup, line} stays a complete initialiser.)
+  std::string pod = {};  // kPod: "NAME" or "NAMESPACE/NAME" (or the pod's UID)
+  std::string k8s_namespace = {};  // kNamespace
+  LabelSelector selector = {};     // kSelector: pod labels (needs kubernetes.pod_manifests)
 
-  // Stable label for metrics and status lines: "comm:x", "pid:1", "cgroup:/..", "all".
+  // Stable label for metrics and status lines: "comm:x", "pid:1", "cgroup:/..", "all",
+  // "pod:ns/name", "namespace:ns", "selector:app=web".
   std::string label() const;
+  bool is_kubernetes() const {
+    return kind == Kind::kPod || kind == Kind::kNamespace || kind == Kind::kSelector;
+  }
 };
 
 struct TriggerConditions {
@@ -79,8 +93,33 @@ struct DetectionConfig {
   double min_spread_bytes_per_s = 1024;  // spread floor: noise below this is ignored
   double oom_horizon_s = 3600;     // risk = exp(-time_to_limit / horizon)
   double warmup_grace_s = 0;       // ignore a process's first seconds entirely
-  bool read_smaps = true;          // PSS/USS (smaps_rollup); false = status counters only
+  // Where layer 1's figures come from: the BPF task iterator (one read for every process)
+  // when the kernel and privileges allow it, else /proc (auto); or one of them.
+  metrics::Layer1Source source = metrics::Layer1Source::kAuto;
+  // PSS/USS (smaps_rollup, a page-table walk under the target's mmap lock): for suspects
+  // only (growing above baseline, a trigger holding, or a pid target), for every watched
+  // process, or never.
+  enum class Smaps { kOff, kSuspects, kAll };
+  Smaps read_smaps = Smaps::kSuspects;
+  double smaps_max_rss = 2.0 * 1024 * 1024 * 1024;  // never for a larger process (bytes)
+  double smaps_max_cost_s = 0.05;  // a read that cost more CPU is never repeated for it
 };
+
+// Kubernetes identity of processes (namespace, pod, container labels; pod/namespace/
+// selector targets).  The cgroup path gives the pod UID and the container id; names come
+// from the kubelet's log directories, labels from pod manifests.
+struct KubernetesConfig {
+  // Holds pods/NAMESPACE_NAME_UID/ and containers/POD_NAMESPACE_CONTAINER-ID.log, as the
+  // kubelet writes them under /var/log ("" or missing: names unknown).
+  std::string log_dir = "/var/log";
+  // A file or directory of Pod or PodList manifests (JSON or YAML: the kubelet's /pods
+  // output, `kubectl get pods -o json`, static pod manifests): labels for selectors.
+  std::string pod_manifests;
+  double refresh_s = 30;           // re-read both at most this often
+};
+
+// An external profile store each stored investigation's profiles are pushed to.
+using SinkConfig = sink::SinkConfig;
 
 struct ReportsConfig {
   size_t max_count = 100;          // stored investigations kept
@@ -96,6 +135,9 @@ struct AgentConfig {
   double overhead_budget_percent = 10;
   DetectionConfig detection;
   ReportsConfig reports;
+  KubernetesConfig kubernetes;
+  std::vector<SinkConfig> sinks;
+  std::string node_name;           // "" = $NODE_NAME, else the host name
 
   // duration_limit capped by the environment: the whole investigation's time box.
   double investigation_duration_s() const;

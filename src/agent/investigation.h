@@ -18,6 +18,7 @@
 #include <string>
 
 #include "agent/memory_trail.h"
+#include "agent/workload.h"
 #include "analysis/overhead_guard.h"
 #include "common/result.h"
 #include "report/growth_report.h"
@@ -35,6 +36,7 @@ struct InvestigationRequest {
   double duration_s = 300;               // time box, already capped by the environment
   double overhead_budget_percent = 10;   // of the target's own CPU time
   std::string reason;                    // why: the condition(s) and their figures
+  WorkloadLabels workload;               // container / Kubernetes identity, if any
   // Load the sampling library into the process (memleak --inject): "never", "over_budget"
   // (when the plain trace exceeds the budget, instead of ending) or "always".
   std::string inject = "never";

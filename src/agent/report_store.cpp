@@ -175,6 +175,25 @@ StoredGrowth summarize(const GrowthStep& step) {
   return g;
 }
 
+json workload_to_json(const WorkloadLabels& w) {
+  if (w.empty()) return nullptr;
+  return json{{"namespace", w.k8s_namespace}, {"pod", w.pod},
+              {"pod_uid", w.pod_uid},         {"container", w.container},
+              {"container_name", w.container_name}, {"runtime", w.runtime}};
+}
+
+WorkloadLabels workload_from_json(const json& j) {
+  WorkloadLabels w;
+  if (!j.is_object()) return w;
+  w.k8s_namespace = j.value("namespace", "");
+  w.pod = j.value("pod", "");
+  w.pod_uid = j.value("pod_uid", "");
+  w.container = j.value("container", "");
+  w.container_name = j.value("container_name", "");
+  w.runtime = j.value("runtime", "");
+  return w;
+}
+
 json to_json(const StoredReport& r) {
   return json{{"id", r.id},
               {"started_unix_ms", r.started_unix_ms},
@@ -195,6 +214,7 @@ json to_json(const StoredReport& r) {
               {"growth", r.growth ? growth_to_json(*r.growth) : json(nullptr)},
               {"finding", r.finding ? json::parse(report::write_finding_json(*r.finding))
                                     : json(nullptr)},
+              {"workload", workload_to_json(r.workload)},
               {"files", r.files}};
 }
 
@@ -223,6 +243,7 @@ Result<StoredReport> from_json(const json& j) {
     if (!growth) return std::unexpected(growth.error());
     r.growth = std::move(*growth);
   }
+  if (auto w = j.find("workload"); w != j.end()) r.workload = workload_from_json(*w);
   if (auto sp = j.find("sampling"); sp != j.end() && sp->is_object()) {
     EntryReader sr(*sp, "sampling");
     auto mode = report::sampling_mode_from_string(sr.str("mode"));
@@ -305,6 +326,7 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
   e.end = record.end;
   e.memleak_error = record.memleak_error;
   e.sampling = request.sampling;
+  e.workload = request.workload;
   if (record.growth) e.growth = summarize(*record.growth);
   e.finding = record.finding ? record.finding : finding_of(record);
 
@@ -355,7 +377,8 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
              {"sampling", sampling_json(request.sampling)},
              {"duration_s", request.duration_s},
              {"overhead_budget_percent", request.overhead_budget_percent},
-             {"reason", request.reason}}},
+             {"reason", request.reason},
+             {"workload", workload_to_json(request.workload)}}},
            {"end", e.end},
            {"finding", e.finding ? json::parse(report::write_finding_json(*e.finding))
                                  : json(nullptr)},

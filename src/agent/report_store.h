@@ -31,6 +31,7 @@
 
 #include "agent/config.h"
 #include "agent/investigation.h"
+#include "agent/workload.h"
 #include "common/result.h"
 
 namespace leakwatch::agent {
@@ -71,6 +72,7 @@ struct StoredReport {
   uint64_t lost = 0;               // sum of the report's loss counters
   std::optional<StoredGrowth> growth;  // absent when no growth step was configured
   std::optional<report::Finding> finding;  // the investigation's conclusion
+  WorkloadLabels workload;         // container / Kubernetes identity ("workload", or null)
   std::vector<std::string> files;  // relative to the report's directory
 };
 

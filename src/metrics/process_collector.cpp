@@ -59,24 +59,29 @@ Result<ProcessSample> ProcessCollector::collect(int pid, bool with_smaps) {
   s.swap = status->vm_swap;
 
   if (with_smaps) {
-    // CPU time, not wall time: the cost to the machine, whatever else competes for it.
-    const double t0 = thread_cpu_seconds();
-    path_ = dir + "smaps_rollup";
-    text = read_proc_file(path_, buf_);
-    s.smaps_seconds = thread_cpu_seconds() - t0;
-    if (!text) {
-      // A process that exits between two reads makes this ESRCH; a refused read (another
-      // user's process without CAP_SYS_PTRACE) keeps the status figures.
-      if (is_gone(text.error())) return std::unexpected(text.error());
-      return s;
-    }
-    auto rollup = parse_smaps_rollup(*text);
-    if (!rollup) return s;  // the address space went away between status and smaps_rollup
-    s.detailed = true;
-    s.pss = rollup->pss;
-    s.uss = rollup->uss();
+    if (auto r = add_smaps(s); !r) return std::unexpected(r.error());
   }
   return s;
+}
+
+Result<void> ProcessCollector::add_smaps(ProcessSample& s) {
+  // CPU time, not wall time: the cost to the machine, whatever else competes for it.
+  const double t0 = thread_cpu_seconds();
+  path_ = proc_root_ + "/" + std::to_string(s.pid) + "/smaps_rollup";
+  auto text = read_proc_file(path_, buf_);
+  s.smaps_seconds = thread_cpu_seconds() - t0;
+  if (!text) {
+    // A process that exits between two reads makes this ESRCH; a refused read (another
+    // user's process without CAP_SYS_PTRACE) keeps the status figures.
+    if (is_gone(text.error())) return std::unexpected(text.error());
+    return {};
+  }
+  auto rollup = parse_smaps_rollup(*text);
+  if (!rollup) return {};  // the address space went away between status and smaps_rollup
+  s.detailed = true;
+  s.pss = rollup->pss;
+  s.uss = rollup->uss();
+  return {};
 }
 
 std::optional<ProcessRates> rates_between(const ProcessSample& prev, const ProcessSample& cur) {

@@ -54,6 +54,10 @@ class ProcessCollector {
   [[nodiscard]] Result<ProcessSample> collect(int pid) { return collect(pid, read_smaps_); }
   // with_smaps=false skips smaps_rollup for this sample only.
   [[nodiscard]] Result<ProcessSample> collect(int pid, bool with_smaps);
+  // Reads smaps_rollup into a sample taken otherwise (the task iterator's): pss, uss,
+  // detailed and smaps_seconds.  A refused read leaves the sample as it was; an error
+  // means the process is gone.
+  [[nodiscard]] Result<void> add_smaps(ProcessSample& s);
 
  private:
   std::string proc_root_;

@@ -27,6 +27,8 @@ BpfLink::~BpfLink() {
   if (link_) bpf_link__destroy(link_);
 }
 
+int BpfLink::fd() const { return link_ ? bpf_link__fd(link_) : -1; }
+
 Result<std::unique_ptr<RingBuffer>> RingBuffer::Open(int map_fd, const std::string& what) {
   std::unique_ptr<RingBuffer> r(new RingBuffer());
   r->rb_ = ring_buffer__new(map_fd, &RingBuffer::dispatch, r.get(), nullptr);

@@ -37,6 +37,7 @@ class BpfLink {
   BpfLink& operator=(const BpfLink&) = delete;
   ~BpfLink();
   bool valid() const { return link_ != nullptr; }
+  int fd() const;  // the link's descriptor (an iterator link's, for bpf_iter_create)
 
  private:
   bpf_link* link_ = nullptr;

@@ -21,6 +21,7 @@
 
 #include "profile.pb.h"
 #include "support/process.h"
+#include "support/profile_servers.h"
 
 namespace leakwatch::testing {
 namespace {
@@ -208,24 +209,6 @@ TEST_F(Growth, AttachesToARunningProcessAndEndsWithIt) {
   EXPECT_NE(out.find("31457280 bytes mapped, from stack"), std::string::npos) << out;
   EXPECT_NE(out.find("\nRSS pid "), std::string::npos) << out;
   EXPECT_NE(out.find("mappings: "), std::string::npos) << out;
-}
-
-std::string gunzip(const std::string& in) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 15 + 16) != Z_OK) return "";
-  std::string out;
-  char buf[65536];
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    zs.next_out = reinterpret_cast<Bytef*>(buf);
-    zs.avail_out = sizeof buf;
-    rc = inflate(&zs, Z_NO_FLUSH);
-    out.append(buf, sizeof buf - zs.avail_out);
-  }
-  inflateEnd(&zs);
-  return rc == Z_STREAM_END ? out : "";
 }
 
 TEST_F(Growth, PprofAndFoldedOutputs) {

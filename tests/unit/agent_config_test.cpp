@@ -239,6 +239,10 @@ TEST(AgentConfig, TheDaemonSetConfigMapParses) {
   EXPECT_EQ(c->targets.at(0).kind, TargetSpec::Kind::kAll);
   EXPECT_EQ(c->listen, "0.0.0.0:9464");
   EXPECT_DOUBLE_EQ(c->memleak_sampling.cooldown_s, 3600);
+  EXPECT_EQ(c->kubernetes.log_dir, "/host/var/log");
+  ASSERT_EQ(c->sinks.size(), 1u);
+  EXPECT_EQ(c->sinks[0].kind, SinkConfig::Kind::kPyroscope);
+  EXPECT_EQ(c->detection.read_smaps, DetectionConfig::Smaps::kSuspects);
 }
 
 TEST(AgentConfig, AllTargetKinds) {
@@ -397,6 +401,109 @@ TEST(AgentConfig, ListenAddresses) {
   EXPECT_EQ(v6.port, 0);
   EXPECT_FALSE(parse_listen(":9464"));
   EXPECT_FALSE(parse_listen("host:99999"));
+}
+
+}  // namespace
+}  // namespace leakwatch::agent
+
+namespace leakwatch::agent {
+namespace {
+
+TEST(AgentConfig, KubernetesTargetsAndSettings) {
+  auto c = parse_config(R"yaml(targets:
+  - pod: shop/cart-7d9f8b6c5-x2k4q
+  - namespace: shop
+  - selector: "app=cart,tier in (api,web)"
+  - selector: {app: cart}
+kubernetes:
+  log_dir: /host/var/log
+  pod_manifests: /etc/leakwatch/pods.json
+  refresh: 1min
+node_name: node-7
+)yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->targets.size(), 4u);
+  EXPECT_EQ(c->targets[0].kind, TargetSpec::Kind::kPod);
+  EXPECT_EQ(c->targets[0].label(), "pod:shop/cart-7d9f8b6c5-x2k4q");
+  EXPECT_EQ(c->targets[1].label(), "namespace:shop");
+  EXPECT_EQ(c->targets[2].kind, TargetSpec::Kind::kSelector);
+  EXPECT_EQ(c->targets[2].selector.requirements.size(), 2u);
+  EXPECT_EQ(c->targets[3].label(), "selector:app=cart");
+  EXPECT_TRUE(c->targets[3].selector.matches({{"app", "cart"}}));
+  EXPECT_EQ(c->kubernetes.log_dir, "/host/var/log");
+  EXPECT_EQ(c->kubernetes.pod_manifests, "/etc/leakwatch/pods.json");
+  EXPECT_DOUBLE_EQ(c->kubernetes.refresh_s, 60);
+  EXPECT_EQ(c->node_name, "node-7");
+
+  auto bad = parse_config("targets:\n  - selector: \"app in prod\"\n", "x.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("x.yaml:2: targets[0].selector"), std::string::npos)
+      << bad.error().message;
+}
+
+TEST(AgentConfig, Sinks) {
+  auto c = parse_config(R"(targets:
+  - all: true
+sinks:
+  - pyroscope: http://pyroscope.monitoring:4040/
+    tenant: team-a
+    labels: {cluster: prod-eu}
+  - parca: parca.monitoring:7070
+    insecure: true
+    bearer_token_file: /var/run/secrets/parca/token
+    timeout: 5s
+    max_attempts: 3
+    backoff: 500ms
+    queue_size: 4
+)");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->sinks.size(), 2u);
+  const SinkConfig& py = c->sinks[0];
+  EXPECT_EQ(py.kind, SinkConfig::Kind::kPyroscope);
+  EXPECT_EQ(py.endpoint, "http://pyroscope.monitoring:4040");
+  EXPECT_EQ(py.tenant, "team-a");
+  EXPECT_EQ(py.labels.at("cluster"), "prod-eu");
+  EXPECT_EQ(py.name(), "pyroscope:http://pyroscope.monitoring:4040");
+  const SinkConfig& pa = c->sinks[1];
+  EXPECT_EQ(pa.kind, SinkConfig::Kind::kParca);
+  EXPECT_EQ(pa.endpoint, "parca.monitoring:7070");
+  EXPECT_TRUE(pa.insecure);
+  EXPECT_DOUBLE_EQ(pa.timeout_s, 5);
+  EXPECT_EQ(pa.max_attempts, 3);
+  EXPECT_DOUBLE_EQ(pa.backoff_s, 0.5);
+  EXPECT_EQ(pa.queue_size, 4u);
+
+  for (const char* bad : {"targets: [{all: true}]\nsinks:\n  - pyroscope: pyroscope:4040\n",
+                          "targets: [{all: true}]\nsinks:\n  - parca: http://parca:7070\n",
+                          "targets: [{all: true}]\nsinks:\n  - pyroscope: http://a\n    parca: b:1\n",
+                          "targets: [{all: true}]\nsinks:\n  - jaeger: http://a\n"}) {
+    auto r = parse_config(bad);
+    EXPECT_FALSE(r) << bad;
+  }
+}
+
+TEST(AgentConfig, Layer1SourceAndSmapsPolicy) {
+  auto d = parse_config("targets: [{all: true}]\n");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->detection.source, metrics::Layer1Source::kAuto);
+  EXPECT_EQ(d->detection.read_smaps, DetectionConfig::Smaps::kSuspects);
+  auto c = parse_config(R"(targets: [{all: true}]
+detection:
+  source: proc
+  read_smaps: all
+  smaps_max_rss: 512MiB
+  smaps_max_cost: 20ms
+)");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->detection.source, metrics::Layer1Source::kProc);
+  EXPECT_EQ(c->detection.read_smaps, DetectionConfig::Smaps::kAll);
+  EXPECT_DOUBLE_EQ(c->detection.smaps_max_rss, 512 * kMiB);
+  EXPECT_DOUBLE_EQ(c->detection.smaps_max_cost_s, 0.02);
+  // The former boolean keeps its meaning.
+  auto old = parse_config("targets: [{all: true}]\ndetection:\n  read_smaps: false\n");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->detection.read_smaps, DetectionConfig::Smaps::kOff);
+  EXPECT_FALSE(parse_config("targets: [{all: true}]\ndetection:\n  source: ebpf\n"));
 }
 
 }  // namespace

@@ -11,31 +11,14 @@
 #include "profile.pb.h"
 #include "report/pprof_writer.h"
 #include "report_testing.h"
+#include "support/profile_servers.h"
 
 namespace leakwatch::report {
 namespace {
 
 using namespace testing;
 namespace pb = perftools::profiles;
-
-std::string gunzip(const std::string& in) {
-  z_stream zs{};
-  EXPECT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);  // gzip only: a zlib stream would fail
-  std::string out;
-  char buf[65536];
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    zs.next_out = reinterpret_cast<Bytef*>(buf);
-    zs.avail_out = sizeof buf;
-    rc = inflate(&zs, Z_NO_FLUSH);
-    out.append(buf, sizeof buf - zs.avail_out);
-  }
-  inflateEnd(&zs);
-  EXPECT_EQ(rc, Z_STREAM_END);
-  return out;
-}
+using leakwatch::testing::gunzip;
 
 pb::Profile decode(const Report& r) {
   auto gz = write_pprof(r);
