@@ -86,17 +86,77 @@ json growth_to_json(const StoredGrowth& g) {
               {"lost", g.lost}};
 }
 
-StoredGrowth growth_from_json(const json& j) {
+// Reads the fields of an index entry.  A field of another type than the one this file
+// writes marks the entry bad (nlohmann's value() would throw, or convert a float to an
+// integer out of range), so that a damaged index.json is skipped entry by entry.
+class FieldReader {
+ public:
+  explicit FieldReader(const json& j) : j_(j) {}
+  bool ok() const { return ok_; }
+
+  std::string text(const char* key) {
+    const json* v = find(key);
+    if (v == nullptr) return "";
+    if (!v->is_string()) return bad("");
+    return v->get<std::string>();
+  }
+  double number(const char* key) {
+    const json* v = find(key);
+    if (v == nullptr) return 0;
+    if (!v->is_number()) return bad(0.0);
+    return v->get<double>();
+  }
+  int64_t integer(const char* key) {
+    const json* v = find(key);
+    if (v == nullptr) return 0;
+    if (!v->is_number_integer()) return bad(int64_t{0});
+    return v->get<int64_t>();
+  }
+  uint64_t count(const char* key) {
+    const json* v = find(key);
+    if (v == nullptr) return 0;
+    if (!v->is_number_unsigned()) return bad(uint64_t{0});
+    return v->get<uint64_t>();
+  }
+  std::vector<std::string> texts(const char* key) {
+    const json* v = find(key);
+    std::vector<std::string> out;
+    if (v == nullptr) return out;
+    if (!v->is_array()) return bad(out);
+    for (const json& e : *v) {
+      if (!e.is_string()) return bad(std::vector<std::string>{});
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+
+ private:
+  const json* find(const char* key) const {
+    auto it = j_.find(key);
+    return it == j_.end() || it->is_null() ? nullptr : &*it;
+  }
+  template <typename T>
+  T bad(T fallback) {
+    ok_ = false;
+    return fallback;
+  }
+  const json& j_;
+  bool ok_ = true;
+};
+
+std::optional<StoredGrowth> growth_from_json(const json& j) {
+  FieldReader f(j);
   StoredGrowth g;
-  g.outcome = j.value("outcome", "");
-  g.error = j.value("error", "");
-  g.duration_s = j.value("duration_s", 0.0);
-  g.stacks = j.value("stacks", size_t{0});
-  g.top_function = j.value("top_function", "");
-  g.top_bytes = j.value("top_bytes", 0.0);
-  g.faulted_bytes = j.value("faulted_bytes", 0.0);
-  g.mapped_bytes = j.value("mapped_bytes", 0.0);
-  g.lost = j.value("lost", uint64_t{0});
+  g.outcome = f.text("outcome");
+  g.error = f.text("error");
+  g.duration_s = f.number("duration_s");
+  g.stacks = f.count("stacks");
+  g.top_function = f.text("top_function");
+  g.top_bytes = f.number("top_bytes");
+  g.faulted_bytes = f.number("faulted_bytes");
+  g.mapped_bytes = f.number("mapped_bytes");
+  g.lost = f.count("lost");
+  if (!f.ok()) return std::nullopt;
   return g;
 }
 
@@ -143,30 +203,57 @@ json to_json(const StoredReport& r) {
               {"files", r.files}};
 }
 
-StoredReport from_json(const json& j) {
+// An id names a subdirectory of reports_dir, which pruning removes: it must be one plain
+// path component (an index.json saying "../x" must not make the agent delete outside it).
+bool plain_component(const std::string& id) {
+  return !id.empty() && id != "." && id != ".." && id.find('/') == std::string::npos &&
+         id.find('\0') == std::string::npos;
+}
+
+// Nullopt for an entry that is not one this file writes.
+std::optional<StoredReport> from_json(const json& j) {
+  FieldReader f(j);
   StoredReport r;
-  r.id = j.value("id", "");
-  r.started_unix_ms = j.value("started_unix_ms", int64_t{0});
-  r.finished_unix_ms = j.value("finished_unix_ms", int64_t{0});
-  r.target = j.value("target", "");
-  r.pid = j.value("pid", 0);
-  r.comm = j.value("comm", "");
-  r.reason = j.value("reason", "");
-  r.end = j.value("end", "");
-  r.memleak_error = j.value("memleak_error", "");
-  r.duration_s = j.value("duration_s", 0.0);
-  r.sample_rate = j.value("sample_rate", uint64_t{0});
-  r.overhead_percent = j.value("overhead_percent", 0.0);
-  r.stacks = j.value("stacks", size_t{0});
-  r.top_function = j.value("top_function", "");
-  r.top_bytes = j.value("top_bytes", 0.0);
-  r.lost = j.value("lost", uint64_t{0});
-  if (auto g = j.find("growth"); g != j.end() && g->is_object()) r.growth = growth_from_json(*g);
-  r.files = j.value("files", std::vector<std::string>{});
+  r.id = f.text("id");
+  r.started_unix_ms = f.integer("started_unix_ms");
+  r.finished_unix_ms = f.integer("finished_unix_ms");
+  r.target = f.text("target");
+  r.pid = static_cast<int>(std::clamp<int64_t>(f.integer("pid"), INT32_MIN, INT32_MAX));
+  r.comm = f.text("comm");
+  r.reason = f.text("reason");
+  r.end = f.text("end");
+  r.memleak_error = f.text("memleak_error");
+  r.duration_s = f.number("duration_s");
+  r.sample_rate = f.count("sample_rate");
+  r.overhead_percent = f.number("overhead_percent");
+  r.stacks = f.count("stacks");
+  r.top_function = f.text("top_function");
+  r.top_bytes = f.number("top_bytes");
+  r.lost = f.count("lost");
+  if (auto g = j.find("growth"); g != j.end() && !g->is_null()) {
+    if (!g->is_object()) return std::nullopt;
+    r.growth = growth_from_json(*g);
+    if (!r.growth) return std::nullopt;
+  }
+  r.files = f.texts("files");
+  for (const std::string& file : r.files)
+    if (!plain_component(file)) return std::nullopt;
+  if (!f.ok() || !plain_component(r.id)) return std::nullopt;
   return r;
 }
 
 }  // namespace
+
+Result<std::vector<StoredReport>> parse_index(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return fail("not a JSON array");
+  std::vector<StoredReport> out;
+  for (const json& e : j) {
+    if (!e.is_object()) continue;
+    if (auto r = from_json(e)) out.push_back(std::move(*r));
+  }
+  return out;
+}
 
 ReportStore::ReportStore(std::string dir, ReportsConfig retention)
     : dir_(std::move(dir)), retention_(retention) {}
@@ -181,11 +268,9 @@ Result<std::unique_ptr<ReportStore>> ReportStore::open(const std::string& dir,
   if (fs::exists(index, ec)) {
     auto text = read_file(index);
     if (!text) return std::unexpected(text.error());
-    json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_array()) return fail("{}: not a JSON array (move it away to start afresh)", index);
-    for (const json& e : j) {
-      if (!e.is_object()) continue;
-      StoredReport r = from_json(e);
+    auto entries = parse_index(*text);
+    if (!entries) return fail("{}: {} (move it away to start afresh)", index, entries.error().message);
+    for (StoredReport& r : *entries) {
       if (!r.id.empty() && fs::is_directory(dir + "/" + r.id, ec))
         store->entries_.push_back(std::move(r));
     }
