@@ -438,6 +438,9 @@ Result<void> Session::setup() {
     target_pid_ = o_.pid;
     req.pid = o_.pid;
     pid_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, o_.pid, 0)));
+    // Its maps now, while it runs: a process that leaks and exits before the first report
+    // is still symbolized (objects mapped later are read when their addresses show up).
+    resolver_.snapshot(static_cast<uint32_t>(o_.pid));
     if (auto r = choose_loaded_preload(o_.pid); !r) return std::unexpected(r.error());
   } else {
     auto words = split_command(o_.command);
