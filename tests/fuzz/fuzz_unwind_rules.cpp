@@ -50,9 +50,15 @@ Expr make_expr(FuzzedDataProvider& in) {
   for (size_t i = 0; i < n; ++i) {
     ExprOp op;
     op.atom = in.ConsumeBool() ? in.PickValueInArray(kAtoms) : in.ConsumeIntegral<uint8_t>();
-    // Small operands mostly (register numbers, stack indexes, jump distances), any now and then.
-    op.number = in.ConsumeBool() ? in.ConsumeIntegralInRange<uint64_t>(0, 40)
-                                 : in.ConsumeIntegral<uint64_t>();
+    // Small operands mostly (register numbers, stack indexes, jump distances), the edges of
+    // 64-bit arithmetic, any now and then.
+    static constexpr uint64_t kEdges[] = {0, 1, UINT64_MAX, uint64_t{1} << 63,
+                                          (uint64_t{1} << 63) - 1, 63, 64, 0xffffffff};
+    switch (in.ConsumeIntegralInRange<int>(0, 2)) {
+      case 0: op.number = in.ConsumeIntegralInRange<uint64_t>(0, 40); break;
+      case 1: op.number = in.PickValueInArray(kEdges); break;
+      default: op.number = in.ConsumeIntegral<uint64_t>(); break;
+    }
     op.number2 = in.ConsumeIntegral<uint64_t>();
     op.offset = offset;
     offset += in.ConsumeIntegralInRange<uint64_t>(1, 9);
