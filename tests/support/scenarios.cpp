@@ -142,14 +142,21 @@ void agent_investigation_cycles(int investigations) {
   double done = 0;
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::seconds(30 + investigations * 6);
+  // When each window began and ended (investigations per second in each: a cost that
+  // grows with the number of investigations done shows as a slower last window).
+  Clock::time_point first_t0{}, first_t1{}, last_t0{};
   while (done < investigations && Clock::now() < deadline) {
     done = agent.metric("leakwatch_investigations_total");
+    if (done >= first_from && first_t0 == Clock::time_point{}) first_t0 = Clock::now();
+    if (done >= first_to && first_t1 == Clock::time_point{}) first_t1 = Clock::now();
+    if (done >= last_from && last_t0 == Clock::time_point{}) last_t0 = Clock::now();
     for (int i = 0; i < 10; i++) {
       if (done >= first_from && done < first_to) first.sample(apid);
       if (done >= last_from) last.sample(apid);
       std::this_thread::sleep_for(20ms);
     }
   }
+  const auto last_t1 = Clock::now();
   const double elapsed = seconds_since(start);
   EXPECT_GE(done, investigations) << "investigations done in time";
   const double stored = agent.metric("leakwatch_reports_written_total");
@@ -166,6 +173,13 @@ void agent_investigation_cycles(int investigations) {
   EXPECT_EQ(errors, 0);
   record_figure("investigations", done);
   record_figure("seconds_per_investigation", elapsed / std::max(1.0, done));
+  auto per = [](Clock::time_point a, Clock::time_point b, double n) {
+    return a == Clock::time_point{} || b == Clock::time_point{} || n <= 0
+               ? 0.0
+               : std::chrono::duration<double>(b - a).count() / n;
+  };
+  record_figure("seconds_per_investigation_first_window", per(first_t0, first_t1, first_to - first_from));
+  record_figure("seconds_per_investigation_last_window", per(last_t0, last_t1, done - last_from));
   record_figure("reports_written", stored);
   record_figure("agent_rss_first_window_bytes", static_cast<double>(first.low.rss_bytes));
   record_figure("agent_rss_growth_bytes", static_cast<double>(last.low.rss_bytes) -
