@@ -13,6 +13,7 @@
 #                    FUZZ_SMOKE_SECONDS (default 10) of fuzzing (for CI)
 #   make reliability the fault, load and hazard tests, then RELIABILITY.md from every result
 #   make stress      the long fault and load tests (tests/stress)
+#   make stress-inject  200 inject-and-trace cycles against busy programs (--inject)
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -27,7 +28,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_TARGETS ?=
 
-.PHONY: all deps build demo test bench clean test-asan fuzz fuzz-smoke fuzz-build stress reliability
+.PHONY: all deps build demo test bench clean test-asan fuzz fuzz-smoke fuzz-build stress reliability \
+  stress-inject
 
 all: build
 
@@ -85,6 +87,10 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	@tests/fuzz/run.sh smoke $(FUZZ_BUILD_DIR) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+stress-inject: build
+	@cd $(BUILD_DIR) && LEAKWATCH_STRESS_CYCLES=$${LEAKWATCH_STRESS_CYCLES:-200} \
+	  tests/e2e_tests --gtest_filter='MemleakInjectStress.*'
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR)

@@ -12,7 +12,12 @@ packages=(
   bpftrace golang-go prometheus
   clang-19 libclang-rt-19-dev
   libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libmimalloc2.0 musl-tools
+  chromium
 )
+# The HTML report's scripts are bundled with node and npm (web/); a node that came from
+# elsewhere (with its own npm) is used as it is, else Debian's.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

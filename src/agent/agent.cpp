@@ -15,18 +15,6 @@
 
 namespace leakwatch::agent {
 
-double boot_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double unix_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 struct Agent::ProcessState {
   explicit ProcessState(const DetectionParams& p) : detector(p) {}
   metrics::ProcessSample last;
@@ -41,6 +29,8 @@ struct Agent::ProcessState {
   int smaps_wait = 0;
   bool have_smaps = false;
   uint64_t pss = 0, uss = 0;
+  // Shared with the investigation of this process, which stores it with its reports.
+  std::shared_ptr<MemoryTrail> trail = std::make_shared<MemoryTrail>();
 };
 
 struct Agent::CgroupState {
@@ -276,6 +266,7 @@ void Agent::watch_process(TargetState& t, int pid, std::vector<WatchedView>& out
   }
   p.last = *s;
   p.seen = true;
+  p.trail->add(unix_ms_now(), static_cast<double>(s->anon + s->swap), static_cast<double>(s->rss));
 
   const double start_boot_s =
       static_cast<double>(s->start_time_ticks) / metrics::clock_ticks_per_second();
@@ -335,6 +326,7 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
                            : ms.sampling_config.default_sample_rate;
   req.duration_s = config_.investigation_duration_s();
   req.overhead_budget_percent = config_.overhead_budget_percent;
+  req.inject = to_string(ms.sampling_config.inject);
   req.reason = describe(why, e, ms.trigger_conditions);
   log::info("agent: investigating pid {} ({}) for up to {} (growth step {}): {}", req.pid,
             req.comm, format_duration(req.duration_s), format_duration(config_.growth_step_s()),
@@ -353,8 +345,9 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
   // stop_, which outlive it: shutdown() joins every thread before the Agent goes away.
   r->thread = std::thread([this, r, req, growth_s = config_.growth_step_s(),
                            factory = options_.investigator, growth_factory = options_.growth,
-                           store = store_] {
+                           store = store_, trail = p.trail, trigger_ms = unix_ms_now()] {
     InvestigationRecord rec = run_investigation(req, growth_s, growth_factory, factory, stop_);
+    rec.memory = trail->series(trigger_ms);
     bool stored = false, store_failed = false;
     if (rec.memleak || (rec.growth && rec.growth->result)) {
       if (auto s = store->store(rec); s) {
@@ -541,13 +534,11 @@ void Agent::shutdown() {
   reap_finished();
 }
 
-std::string Agent::reports_json() const {
-  std::shared_ptr<ReportStore> store;
-  {
-    std::lock_guard lock(mu_);
-    store = store_;
-  }
-  return store->index_json();
+std::string Agent::reports_json() const { return report_store()->index_json(); }
+
+std::shared_ptr<const ReportStore> Agent::report_store() const {
+  std::lock_guard lock(mu_);
+  return store_;
 }
 
 Snapshot Agent::snapshot() const {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "common/clock.h"
 #include "agent/detection.h"
 #include "agent/investigation.h"
 #include "agent/report_store.h"
@@ -108,6 +109,7 @@ class Agent {
 
   std::string metrics_text() const;          // Prometheus exposition (agent_metrics.cpp)
   std::string reports_json() const;          // /api/reports
+  std::shared_ptr<const ReportStore> report_store() const;  // the one in use (reload may replace it)
   std::vector<std::string> status_lines() const;
   Snapshot snapshot() const;
   AgentCounters counters() const;
@@ -155,8 +157,8 @@ class Agent {
   size_t running_count_ = 0;
 };
 
-// CLOCK_BOOTTIME seconds and the wall clock, to date process start times.
-double boot_seconds();
-double unix_seconds();
+// CLOCK_BOOTTIME seconds and the wall clock, to date process start times (common/clock.h).
+using leakwatch::boot_seconds;
+using leakwatch::unix_seconds;
 
 }  // namespace leakwatch::agent

@@ -31,6 +31,15 @@ const char* to_string(Environment env) {
   return "production";
 }
 
+const char* to_string(InjectPolicy p) {
+  switch (p) {
+    case InjectPolicy::kNever: return "never";
+    case InjectPolicy::kOverBudget: return "over_budget";
+    case InjectPolicy::kAlways: return "always";
+  }
+  return "?";
+}
+
 std::string TargetSpec::label() const {
   switch (kind) {
     case Kind::kComm: return "comm:" + comm;
@@ -286,7 +295,7 @@ Result<void> Parser::parse_sampling(const YAML::Node& n, AgentConfig& c) const {
   if (auto s = n["sampling_config"]) {
     const std::string sp = path + ".sampling_config";
     LW_CHECK(check_keys(s, sp, {"default_sample_rate", "aggressive_sample_rate",
-                                "duration_limit", "growth_seconds"}));
+                                "duration_limit", "growth_seconds", "inject"}));
     SamplingConfig& sc = m.sampling_config;
     if (auto v = s["default_sample_rate"])
       LW_ASSIGN(sc.default_sample_rate, positive_integer(v, sp + ".default_sample_rate"));
@@ -300,6 +309,17 @@ Result<void> Parser::parse_sampling(const YAML::Node& n, AgentConfig& c) const {
     // Durations never parse negative; 0 turns the growth step off.
     if (auto v = s["growth_seconds"])
       LW_ASSIGN(sc.growth_seconds, quantity(v, sp + ".growth_seconds", parse_duration));
+    if (auto v = s["inject"]) {
+      std::string policy;
+      LW_ASSIGN(policy, scalar(v, sp + ".inject"));
+      if (policy == "never") sc.inject = InjectPolicy::kNever;
+      else if (policy == "over_budget") sc.inject = InjectPolicy::kOverBudget;
+      else if (policy == "always") sc.inject = InjectPolicy::kAlways;
+      else
+        return std::unexpected(error(
+            v, sp + ".inject",
+            fmt::format("expected never, over_budget or always, got \"{}\"", policy)));
+    }
   }
   return {};
 }

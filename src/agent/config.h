@@ -39,6 +39,12 @@ struct TriggerConditions {
   std::optional<Threshold> oom_risk_score;          // [0, 1]
 };
 
+// Whether an investigation loads the sampling library into the suspect (memleak --inject):
+// never; when the plain trace (allocator uprobes) goes over the overhead budget, instead of
+// ending there; or always, before tracing.
+enum class InjectPolicy { kNever, kOverBudget, kAlways };
+const char* to_string(InjectPolicy p);
+
 struct SamplingConfig {
   uint64_t default_sample_rate = 1000;   // 1 in N allocations (memleak -s N)
   uint64_t aggressive_sample_rate = 100; // used when the OOM-risk condition fired
@@ -46,6 +52,7 @@ struct SamplingConfig {
   // Layer-2 step (page faults and mappings by stack) run before the allocation trace,
   // inside the same time box; 0 disables it.  AgentConfig::growth_step_s() caps it.
   double growth_seconds = 30;
+  InjectPolicy inject = InjectPolicy::kNever;
 };
 
 struct MemleakSampling {

@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "agent/report_pages.h"
+
 namespace leakwatch::agent {
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const ListenAddress& address,
@@ -21,11 +23,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ListenAddress& addre
   srv.Get("/api/reports", [&agent](const httplib::Request&, httplib::Response& res) {
     res.set_content(agent.reports_json(), "application/json");
   });
-  srv.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("leakwatch agent\n/metrics      Prometheus metrics\n"
-                    "/api/reports  stored investigation reports (JSON)\n",
-                    "text/plain; charset=utf-8");
-  });
+  register_report_pages(srv, agent);  // /, /reports/<id>, /api/reports/<id>[/<file>]
   int port = address.port;
   if (port == 0) {
     port = srv.bind_to_any_port(address.host);

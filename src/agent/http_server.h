@@ -1,8 +1,9 @@
 // The agent's read-only HTTP endpoint (cpp-httplib):
 //   GET /metrics       Prometheus text exposition (version 0.0.4)
 //   GET /api/reports   JSON array of stored investigation reports (index.json)
-//   GET /              a short index of the above
-// Only GET is served.  Thread-safety: handlers run on the server's own threads and only
+//   GET /, /reports/<id>, /api/reports/<id>[/<file>]   the stored investigations as pages
+//                      and files (report_pages.h)
+// Only GET (and so HEAD) is served.  Thread-safety: handlers run on the server's own threads and only
 // call the Agent's thread-safe accessors; start/stop from one thread.
 #pragma once
 

@@ -17,6 +17,8 @@
 #include <optional>
 #include <string>
 
+#include "agent/memory_trail.h"
+#include "analysis/overhead_guard.h"
 #include "common/result.h"
 #include "report/growth_report.h"
 #include "report/model.h"
@@ -32,16 +34,13 @@ struct InvestigationRequest {
   double duration_s = 300;               // time box, already capped by the environment
   double overhead_budget_percent = 10;   // of the target's own CPU time
   std::string reason;                    // why: the condition(s) and their figures
+  // Load the sampling library into the process (memleak --inject): "never", "over_budget"
+  // (when the plain trace exceeds the budget, instead of ending) or "always".
+  std::string inject = "never";
 };
 
 // What the investigation cost the target, as estimated by the overhead guard.
-struct InvestigationOverhead {
-  double target_cpu_s = 0;       // CPU time the target used during the investigation
-  uint64_t probe_hits = 0;       // BPF program runs (bpf_prog_info run_cnt)
-  double per_hit_cost_ns = 0;    // measured cost of one hit (run_time_ns / run_cnt + trap)
-  double estimated_cost_s = 0;   // probe_hits × per_hit_cost
-  double overhead_percent = 0;   // estimated_cost / target_cpu × 100
-};
+using InvestigationOverhead = analysis::OverheadEstimate;
 
 enum class InvestigationEnd {
   kDuration,        // the time box expired
@@ -117,6 +116,8 @@ struct InvestigationRecord {
   std::optional<GrowthStep> growth;            // absent: no growth step configured
   int64_t started_unix_ms = 0;
   int64_t finished_unix_ms = 0;
+  // Layer 1's figures of the process before the trigger and during the investigation.
+  std::optional<MemorySeries> memory;
 };
 
 // Runs one investigation on the calling thread: the growth step for growth_s seconds (none

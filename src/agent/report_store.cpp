@@ -382,6 +382,13 @@ Result<StoredReport> ReportStore::store(const InvestigationRecord& record) {
                      {"error", record.growth->error},
                      {"duration_s", growth ? growth->report.duration_s : 0.0}};
   }
+  if (record.memory) {
+    const MemorySeries& m = *record.memory;
+    inv["memory"] = {{"trigger_unix_ms", m.trigger_unix_ms},
+                     {"t_unix_ms", m.t_unix_ms},
+                     {"anon_bytes", m.anon_bytes},
+                     {"rss_bytes", m.rss_bytes}};
+  }
   files.emplace_back("investigation.json", inv.dump(2) + "\n");
 
   std::lock_guard lock(mu_);

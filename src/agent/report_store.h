@@ -9,7 +9,9 @@
 //       growth.json                   growth step's report (report/growth_writer.h)
 //       growth.txt                    its text
 //       growth.pb.gz                  its pprof (faulted_bytes, mapped_bytes, faults)
-//       investigation.json            the request, overhead figures, how each step ended
+//       investigation.json            the request, overhead figures, how each step ended,
+//                                     the process's memory around the trigger ("memory":
+//                                     {trigger_unix_ms, t_unix_ms, anon_bytes, rss_bytes})
 //
 // The report.* files exist when the allocation trace produced a report, the growth.* ones
 // when the growth step did; an investigation is stored when at least one of them did.  An

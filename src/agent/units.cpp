@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "common/units.h"
+
 namespace leakwatch::agent {
 namespace {
 
@@ -40,19 +42,6 @@ Result<NumberAndUnit> split_number(std::string_view text) {
   return NumberAndUnit{v, lower(trim(std::string_view(p, text.data() + text.size() - p)))};
 }
 
-std::optional<double> size_multiplier(const std::string& u) {
-  static const std::array<std::pair<const char*, double>, 20> kUnits{{
-      {"", 1}, {"b", 1}, {"byte", 1}, {"bytes", 1},
-      {"k", 1e3}, {"kb", 1e3}, {"ki", 1024.0}, {"kib", 1024.0},
-      {"m", 1e6}, {"mb", 1e6}, {"mi", 1048576.0}, {"mib", 1048576.0},
-      {"g", 1e9}, {"gb", 1e9}, {"gi", 1073741824.0}, {"gib", 1073741824.0},
-      {"t", 1e12}, {"tb", 1e12}, {"ti", 1099511627776.0}, {"tib", 1099511627776.0},
-  }};
-  for (auto& [name, mult] : kUnits)
-    if (u == name) return mult;
-  return std::nullopt;
-}
-
 std::optional<double> time_unit_seconds(const std::string& u, bool allow_empty) {
   if (u.empty()) return allow_empty ? std::optional<double>(1.0) : std::nullopt;
   static const std::array<std::pair<const char*, double>, 17> kUnits{{
@@ -70,10 +59,7 @@ std::optional<double> time_unit_seconds(const std::string& u, bool allow_empty) 
 }  // namespace
 
 Result<double> parse_size(std::string_view text) {
-  auto nu = split_number(text);
-  if (nu) {
-    if (auto m = size_multiplier(nu->unit)) return nu->number * *m;
-  }
+  if (auto bytes = parse_bytes(text)) return *bytes;
   return fail("expected a size such as 100MB, 64KiB or 1.5GB, got \"{}\"", trim(text));
 }
 

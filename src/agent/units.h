@@ -1,7 +1,7 @@
 // Quantities with units as written in the agent's YAML configuration, and their display.
-//   sizes:      "100MB", "64 KiB", "1.5GB", "4096" (bytes).  KB/MB/GB/TB are decimal
-//               (1000^n, as in SI and Kubernetes "M"), KiB/MiB/GiB/TiB (or Ki/Mi/Gi/Ti)
-//               binary (1024^n); K/M/G/T alone are decimal too.  Case-insensitive.
+//   sizes:      "100MB", "64 KiB", "1.5GB", "4096" (bytes), with the units of
+//               common/units.h: KB/MB/GB/TB decimal (1000^n), KiB/MiB/GiB/TiB, Ki..Ti and
+//               K/M/G/T alone binary (1024^n).  Case-insensitive.
 //   rates:      SIZE "/" TIME-UNIT: "5MB/min", "1MiB/s", "2GB/hour", "100KB/sec"
 //   durations:  "300" (seconds), "500ms", "30s", "5min", "5m", "2h", "1d"
 //   thresholds: an optional ">" or ">=" before a quantity: ">5MB/min", ">=0.7"; a bare

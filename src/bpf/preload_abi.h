@@ -99,6 +99,9 @@ typedef uint64_t lw_preload_u64;
 #define LW_PRELOAD_F_SHADOWED 0x20u    /* an allocation function is defined before the library
                                         * in the search order (by the program itself, or an
                                         * earlier LD_PRELOAD): calls to it bypass the library */
+#define LW_PRELOAD_F_INJECTED 0x80u    /* loaded into the running process by `leakwatch memleak
+                                        * --inject`: the allocator's GOT slots lead to the
+                                        * library; blocks allocated before are never seen */
 
 struct leakwatch_preload_stats {
   lw_preload_u64 magic;          /* LEAKWATCH_PRELOAD_MAGIC once initialised, else 0 */
@@ -117,7 +120,8 @@ struct leakwatch_preload_stats {
   lw_preload_u64 bootstrap_failures; /* arena exhausted (ENOMEM returned) */
   lw_preload_u64 early_frees_dropped; /* frees during initialisation that were leaked */
   lw_preload_u64 forks;            /* fork children that re-seeded their sampler */
-  lw_preload_u64 reserved[2];
+  lw_preload_u64 got_slots;        /* injected: GOT slots that lead to the library */
+  lw_preload_u64 got_passes;       /* injected: rewriting passes (the first, then one per dlopen) */
 };
 
 #if defined(__cplusplus)
@@ -125,6 +129,47 @@ static_assert(sizeof(struct leakwatch_preload_stats) == 136, "preload ABI size")
 #elif !defined(__VMLINUX_H__) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct leakwatch_preload_stats) == 136, "preload ABI size");
 #endif
+
+/* ---- Injection into a running process (`leakwatch memleak -p PID --inject`) ----
+ *
+ * leakwatch loads the library with dlopen (RTLD_NOW | RTLD_NODELETE, not into the global
+ * scope) from a thread it stopped at a safe point, then calls
+ *
+ *   int leakwatch_inject_init(const struct leakwatch_inject_config*, struct leakwatch_inject_result*)
+ *
+ * which resolves the allocator the program binds to, rewrites the GOT slots of the
+ * allocation functions in every loaded object (and of dlopen, to do the same for objects
+ * loaded later), then starts sampling as the configuration says and sets stats.magic.
+ * Loaded that way, the library's constructor does nothing: it reads no environment.
+ * Returns 0 or an LW_INJECT_E_* code; the result is filled in either case. */
+#define LEAKWATCH_INJECT_INIT_SYMBOL "leakwatch_inject_init"
+#define LEAKWATCH_INJECT_ABI_VERSION 1
+
+struct leakwatch_inject_config {
+  lw_preload_u32 abi_version;    /* LEAKWATCH_INJECT_ABI_VERSION */
+  lw_preload_u32 flags;          /* 0 */
+  lw_preload_u64 sample_bytes;   /* R; 1 = every allocation (exact) */
+  lw_preload_u64 sample_calls;   /* > 1: sample 1 call in N instead (overrides sample_bytes) */
+  lw_preload_u64 set_slots;      /* sampled set capacity (power of two), 0 = default */
+  lw_preload_u64 seed;           /* 0: from AT_RANDOM; else fixed streams (tests) */
+};
+
+#define LW_INJECT_OK 0
+#define LW_INJECT_E_NOT_INJECTED 1 /* the library was loaded at start (LD_PRELOAD): use it as is */
+#define LW_INJECT_E_ABI 2          /* config ABI mismatch */
+#define LW_INJECT_E_ALREADY 3      /* initialised by an earlier injection */
+#define LW_INJECT_E_NO_MALLOC 4    /* malloc/free could not be resolved */
+#define LW_INJECT_E_NO_SET 5       /* the sampled set could not be mapped */
+
+struct leakwatch_inject_result {
+  lw_preload_u32 objects;          /* objects examined */
+  lw_preload_u32 slots_rewritten;  /* slots that now lead to the library */
+  lw_preload_u32 slots_bound_elsewhere; /* slots bound to another definition: left alone */
+  lw_preload_u32 relro_pages;      /* read-only (RELRO) pages made writable for the write */
+  lw_preload_u32 skipped_objects;  /* the library, the loader, the allocator's own library */
+  lw_preload_u32 reserved;
+  char summary[512];               /* what was rewritten where, and what was left alone */
+};
 
 #if !defined(__VMLINUX_H__)
 #ifdef __cplusplus

@@ -1,47 +1,30 @@
 #include "cli/growth_cmd.h"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
 
-#include "cli/child_process.h"
-#include "cli/inprocess.h"
+#include "cli/command_run.h"
 #include "cli/output.h"
 #include "cli/tracer_setup.h"
 #include "common/clock.h"
-#include "common/fd.h"
+#include "common/exit_status.h"
 #include "common/log.h"
-#include "common/proc_maps.h"
-#include "probe/preload_plan.h"
+#include "alloc/preload_plan.h"
 #include "report/growth_writer.h"
-#include "tracker/frame_resolver.h"
-#include "tracker/growth_tracker.h"
+#include "session/driver.h"
+#include "session/growth_session.h"
+#include "session/inprocess.h"
 
 namespace leakwatch::cli {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitError = 1;
-constexpr int kExitTargetGone = 3;
-constexpr int kDrainTickMs = 100;
-constexpr uint64_t kResolveEveryNs = 1000000000;
-
 // Everything validated and derived from the flags before anything is attached.
 struct Plan {
+  session::GrowthSessionOptions session;
   report::Format format = report::Format::kText;
-  probe::StackWalker walker = probe::StackWalker::kFramePointers;
-  report::Sampling preload_sampling;  // --inprocess: what the preloaded library samples
 };
 
 Result<Plan> validate(const GrowthOptions& o) {
@@ -57,7 +40,7 @@ Result<Plan> validate(const GrowthOptions& o) {
   if (o.top <= 0) return fail("-T: must be positive, got {}", o.top);
   if (o.max_stacks == 0) return fail("--max-stacks must be positive");
   auto f = report::parse_format(o.format);
-  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded)", o.format);
+  if (!f) return fail("--format: unknown format '{}' (text, json, pprof, folded, html)", o.format);
   p.format = *f;
   if (p.format == report::Format::kPprof && o.output.empty() && ::isatty(STDOUT_FILENO))
     return fail("--format pprof is binary: give --output FILE");
@@ -67,17 +50,30 @@ Result<Plan> validate(const GrowthOptions& o) {
     if (o.command.empty())
       return fail("--inprocess needs -c: the sampling library is loaded into a program "
                   "leakwatch starts");
-    p.preload_sampling = {report::SamplingMode::kBytes, LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES};
+    report::Sampling preload{report::SamplingMode::kBytes, LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES};
     if (!o.sample_bytes.empty()) {
-      auto r = parse_sample_bytes(o.sample_bytes);
+      auto r = session::parse_sample_bytes(o.sample_bytes);
       if (!r) return std::unexpected(r.error());
-      p.preload_sampling.rate = *r;
-      if (*r == 1) p.preload_sampling = {report::SamplingMode::kExact, 1};
+      preload.rate = *r;
+      if (*r == 1) preload = {report::SamplingMode::kExact, 1};
     }
+    p.session.preload = preload;
   }
-  if (o.stack_walker == "kernel") p.walker = probe::StackWalker::kKernel;
+  probe::GrowthProbeConfig& pc = p.session.probe;
+  if (o.stack_walker == "kernel") pc.walker = probe::StackWalker::kKernel;
   else if (o.stack_walker != "fp")
     return fail("--stack-walker: unknown walker '{}' (fp, kernel)", o.stack_walker);
+  pc.sample_period = o.sample_faults;
+  pc.rss = !o.no_rss;
+  pc.max_stacks = o.max_stacks;
+  pc.btf_path = o.btf;
+  p.session.pid = o.pid;
+  p.session.cgroup = o.cgroup;
+  if (!o.command.empty()) {
+    auto words = session::split_command(o.command);
+    if (!words) return std::unexpected(words.error());
+    p.session.command = std::move(*words);
+  }
   return p;
 }
 
@@ -94,229 +90,55 @@ Result<void> check_environment(const GrowthOptions& o) {
   return {};
 }
 
-class Session {
- public:
-  Session(const GrowthOptions& o, const Plan& p) : o_(o), p_(p) {}
-  int run();
-
- private:
-  Result<void> setup();
-  report::GrowthReport build_report(bool final_report);
-  report::GrowthTextOptions text_options() const;
-  int finish();
-
-  const GrowthOptions& o_;
-  const Plan& p_;
-  int target_pid_ = 0;
-  std::unique_ptr<ChildProcess> child_;
-  tracker::SymbolizingResolver resolver_;
-  std::unique_ptr<tracker::GrowthSession> session_;
-  UniqueFd signal_fd_;
-  UniqueFd pid_fd_;
-  int64_t reports_ = 0;
-};
-
-Result<void> Session::setup() {
-  auto signals = signals_to_fd({SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGPIPE});
-  if (!signals) return std::unexpected(signals.error());
-  signal_fd_ = std::move(*signals);
-
-  if (o_.pid > 0) {
-    if (!process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
-    target_pid_ = o_.pid;
-    pid_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, o_.pid, 0)));
-  } else if (!o_.command.empty()) {
-    auto words = split_command(o_.command);
-    if (!words) return std::unexpected(words.error());
-    auto path = resolve_executable((*words)[0]);
-    if (!path) return std::unexpected(path.error());
-    std::vector<std::string> env;
-    if (o_.inprocess) {
-      auto lib = probe::find_preload_library();
-      if (!lib) return fail("--inprocess: {}", lib.error().message);
-      if (auto r = check_preloadable(*path); !r) return fail("--inprocess: {}", r.error().message);
-      env = preload_environment(*lib, p_.preload_sampling);
-      log::info("--inprocess: {} runs with {} ({}); `leakwatch memleak -p` can trace its "
-                "allocations in-process", *path, *lib, describe_sampling(p_.preload_sampling));
-    }
-    auto child = ChildProcess::Spawn(*path, *words, env);
-    if (!child) return std::unexpected(child.error());
-    child_ = std::move(*child);
-    target_pid_ = child_->pid();
-  }
-
-  tracker::GrowthSessionConfig cfg;
-  cfg.probe.pid = target_pid_;
-  cfg.probe.wait_for_exec = child_ != nullptr;
-  cfg.probe.cgroup_path = o_.cgroup;
-  cfg.probe.walker = p_.walker;
-  cfg.probe.sample_period = o_.sample_faults;
-  cfg.probe.rss = !o_.no_rss;
-  cfg.probe.max_stacks = o_.max_stacks;
-  cfg.probe.btf_path = o_.btf;
-  cfg.target.pid = target_pid_;
-  if (o_.pid > 0) {
-    cfg.target.comm = process_comm(o_.pid);
-  } else if (child_) {
-    // What the kernel will call it after exec (comm is the basename, 15 characters).
-    auto words = split_command(o_.command);
-    std::string base = words ? (*words)[0] : o_.command;
-    if (auto slash = base.rfind('/'); slash != std::string::npos) base = base.substr(slash + 1);
-    cfg.target.comm = base.substr(0, 15);
-  }
-  cfg.target.cgroup = o_.cgroup;
-  auto session = tracker::GrowthSession::Create(cfg, resolver_);
-  if (!session) {
-    if (o_.pid > 0 && !process_exists(o_.pid)) return fail("no such process: {}", o_.pid);
-    return std::unexpected(session.error());
-  }
-  session_ = std::move(*session);
-  // Read a running target's maps now: if it exits before the first symbolization, its
-  // stacks are resolved with them.  (A -c command is read when it is about to exit.)
-  if (o_.pid > 0) resolver_.snapshot(static_cast<uint32_t>(o_.pid));
-  return {};
-}
-
-report::GrowthTextOptions Session::text_options() const {
+report::GrowthTextOptions text_options(const GrowthOptions& o) {
   report::GrowthTextOptions t;
-  t.top = o_.top;
+  t.top = o.top;
   t.time_hhmmss = local_hhmmss();
   return t;
 }
 
-report::GrowthReport Session::build_report(bool final_report) {
-  report::GrowthReport rep = session_->report(final_report);
-  if (rep.target.comm.empty() && target_pid_ > 0) rep.target.comm = process_comm(target_pid_);
-  if (o_.verbose) {
-    // Run times are kept by the kernel only while kernel.bpf_stats_enabled=1.
-    std::string stats;
-    for (const auto& st : session_->probe().run_stats())
-      if (st.run_cnt)
-        stats += fmt::format(" {} {} runs {:.0f} ns/run;", st.program, st.run_cnt,
-                             static_cast<double>(st.run_time_ns) /
-                                 static_cast<double>(st.run_cnt));
-    if (!stats.empty()) rep.notes.push_back("BPF programs:" + stats);
-  }
-  return rep;
+// -v: each program's run time, kept by the kernel while kernel.bpf_stats_enabled=1.
+void add_run_stats(const session::GrowthSession& s, report::GrowthReport& rep) {
+  std::string stats;
+  for (const auto& st : s.probe().run_stats())
+    if (st.run_cnt)
+      stats += fmt::format(" {} {} runs {:.0f} ns/run;", st.program, st.run_cnt,
+                           static_cast<double>(st.run_time_ns) / static_cast<double>(st.run_cnt));
+  if (!stats.empty()) rep.notes.push_back("BPF programs:" + stats);
 }
 
-int Session::finish() {
-  report::GrowthReport rep = build_report(true);
-  if (auto w = write_rendered(o_.output, report::render_growth(rep, p_.format, text_options())); !w) {
-    log::error("{}", w.error().message);
+int run_session(const GrowthOptions& o, const Plan& plan) {
+  auto signals = session::catch_stop_signals();
+  if (!signals) {
+    log::error("{}", signals.error().message);
     return kExitError;
   }
-  return kExitOk;
-}
-
-int Session::run() {
-  if (auto r = setup(); !r) {
-    log::error("{}", r.error().message);
+  auto created = session::GrowthSession::Create(plan.session);
+  if (!created) {
+    log::error("{}", created.error().message);
     return kExitError;
   }
-  const bool interval_text = o_.output.empty() && p_.format == report::Format::kText;
-  if (child_) std::printf("Executing '%s' and tracing the resulting process.\n", o_.command.c_str());
-  if (target_pid_ > 0)
-    std::printf("Tracing memory growth of pid %d, Ctrl+C to quit.\n", target_pid_);
+  session::GrowthSession& s = **created;
+  if (s.child()) std::printf("Executing '%s' and tracing the resulting process.\n", o.command.c_str());
+  if (s.target_pid() > 0)
+    std::printf("Tracing memory growth of pid %d, Ctrl+C to quit.\n", s.target_pid());
   else
-    std::printf("Tracing memory growth in cgroup %s, Ctrl+C to quit.\n", o_.cgroup.c_str());
+    std::printf("Tracing memory growth in cgroup %s, Ctrl+C to quit.\n", o.cgroup.c_str());
   std::fflush(stdout);
-  if (child_) {
-    if (auto r = child_->release(); !r) {
-      log::error("{}", r.error().message);
-      return kExitError;
-    }
-  }
 
-  const uint64_t start_ns = monotonic_ns();
-  const uint64_t interval_ns = static_cast<uint64_t>(o_.interval_s * 1e9);
-  const uint64_t end_ns =
-      o_.duration_s > 0 ? start_ns + static_cast<uint64_t>(o_.duration_s * 1e9) : 0;
-  uint64_t next_report = start_ns + interval_ns;
-  uint64_t next_resolve = start_ns + kResolveEveryNs;
-  int exit_code = kExitOk;
-  std::string stop_reason;
-
-  for (;;) {
-    uint64_t now = monotonic_ns();
-    if (end_ns && now >= end_ns) {
-      stop_reason = "duration reached";
-      break;
-    }
-    if (now >= next_report) {
-      if (o_.count > 0 && reports_ + 1 >= o_.count) {
-        stop_reason = "count reached";
-        break;  // the last report is the final one
-      }
-      report::GrowthReport rep = build_report(false);
-      reports_++;
-      if (interval_text) {
-        std::string text = report::write_growth_text(rep, text_options());
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-      }
-      next_report += interval_ns;
-      if (next_report <= now) next_report = now + interval_ns;
-      continue;
-    }
-    uint64_t wake = next_report;
-    if (end_ns && end_ns < wake) wake = end_ns;
-    // The event ring is written without wakeups: drain it on this tick.
-    int timeout_ms = std::min(kDrainTickMs, static_cast<int>((wake - now + 999999) / 1000000));
-
-    pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {pid_fd_.get(), POLLIN, 0}};
-    int nfds = pid_fd_.valid() ? 2 : 1;
-    int r = ::poll(fds, static_cast<nfds_t>(nfds), timeout_ms);
-    if (r < 0 && errno != EINTR) {
-      log::error("poll: {}", std::strerror(errno));
-      exit_code = kExitError;
-      break;
-    }
-    session_->drain();
-    // Symbolize new stacks about once a second, while their processes still live.
-    if (uint64_t t = monotonic_ns(); t >= next_resolve) {
-      session_->resolve_new();
-      next_resolve = t + kResolveEveryNs;
-    }
-    bool stop = false;
-    if (r > 0 && (fds[0].revents & POLLIN)) {
-      signalfd_siginfo si;
-      while (::read(signal_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
-          stop = true;
-          stop_reason = si.ssi_signo == SIGINT ? "interrupted" : "terminated";
-        }
-      }
-    }
-    // While the command is about to exit its maps are still readable: classify what is
-    // waiting and let the symbolizer read them.
-    auto on_exiting = [&] {
-      session_->drain();
-      resolver_.snapshot(static_cast<uint32_t>(target_pid_));
-      session_->resolve_new();
-    };
-    if (child_ && child_->poll(on_exiting)) {
-      int st = child_->exit_status();
-      if (WIFSIGNALED(st)) {
-        log::error("the command was killed by signal {} ({})", WTERMSIG(st), strsignal(WTERMSIG(st)));
-        exit_code = kExitTargetGone;
-      } else if (o_.verbose) {
-        log::info("the command exited with status {}", WEXITSTATUS(st));
-      }
-      stop = true;
-      stop_reason = "command exited";
-    }
-    if (nfds == 2 && (fds[1].revents & POLLIN)) {
-      log::error("pid {} exited during tracing; final report follows", target_pid_);
-      exit_code = kExitTargetGone;
-      stop = true;
-      stop_reason = "target exited";
-    }
-    if (stop) break;
-  }
-  log::debug("stopping: {}", stop_reason);
-  int rc = finish();
-  return rc != kExitOk ? rc : exit_code;
+  CommandRun c{o.interval_s, o.count, o.duration_s, o.output,
+               o.output.empty() && plan.format == report::Format::kText, signals->get()};
+  return run_with_reports<report::GrowthReport>(
+      s, c,
+      [&](bool final_report) {
+        report::GrowthReport rep = s.report(final_report);
+        if (o.verbose) add_run_stats(s, rep);
+        return rep;
+      },
+      [&](const report::GrowthReport& r) { return report::write_growth_text(r, text_options(o)); },
+      [&](const report::GrowthReport& r) {
+        return report::render_growth(r, plan.format, text_options(o));
+      });
 }
 
 }  // namespace
@@ -346,7 +168,9 @@ CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& o) {
       ->capture_default_str();
   sub->add_flag("--no-rss", o.no_rss, "do not trace RSS changes (kmem:rss_stat)");
   sub->add_option("-T,--top", o.top, "display only this many top stacks")->capture_default_str();
-  sub->add_option("--format", o.format, "final report format: text, json, pprof, folded")
+  sub->add_option("--format", o.format,
+                  "final report format: text, json, pprof, folded, html (one self-contained "
+                  "page: flame graph and stacks)")
       ->capture_default_str();
   sub->add_option("--output", o.output,
                   "write the final report to FILE (atomically) instead of stdout");
@@ -384,8 +208,7 @@ int run_growth(const GrowthOptions& opts) {
     return kExitError;
   }
   prepare_tracer_process(opts.verbose);
-  Session s(opts, *plan);
-  return s.run();
+  return run_session(opts, *plan);
 }
 
 }  // namespace leakwatch::cli

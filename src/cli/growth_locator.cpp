@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include "cli/growth_cmd.h"
-#include "common/proc_maps.h"
-#include "tracker/growth_tracker.h"
+#include "cli/investigation_end.h"
+#include "common/procfs.h"
+#include "session/driver.h"
+#include "session/growth_session.h"
 
 namespace leakwatch::cli {
 
@@ -12,25 +14,24 @@ Result<agent::GrowthResult> TracepointGrowthLocator::run(const agent::Investigat
                                                          const std::atomic<bool>& stop) {
   if (!process_exists(req.pid)) return fail("growth step: no such process: {}", req.pid);
   const GrowthOptions defaults;  // the CLI's: what BENCHMARKS.md measured
-  tracker::GrowthSessionConfig cfg;
-  cfg.probe.pid = req.pid;
-  cfg.probe.sample_period = defaults.sample_faults;
-  cfg.probe.max_stacks = defaults.max_stacks;
-  cfg.target.pid = req.pid;
-  cfg.target.comm = req.comm.empty() ? process_comm(req.pid) : req.comm;
-  cfg.target.cgroup = req.cgroup;
-  auto rep = tracker::run_growth_for(cfg, req.duration_s, stop);
-  if (!rep) return fail("growth step: {}", rep.error().message);
+  session::GrowthSessionOptions o;
+  o.pid = req.pid;
+  o.comm = req.comm;
+  o.probe.sample_period = defaults.sample_faults;
+  o.probe.max_stacks = defaults.max_stacks;
+  auto s = session::GrowthSession::Create(o);
+  if (!s) return fail("growth step: {}", s.error().message);
+
+  session::DriveOptions d;
+  d.duration_s = req.duration_s;
+  d.stop = &stop;
+  session::DriveOutcome out = session::drive(**s, d, {});
+  if (!out.started) return fail("growth step: {}", out.detail);
 
   agent::GrowthResult result;
-  result.report = std::move(*rep);
-  // run_growth_for returns at the time box, on `stop` or when the process is gone.
-  if (!process_exists(req.pid))
-    result.end = agent::InvestigationEnd::kTargetExited;
-  else if (stop.load())
-    result.end = agent::InvestigationEnd::kStopped;
-  else
-    result.end = agent::InvestigationEnd::kDuration;
+  result.report = (*s)->report(true);
+  result.report.target.cgroup = req.cgroup;
+  result.end = investigation_end(out.cause);
   result.report.notes.push_back(fmt::format("growth step of an investigation: {} ({}); ended: {}",
                                             req.reason, req.target,
                                             agent::to_string(result.end)));

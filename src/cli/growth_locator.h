@@ -1,5 +1,5 @@
 // The agent's layer-2 step: `leakwatch growth`'s tracepoint programs and tracker run
-// in-process on one process (tracker::run_growth_for) for the growth step's share of the
+// in-process on one process (session::GrowthSession) for the growth step's share of the
 // investigation's time box, before the allocation trace.  Same defaults as
 // `leakwatch growth -p PID`: 1 in 16 fault stacks, leakwatch's frame-pointer walk,
 // kmem:rss_stat on.

@@ -44,6 +44,9 @@ struct MemleakOptions {
   // -1: in-process for -c when sampling and the program can load the library, and for -p
   // when the program runs with it.
   int inprocess = -1;
+  // -p: load the sampling library into the running process first (src/inject), then trace
+  // it in-process.
+  bool inject = false;
 };
 
 // Registers the subcommand; `run` is set to the function to call after parsing.

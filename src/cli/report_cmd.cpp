@@ -13,23 +13,21 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/output.h"
+#include "common/exit_status.h"
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "report/alert.h"
 #include "report/bcc_text_reader.h"
 #include "report/diff.h"
+#include "report/html.h"
+#include "report/html_writer.h"
 #include "report/json_writer.h"
 #include "report/render.h"
 
 namespace leakwatch::cli {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitError = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitAlertMedium = 4;
-constexpr int kExitAlertHigh = 5;
 
 // A usage error (exit 2) is a problem with the command line; anything else is exit 1.
 struct Failure {
@@ -41,7 +39,14 @@ struct Input {
   std::string name;        // as given on the command line ("-" shown as "stdin")
   report::Report report;
   std::string hhmmss;      // time for the text header, "" when the input has none
+  // A growth report (`leakwatch growth --format json`), kept as read: rendered as HTML only.
+  std::optional<nlohmann::ordered_json> growth;
 };
+
+bool is_growth_json(std::string_view text) {
+  auto j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.value("kind", "") == "growth";
+}
 
 Result<std::string> read_stdin() {
   std::string data;
@@ -82,7 +87,9 @@ std::expected<Input, Failure> load(const std::string& path, uint64_t sample_rate
   if (!data) return std::unexpected(Failure{kExitError, data.error().message});
   if (data->find_first_not_of(" \t\r\n") == std::string::npos)
     return std::unexpected(Failure{kExitError, fmt::format("{}: empty input", in.name)});
-  if (looks_like_json(*data)) {
+  if (looks_like_json(*data) && is_growth_json(*data)) {
+    in.growth = nlohmann::ordered_json::parse(*data, nullptr, false);
+  } else if (looks_like_json(*data)) {
     if (sample_rate > 1)
       return std::unexpected(Failure{
           kExitUsage,
@@ -104,7 +111,7 @@ std::expected<Input, Failure> load(const std::string& path, uint64_t sample_rate
 std::expected<void, Failure> validate(const ReportOptions& o, report::Format& format) {
   auto usage = [](std::string msg) { return std::unexpected(Failure{kExitUsage, std::move(msg)}); };
   auto f = report::parse_format(o.format);
-  if (!f) return usage(fmt::format("--format: unknown format '{}' (text, json, pprof, folded)", o.format));
+  if (!f) return usage(fmt::format("--format: unknown format '{}' (text, json, pprof, folded, html)", o.format));
   format = *f;
   if (o.files.empty() && o.diff.empty())
     return usage("no input: give one or more report files, or --diff BASE NEW");
@@ -114,6 +121,9 @@ std::expected<void, Failure> validate(const ReportOptions& o, report::Format& fo
   if (o.sample_rate == 0) return usage("--sample-rate: must be >= 1");
   if (format == report::Format::kPprof && o.files.size() > 1)
     return usage(fmt::format("--format pprof writes one profile: give one input (got {}), or "
+                             "run once per file", o.files.size()));
+  if (format == report::Format::kHtml && o.files.size() > 1)
+    return usage(fmt::format("--format html writes one page: give one input (got {}), or "
                              "run once per file", o.files.size()));
   if (format == report::Format::kPprof && o.output.empty() && ::isatty(STDOUT_FILENO))
     return usage("--format pprof is binary: give --output FILE");
@@ -155,6 +165,11 @@ int run(const ReportOptions& o) {
     inputs.push_back(std::move(*in));
   }
   if (!o.diff.empty()) {
+    for (const Input& in : inputs)
+      if (in.growth) {
+        log::error("{}: a growth report: --diff compares allocation reports", in.name);
+        return kExitUsage;
+      }
     Input d;
     d.name = fmt::format("diff {} -> {}", inputs[0].name, inputs[1].name);
     d.report = report::diff_reports(inputs[0].report, inputs[1].report);
@@ -175,7 +190,19 @@ int run(const ReportOptions& o) {
     text.top = o.top;
     text.show_allocs = o.show_allocs;
     text.time_hhmmss = in.hhmmss.empty() ? "00:00:00" : in.hhmmss;
-    auto rendered = report::render(in.report, format, text);
+    if (in.growth && format != report::Format::kHtml) {
+      log::error("{}: a growth report: `leakwatch report` renders it as html only (its other "
+                 "formats come from `leakwatch growth --format`)", in.name);
+      return kExitUsage;
+    }
+    if (in.growth && alerting) {
+      log::error("{}: a growth report: --alert-threshold applies to allocation reports", in.name);
+      return kExitUsage;
+    }
+    auto rendered = in.growth ? Result<std::string>(report::write_growth_html(*in.growth))
+                    : format == report::Format::kHtml && !o.diff.empty()
+                        ? Result<std::string>(report::write_diff_html(in.report))
+                        : report::render(in.report, format, text);
     if (!rendered) {
       log::error("{}: {}", in.name, rendered.error().message);
       return kExitError;
@@ -220,7 +247,8 @@ CLI::App* add_report_subcommand(CLI::App& app, ReportOptions& o) {
   diff->excludes(files);
   sub->add_option("--format", o.format,
                   "text (BCC memleak's layout), json, pprof (gzipped profile.proto), folded "
-                  "(flame graph input)")
+                  "(flame graph input), html (one self-contained page; with --diff, the "
+                  "change coloured by growth and shrinkage)")
       ->type_name("FORMAT")
       ->capture_default_str();
   sub->add_option("--output", o.output,
@@ -265,6 +293,7 @@ CLI::App* add_report_subcommand(CLI::App& app, ReportOptions& o) {
       "  python3 memleak.py -p 1234 -s 10 30 1 > bcc.txt\n"
       "  leakwatch report bcc.txt -s 10 --format json       BCC output, x10 estimates\n"
       "  leakwatch report --diff monday.json tuesday.json -T 5\n"
+      "  leakwatch report --diff monday.json tuesday.json --format html --output diff.html\n"
       "  leakwatch report leaks.json --alert-threshold 50 >/dev/null\n"
       "  case $? in 0) ;; 4) echo medium ;; 5) echo high ;; *) echo error ;; esac");
   return sub;

@@ -1,8 +1,6 @@
 #include "cli/tracer_setup.h"
 
-#include <signal.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,16 +32,6 @@ void prepare_tracer_process(int verbose) {
   log::set_level(verbose >= 2 ? log::Level::kDebug
                  : verbose    ? log::Level::kInfo
                               : log::Level::kWarn);
-}
-
-Result<UniqueFd> signals_to_fd(std::initializer_list<int> signals) {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : signals) sigaddset(&set, sig);
-  ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!fd.valid()) return fail_errno("signalfd");
-  return fd;
 }
 
 }  // namespace leakwatch::cli

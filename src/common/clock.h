@@ -9,6 +9,12 @@ namespace leakwatch {
 
 // CLOCK_MONOTONIC in nanoseconds.
 uint64_t monotonic_ns();
+// Seconds (as doubles) of CLOCK_MONOTONIC, CLOCK_BOOTTIME (counts suspend: what process
+// start times in /proc are relative to), CLOCK_REALTIME, and this thread's CPU time.
+double monotonic_seconds();
+double boot_seconds();
+double unix_seconds();
+double thread_cpu_seconds();
 // Milliseconds since the Unix epoch (CLOCK_REALTIME).
 int64_t unix_ms_now();
 // "HH:MM:SS" in local time of a Unix time in milliseconds; "" if it cannot be converted.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -9,8 +10,17 @@
 
 namespace leakwatch {
 
-// Bytes: a number with an optional unit K/KB/KiB, M/MB/MiB, G/GB/GiB, T (powers of 1024;
-// "kB" style decimal units are taken as binary too, as most memory tools do).
+// Sizes, one meaning for the command line and the agent's configuration (case-insensitive,
+// a space allowed between number and unit):
+//   KiB MiB GiB TiB, Ki Mi Gi Ti, and K M G T alone: binary (1024^n), as memory tools and
+//                                                     sampling rates ("512K") use them
+//   KB MB GB TB:                                      decimal (1000^n), as SI and Kubernetes
+//   B, bytes, or no unit:                             bytes
+// The unit of a size (lower case, no spaces), as a number of bytes; nullopt if unknown.
+std::optional<double> size_unit_bytes(std::string_view unit);
+// A size in bytes (fractions allowed: "1.5GB"); not negative, finite.
+[[nodiscard]] Result<double> parse_bytes(std::string_view text);
+// The same, rounded to whole bytes (below 2^64).
 [[nodiscard]] Result<uint64_t> parse_size(std::string_view text);
 // Human-readable bytes: "512 B", "1.5 KiB", "3.2 MiB".
 std::string format_size(double bytes);

@@ -151,49 +151,6 @@ Result<ProcStatus> parse_proc_status(std::string_view text) {
   return s;
 }
 
-Result<ProcStat> parse_proc_stat(std::string_view text) {
-  // comm is between the first '(' and the LAST ')': it may itself contain ") (".
-  size_t open = text.find('(');
-  size_t close = text.rfind(')');
-  if (open == std::string_view::npos || close == std::string_view::npos || close < open)
-    return fail("stat: no (comm) field");
-  ProcStat s;
-  auto pid = to_u64(trim(text.substr(0, open)));
-  if (!pid) return fail("stat: bad pid field");
-  s.pid = static_cast<int>(*pid);
-  s.comm = std::string(text.substr(open + 1, close - open - 1));
-
-  // Fields from (3) on, space separated.
-  std::vector<std::string_view> f;
-  f.reserve(52);
-  std::string_view rest = trim(text.substr(close + 1));
-  while (!rest.empty()) {
-    size_t sp = rest.find(' ');
-    f.push_back(rest.substr(0, sp));
-    if (sp == std::string_view::npos) break;
-    rest.remove_prefix(sp + 1);
-  }
-  // f[0] is field (3); field (n) is f[n - 3].
-  if (f.size() < 22) return fail("stat: {} fields after comm, expected at least 22", f.size());
-  auto field = [&](int n) { return to_u64(f[static_cast<size_t>(n - 3)]); };
-  s.state = f[0].empty() ? '?' : f[0][0];
-  auto ppid = field(4), minflt = field(10), majflt = field(12), utime = field(14),
-       stime = field(15), threads = field(20), start = field(22), vsize = field(23),
-       rss = field(24);
-  if (!ppid || !minflt || !majflt || !utime || !stime || !threads || !start || !vsize || !rss)
-    return fail("stat: non-numeric field in '{}'", trim(text));
-  s.ppid = static_cast<int>(*ppid);
-  s.minflt = *minflt;
-  s.majflt = *majflt;
-  s.utime_ticks = *utime;
-  s.stime_ticks = *stime;
-  s.num_threads = static_cast<int>(*threads);
-  s.start_time_ticks = *start;
-  s.vsize = *vsize;
-  s.rss_pages = *rss;
-  return s;
-}
-
 Result<MemInfo> parse_meminfo(std::string_view text) {
   MemInfo m;
   bool have_total = false, have_available = false;

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/procfs.h"
 #include "common/result.h"
 
 namespace leakwatch::metrics {
@@ -45,21 +46,9 @@ struct ProcStatus {
   int threads = 0;
 };
 
-// /proc/PID/stat: the fields layer 1 uses (numbering as in proc(5)).
-struct ProcStat {
-  int pid = 0;
-  std::string comm;              // (2) may contain spaces and parentheses
-  char state = '?';              // (3)
-  int ppid = 0;                  // (4)
-  uint64_t minflt = 0;           // (10)
-  uint64_t majflt = 0;           // (12)
-  uint64_t utime_ticks = 0;      // (14)
-  uint64_t stime_ticks = 0;      // (15)
-  int num_threads = 0;           // (20)
-  uint64_t start_time_ticks = 0; // (22) since boot: with pid, identifies a process instance
-  uint64_t vsize = 0;            // (23) bytes
-  uint64_t rss_pages = 0;        // (24)
-};
+// /proc/PID/stat: one parser for every layer (common/procfs.h).
+using leakwatch::ProcStat;
+using leakwatch::parse_proc_stat;
 
 // /proc/meminfo (bytes).
 struct MemInfo {
@@ -105,7 +94,6 @@ struct CgroupMemoryEvents {
 
 [[nodiscard]] Result<SmapsRollup> parse_smaps_rollup(std::string_view text);
 [[nodiscard]] Result<ProcStatus> parse_proc_status(std::string_view text);
-[[nodiscard]] Result<ProcStat> parse_proc_stat(std::string_view text);
 [[nodiscard]] Result<MemInfo> parse_meminfo(std::string_view text);
 [[nodiscard]] Result<Psi> parse_psi(std::string_view text);
 [[nodiscard]] Result<CgroupMemoryStat> parse_cgroup_memory_stat(std::string_view text);

@@ -6,13 +6,14 @@
 #include <string>
 #include <string_view>
 
+#include "common/procfs.h"
 #include "common/result.h"
 
 namespace leakwatch::metrics {
 
-// Reads the whole file at `path` into `buf` and returns a view of it.  On failure the
-// Error carries errno (ENOENT/ESRCH: gone, EACCES/EPERM: not permitted).
-[[nodiscard]] Result<std::string_view> read_proc_file(const std::string& path, std::string& buf);
+// Reads the whole file at `path` into `buf` and returns a view of it (common/procfs.h).
+// On failure the Error carries errno (ENOENT/ESRCH: gone, EACCES/EPERM: not permitted).
+using leakwatch::read_proc_file;
 
 // True when an error means the process or cgroup no longer exists.
 bool is_gone(const Error& e);

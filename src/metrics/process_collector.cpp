@@ -20,18 +20,6 @@ double clock_ticks_per_second() {
   return ticks;
 }
 
-double monotonic_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 ProcessCollector::ProcessCollector(std::string proc_root, bool read_smaps)
     : proc_root_(std::move(proc_root)), read_smaps_(read_smaps) {}
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
 
 namespace leakwatch::metrics {
@@ -67,10 +68,10 @@ std::optional<ProcessRates> rates_between(const ProcessSample& prev, const Proce
 
 // Clock ticks per second (sysconf(_SC_CLK_TCK)).
 double clock_ticks_per_second();
-// CLOCK_MONOTONIC in seconds: the timebase of every sample.
-double monotonic_seconds();
-// CPU time of the calling thread (user + system), seconds.
-double thread_cpu_seconds();
+// CLOCK_MONOTONIC in seconds (the timebase of every sample) and the calling thread's CPU
+// time (common/clock.h).
+using leakwatch::monotonic_seconds;
+using leakwatch::thread_cpu_seconds;
 
 // Process discovery.  Thread-safe.
 [[nodiscard]] Result<std::vector<int>> list_pids(const std::string& proc_root = "/proc");

@@ -69,7 +69,9 @@ static void lw_no_next_new(void) {
 void* lw_new_failed(int form, size_t n, size_t align, const void* tag) {
   void* next = __atomic_load_n(&lw_next_new[form], __ATOMIC_ACQUIRE);
   if (next == NULL) {
-    next = dlsym(RTLD_NEXT, lw_new_names[form]);
+    /* Injected, the library is not in the global scope: a lookup there finds the C++
+     * runtime's operator. */
+    next = dlsym(lw_injected ? lw_global_scope() : RTLD_NEXT, lw_new_names[form]);
     __atomic_store_n(&lw_next_new[form], next, __ATOMIC_RELEASE);
   }
   int nothrow = form == LW_NEW_NOTHROW || form == LW_NEW_ARRAY_NOTHROW ||
@@ -119,6 +121,7 @@ LW_ALWAYS_INLINE void* lw_new_aligned_body(enum lw_new_form form, size_t n, size
 
 #define LW_OP(ret, cname, mangled, params) \
   LW_EXPORT ret cname params __asm__(mangled); \
+  extern __typeof(cname) cname##_self __attribute__((alias(mangled), visibility("hidden"))); \
   LW_EXPORT ret cname params
 
 LW_OP(void*, lw_op_new, "_Znwm", (size_t n)) { return lw_new_body(LW_NEW, n, NULL); }
@@ -148,7 +151,8 @@ LW_OP(void*, lw_op_new_array_aligned_nothrow, "_ZnamSt11align_val_tRKSt9nothrow_
  * each for delete and delete[]. */
 #define LW_DELETE(cname, mangled, ...)                                       \
   LW_EXPORT void cname(void* p, ##__VA_ARGS__) __asm__(mangled);             \
-  LW_EXPORT void cname(void* p, ##__VA_ARGS__) { lw_free(p); }
+  LW_EXPORT void cname(void* p, ##__VA_ARGS__) { lw_free(p); }              \
+  extern __typeof(cname) cname##_self __attribute__((alias(mangled), visibility("hidden")));
 
 LW_DELETE(lw_op_delete, "_ZdlPv")
 LW_DELETE(lw_op_delete_array, "_ZdaPv")
@@ -168,3 +172,31 @@ LW_DELETE(lw_op_delete_aligned_nothrow, "_ZdlPvSt11align_val_tRKSt9nothrow_t",
           size_t a __attribute__((unused)), const void* t __attribute__((unused)))
 LW_DELETE(lw_op_delete_array_aligned_nothrow, "_ZdaPvSt11align_val_tRKSt9nothrow_t",
           size_t a __attribute__((unused)), const void* t __attribute__((unused)))
+
+/* The GOT rewriting's C++ names (injection): the library's own definitions (hidden aliases,
+ * whatever the names bind to).  A slot is rewritten only when it leads to a C++ runtime's
+ * or the allocator's operator (got.c): a program's own operator new may not use malloc. */
+#define LW_CXX(cname, mangled) {mangled, (void*)cname##_self, NULL}
+const struct lw_got_name lw_cxx_names[] = {
+    LW_CXX(lw_op_new, "_Znwm"),
+    LW_CXX(lw_op_new_array, "_Znam"),
+    LW_CXX(lw_op_new_nothrow, "_ZnwmRKSt9nothrow_t"),
+    LW_CXX(lw_op_new_array_nothrow, "_ZnamRKSt9nothrow_t"),
+    LW_CXX(lw_op_new_aligned, "_ZnwmSt11align_val_t"),
+    LW_CXX(lw_op_new_array_aligned, "_ZnamSt11align_val_t"),
+    LW_CXX(lw_op_new_aligned_nothrow, "_ZnwmSt11align_val_tRKSt9nothrow_t"),
+    LW_CXX(lw_op_new_array_aligned_nothrow, "_ZnamSt11align_val_tRKSt9nothrow_t"),
+    LW_CXX(lw_op_delete, "_ZdlPv"),
+    LW_CXX(lw_op_delete_array, "_ZdaPv"),
+    LW_CXX(lw_op_delete_sized, "_ZdlPvm"),
+    LW_CXX(lw_op_delete_array_sized, "_ZdaPvm"),
+    LW_CXX(lw_op_delete_nothrow, "_ZdlPvRKSt9nothrow_t"),
+    LW_CXX(lw_op_delete_array_nothrow, "_ZdaPvRKSt9nothrow_t"),
+    LW_CXX(lw_op_delete_aligned, "_ZdlPvSt11align_val_t"),
+    LW_CXX(lw_op_delete_array_aligned, "_ZdaPvSt11align_val_t"),
+    LW_CXX(lw_op_delete_sized_aligned, "_ZdlPvmSt11align_val_t"),
+    LW_CXX(lw_op_delete_array_sized_aligned, "_ZdaPvmSt11align_val_t"),
+    LW_CXX(lw_op_delete_aligned_nothrow, "_ZdlPvSt11align_val_tRKSt9nothrow_t"),
+    LW_CXX(lw_op_delete_array_aligned_nothrow, "_ZdaPvSt11align_val_tRKSt9nothrow_t"),
+};
+const unsigned lw_cxx_name_count = sizeof(lw_cxx_names) / sizeof(lw_cxx_names[0]);

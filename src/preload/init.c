@@ -32,16 +32,6 @@
 #include "preload/exp_table.h"
 #include "preload/preload_internal.h"
 
-/* glibc's own entry points: the fallback when dlsym finds nothing (it always finds glibc's
- * in a dynamically linked glibc program; these keep a broken search order from crashing). */
-extern void* __libc_malloc(size_t);
-extern void __libc_free(void*);
-extern void* __libc_calloc(size_t, size_t);
-extern void* __libc_realloc(void*, size_t);
-extern void* __libc_memalign(size_t, size_t);
-extern void* __libc_valloc(size_t);
-extern void* __libc_pvalloc(size_t);
-
 int lw_mode = LW_MODE_UNCONFIGURED;
 uint64_t lw_rate = LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES;
 uint64_t lw_call_unit;
@@ -187,7 +177,7 @@ struct lw_real_fns lw_real = {
 };
 
 /* Fallbacks for the aligned functions when only glibc's internal names are available. */
-static int lw_libc_posix_memalign(void** out, size_t align, size_t n) {
+int lw_libc_posix_memalign(void** out, size_t align, size_t n) {
   if (!lw_valid_alignment(align) || align % sizeof(void*) != 0)
     return EINVAL;
   void* p = __libc_memalign(align, n);
@@ -239,6 +229,14 @@ static void lw_resolve_all(void) {
 
 enum { LW_INIT_NONE = 0, LW_INIT_RUNNING = 1, LW_INIT_DONE = 2 };
 static int lw_init_state;
+
+void lw_install_real(const struct lw_real_fns* real) {
+  void** dst = (void**)&lw_real;
+  void* const* src = (void* const*)real;
+  for (size_t i = 0; i < sizeof(*real) / sizeof(void*); ++i)
+    __atomic_store_n(&dst[i], src[i], __ATOMIC_RELEASE);
+  __atomic_store_n(&lw_init_state, LW_INIT_DONE, __ATOMIC_RELEASE);
+}
 static int lw_config_state;
 
 static void lw_configure(void);
@@ -322,28 +320,43 @@ static double lw_neg_log1m(double x) {
   return sum;
 }
 
-static void lw_configure(void) {
-  int expected = 0;
-  if (!__atomic_compare_exchange_n(&lw_config_state, &expected, 1, 0, __ATOMIC_ACQ_REL,
-                                   __ATOMIC_ACQUIRE))
-    return;
-  struct leakwatch_preload_stats* st = &leakwatch_preload_stats;
-  uint32_t flags = lw_resolve_flags;
-  int mode = LW_MODE_BYTES;
+/* The settings, from the environment (LD_PRELOAD) or from leakwatch (injection). */
+struct lw_settings {
+  int disabled;
+  uint64_t rate;   /* R; 1 = exact */
+  uint64_t calls;  /* N > 1: call sampling */
+  uint64_t slots;  /* 0 = default */
+  int fixed_seed;
+  uint64_t seed;
+};
 
+static void lw_settings_from_env(struct lw_settings* s, uint32_t* flags) {
   const char* disable = getenv("LEAKWATCH_PRELOAD_DISABLE");
-  if (disable != NULL && *disable != '\0' && strcmp(disable, "0") != 0) {
+  s->disabled = disable != NULL && *disable != '\0' && strcmp(disable, "0") != 0;
+  s->rate = lw_env_size("LEAKWATCH_SAMPLE_BYTES", LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES, 1,
+                        1ull << 44, 0, flags);
+  s->calls = lw_env_size("LEAKWATCH_SAMPLE_CALLS", 0, 1, 1ull << 28, 0, flags);
+  s->slots = lw_env_size("LEAKWATCH_PRELOAD_SET_SLOTS", 0, 1ull << 10, 1ull << 26, 1, flags);
+  const char* seed_env = getenv("LEAKWATCH_PRELOAD_SEED");
+  s->fixed_seed = seed_env != NULL;
+  s->seed = seed_env != NULL ? lw_parse_size(seed_env) : 0;
+}
+
+/* Publishes the configuration: from here on allocations are sampled. */
+static void lw_apply_settings(const struct lw_settings* s, uint32_t flags) {
+  struct leakwatch_preload_stats* st = &leakwatch_preload_stats;
+  flags |= lw_resolve_flags;
+  int mode = LW_MODE_BYTES;
+  if (s->disabled) {
     flags |= LW_PRELOAD_F_DISABLED;
     mode = LW_MODE_OFF;
   }
-
-  uint64_t rate = lw_env_size("LEAKWATCH_SAMPLE_BYTES", LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES, 1,
-                               1ull << 44, 0, &flags);
+  uint64_t rate = s->rate;
   /* Sampling calls: a call of U "bytes" holds a point of the byte sampler's Poisson process
    * (mean interval R) with probability 1 - exp(-U/R); R = U / -ln(1 - 1/N) makes that 1/N,
    * the probability BPF gives each call with -s N. */
   uint64_t unit = 0;
-  uint64_t calls = lw_env_size("LEAKWATCH_SAMPLE_CALLS", 0, 1, 1ull << 28, 0, &flags);
+  uint64_t calls = s->calls;
   if (calls == 1) {
     rate = 1;
   } else if (calls > 1) {
@@ -355,14 +368,9 @@ static void lw_configure(void) {
     mode = LW_MODE_EXACT;
     flags |= LW_PRELOAD_F_EXACT;
   }
+  uint64_t slots = s->slots ? s->slots : mode == LW_MODE_EXACT ? (1ull << 22) : (1ull << 18);
 
-  uint64_t slots = lw_env_size("LEAKWATCH_PRELOAD_SET_SLOTS",
-                                mode == LW_MODE_EXACT ? (1ull << 22) : (1ull << 18), 1ull << 10,
-                                1ull << 26, 1, &flags);
-
-  const char* seed_env = getenv("LEAKWATCH_PRELOAD_SEED");
-  lw_seed_base = seed_env != NULL ? lw_mix64(lw_parse_size(seed_env) + 1) : lw_process_seed();
-
+  lw_seed_base = s->fixed_seed ? lw_mix64(s->seed + 1) : lw_process_seed();
   lw_preload_build_exp_table(lw_exp_table, LW_EXP_TABLE_SIZE);
   lw_rate = rate;
   lw_call_unit = mode == LW_MODE_BYTES ? unit : 0;
@@ -382,7 +390,40 @@ static void lw_configure(void) {
   __atomic_store_n(&lw_config_state, 2, __ATOMIC_RELEASE);
 }
 
+static void lw_configure(void) {
+  int expected = 0;
+  if (lw_injected ||
+      !__atomic_compare_exchange_n(&lw_config_state, &expected, 1, 0, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE))
+    return;
+  uint32_t flags = 0;
+  struct lw_settings s;
+  lw_settings_from_env(&s, &flags);
+  lw_apply_settings(&s, flags);
+}
+
+int lw_configure_injected(const struct leakwatch_inject_config* cfg) {
+  int expected = 0;
+  if (!__atomic_compare_exchange_n(&lw_config_state, &expected, 1, 0, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE))
+    return -1;
+  struct lw_settings s = {0};
+  s.rate = cfg->sample_bytes ? cfg->sample_bytes : LEAKWATCH_PRELOAD_DEFAULT_SAMPLE_BYTES;
+  s.calls = cfg->sample_calls;
+  s.slots = cfg->set_slots;
+  s.fixed_seed = cfg->seed != 0;
+  s.seed = cfg->seed;
+  /* Calls made while the slots were being rewritten were made before sampling started:
+   * they belong to the time before the injection, not to "before initialisation". */
+  __atomic_store_n(&leakwatch_preload_stats.unsampled_early, 0, __ATOMIC_RELAXED);
+  lw_apply_settings(&s, LW_PRELOAD_F_INJECTED);
+  return (__atomic_load_n(&leakwatch_preload_stats.flags, __ATOMIC_RELAXED) & LW_PRELOAD_F_NO_SET)
+             ? -1 : 0;
+}
+
 int lw_try_configure(void) {
+  if (lw_injected) /* configured by leakwatch_inject_init only */
+    return __atomic_load_n(&lw_mode, __ATOMIC_ACQUIRE);
   if (lw_ensure_init() && environ != NULL)
     lw_configure();
   return __atomic_load_n(&lw_mode, __ATOMIC_ACQUIRE);
@@ -395,7 +436,31 @@ static void lw_after_fork_child(void) {
   LW_STAT_ADD(forks, 1);
 }
 
+int lw_injected;
+
+void* lw_global_scope(void) {
+  static void* handle;
+  void* h = __atomic_load_n(&handle, __ATOMIC_ACQUIRE);
+  if (h == NULL) {
+    h = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
+    __atomic_store_n(&handle, h, __ATOMIC_RELEASE);
+  }
+  return h;
+}
+
+/* Loaded at start (LD_PRELOAD) the library is in the global scope; dlopen'ed by leakwatch
+ * into a running process (RTLD_LOCAL) it is not.  (dlsym(RTLD_DEFAULT) cannot tell: called
+ * from here it also searches the library's own scope.)  Injected, nothing binds to its
+ * wrappers until leakwatch_inject_init rewrites the GOT, and the environment, which
+ * leakwatch did not set, is not read. */
 __attribute__((constructor)) static void lw_preload_constructor(void) {
+  void* global = lw_global_scope();
+  if (global == NULL ||
+      dlsym(global, LEAKWATCH_PRELOAD_STATS_SYMBOL) != (void*)&leakwatch_preload_stats) {
+    lw_injected = 1;
+    pthread_atfork(NULL, NULL, lw_after_fork_child);
+    return;
+  }
   lw_ensure_init();
   lw_configure();
   pthread_atfork(NULL, NULL, lw_after_fork_child);

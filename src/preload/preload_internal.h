@@ -10,6 +10,12 @@
  *   cxx_operators.c  every operator new / delete form: likewise
  *   sampled.c        the sampled paths of both, built with frame pointers: the functions
  *                    that call leakwatch_hook_alloc
+ *   inject.c         loaded into a running process by leakwatch: leakwatch_inject_init,
+ *                    the allocator it resolves, the dlopen wrapper
+ *   got.c            rewriting the GOT slots of the allocation functions in loaded objects
+ *   api_wrappers.c   jemalloc/tcmalloc/mimalloc APIs and malloc_usable_size (injected only:
+ *                    hidden, reached through rewritten GOT slots), unsampled paths
+ *   api_sampled.c    their sampled paths (frame pointers)
  *
  * How the hook sees the program's caller.  An exported wrapper takes its unsampled path in a
  * few instructions and without a frame of its own.  Otherwise it leaves by a tail jump to
@@ -74,6 +80,58 @@ LW_ALWAYS_INLINE int lw_in_arena(const void* p) {
 }
 /* The requested size of an arena block (for realloc). */
 size_t lw_arena_block_size(const void* p) LW_HIDDEN;
+
+/* glibc's own entry points: the fallback when a lookup finds nothing (it always finds glibc's
+ * in a dynamically linked glibc program; these keep a broken search order from crashing). */
+extern void* __libc_malloc(size_t);
+extern void __libc_free(void*);
+extern void* __libc_calloc(size_t, size_t);
+extern void* __libc_realloc(void*, size_t);
+extern void* __libc_memalign(size_t, size_t);
+extern void* __libc_valloc(size_t);
+extern void* __libc_pvalloc(size_t);
+/* posix_memalign on __libc_memalign (init.c). */
+int lw_libc_posix_memalign(void** out, size_t align, size_t n) LW_HIDDEN;
+
+/* ---- injection (inject.c, got.c) ---- */
+
+/* Set by the constructor when the library was dlopen'ed into a running process rather than
+ * preloaded: the environment is not read, leakwatch_inject_init configures it. */
+extern int lw_injected LW_HIDDEN;
+/* The handle of the program's global scope (dlopen(NULL)): lookups there see what the
+ * program binds to and never this library when it is injected. */
+void* lw_global_scope(void) LW_HIDDEN;
+/* Stores the real functions (atomically, field by field) and marks initialisation done. */
+void lw_install_real(const struct lw_real_fns* real) LW_HIDDEN;
+/* Applies leakwatch's configuration; 0 when sampling is on. */
+int lw_configure_injected(const struct leakwatch_inject_config* cfg) LW_HIDDEN;
+
+/* A function the GOT rewriting knows: `wrapper` is what a slot of `name` is made to lead to;
+ * `real` holds the definition such a slot must lead to before (NULL: a C++ runtime's
+ * operator, checked by the object that defines it). */
+struct lw_got_name {
+  const char* name;
+  void* wrapper;
+  void** real;
+};
+/* The names of each family, with their counts (wrappers.c, cxx_operators.c, api_wrappers.c). */
+extern const struct lw_got_name lw_c_names[] LW_HIDDEN;
+extern void* lw_expect_reallocarray LW_HIDDEN;
+extern void* lw_expect_cfree LW_HIDDEN;
+extern const unsigned lw_c_name_count LW_HIDDEN;
+extern const struct lw_got_name lw_cxx_names[] LW_HIDDEN;
+extern const unsigned lw_cxx_name_count LW_HIDDEN;
+extern const struct lw_got_name lw_api_names[] LW_HIDDEN;
+extern const unsigned lw_api_name_count LW_HIDDEN;
+/* The real definitions of the API names (NULL where the program has none). */
+void lw_resolve_api_names(void) LW_HIDDEN;
+
+/* One rewriting pass over every loaded object (serialised).  `res` may be NULL. */
+void lw_got_pass(struct leakwatch_inject_result* res, const struct lw_got_name* extra,
+                 unsigned extra_count) LW_HIDDEN;
+
+/* Forgets a block that an allocator API releases (free path of api_wrappers.c). */
+void lw_api_forget(void* p) LW_HIDDEN __attribute__((noinline));
 
 /* ---- configuration (init.c) ---- */
 

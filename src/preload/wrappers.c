@@ -92,6 +92,7 @@ LW_SELF_ALIAS(malloc)
 LW_SELF_ALIAS(free)
 LW_SELF_ALIAS(calloc)
 LW_SELF_ALIAS(realloc)
+LW_SELF_ALIAS(reallocarray)
 LW_SELF_ALIAS(posix_memalign)
 LW_SELF_ALIAS(aligned_alloc)
 LW_SELF_ALIAS(memalign)
@@ -109,3 +110,23 @@ const struct lw_real_fns lw_self = {
     .valloc = lw_self_valloc,
     .pvalloc = lw_self_pvalloc,
 };
+
+/* The GOT rewriting's C names (injection): each wrapper forwards to lw_real's field, which
+ * holds the definition the program binds to.  reallocarray and cfree are served by realloc
+ * and free; their slots must lead to their own definitions (inject.c resolves them). */
+void* lw_expect_reallocarray;
+void* lw_expect_cfree;
+const struct lw_got_name lw_c_names[] = {
+    {"malloc", (void*)lw_self_malloc, (void**)&lw_real.malloc},
+    {"free", (void*)lw_self_free, (void**)&lw_real.free},
+    {"cfree", (void*)lw_self_free, &lw_expect_cfree},
+    {"calloc", (void*)lw_self_calloc, (void**)&lw_real.calloc},
+    {"realloc", (void*)lw_self_realloc, (void**)&lw_real.realloc},
+    {"reallocarray", (void*)lw_self_reallocarray, &lw_expect_reallocarray},
+    {"posix_memalign", (void*)lw_self_posix_memalign, (void**)&lw_real.posix_memalign},
+    {"aligned_alloc", (void*)lw_self_aligned_alloc, (void**)&lw_real.aligned_alloc},
+    {"memalign", (void*)lw_self_memalign, (void**)&lw_real.memalign},
+    {"valloc", (void*)lw_self_valloc, (void**)&lw_real.valloc},
+    {"pvalloc", (void*)lw_self_pvalloc, (void**)&lw_real.pvalloc},
+};
+const unsigned lw_c_name_count = sizeof(lw_c_names) / sizeof(lw_c_names[0]);

@@ -19,24 +19,11 @@ static_assert(sizeof(lw_gr_event) == 72);
 static_assert(sizeof(lw_gr_inflight) == 40);
 static_assert(sizeof(lw_gr_rss) == 3 * 8 * LW_GR_RSS_MEMBERS + 16);
 
-uint32_t page_shift() {
-  long page = ::sysconf(_SC_PAGESIZE);
-  uint32_t shift = 0;
-  while (page > 1) {
-    page >>= 1;
-    shift++;
-  }
-  return shift;
-}
-
 }  // namespace
 
 void GrowthProbe::SkelDeleter::operator()(growth_bpf* s) const { growth_bpf__destroy(s); }
 
-GrowthProbe::~GrowthProbe() {
-  if (ringbuf_) ring_buffer__free(static_cast<ring_buffer*>(ringbuf_));
-  for (void* l : links_) bpf_link__destroy(static_cast<bpf_link*>(l));
-}
+GrowthProbe::~GrowthProbe() = default;
 
 Result<std::unique_ptr<GrowthProbe>> GrowthProbe::Create(const GrowthProbeConfig& cfg) {
   if (cfg.pid <= 0 && cfg.cgroup_path.empty())
@@ -51,7 +38,7 @@ Result<std::unique_ptr<GrowthProbe>> GrowthProbe::Create(const GrowthProbeConfig
   }
 
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!cfg.btf_path.empty()) open_opts.btf_custom_path = cfg.btf_path.c_str();
+  set_btf_path(open_opts, cfg.btf_path);
   growth_bpf* raw = growth_bpf__open_opts(&open_opts);
   if (!raw) return fail_errno("cannot open the growth BPF object");
   p->skel_.reset(raw);
@@ -73,8 +60,7 @@ Result<std::unique_ptr<GrowthProbe>> GrowthProbe::Create(const GrowthProbeConfig
   if (!cfg.rss) bpf_program__set_autoload(s->progs.lw_gr_rss, false);
 
   if (int err = growth_bpf__load(s); err)
-    return fail_errno("cannot load the growth BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
-                      -err);
+    return std::unexpected(load_error("the growth BPF programs", err, cfg.btf_path));
   if (cgroup_fd.valid()) {
     uint32_t key = 0;
     uint32_t fd = static_cast<uint32_t>(cgroup_fd.get());
@@ -95,22 +81,12 @@ Result<std::unique_ptr<GrowthProbe>> GrowthProbe::Create(const GrowthProbeConfig
     if (!l)
       return fail_errno(fmt::format("cannot attach {} ({})", bpf_program__name(prog),
                                     bpf_program__section_name(prog)));
-    p->links_.push_back(l);
+    p->links_.emplace_back(l);
   }
 
-  p->ringbuf_ = ring_buffer__new(
-      bpf_map__fd(s->maps.events),
-      [](void* ctx, void* data, size_t len) -> int {
-        auto* self = static_cast<GrowthProbe*>(ctx);
-        if (len >= sizeof(lw_gr_event) && self->event_cb_) {
-          lw_gr_event e;
-          std::memcpy(&e, data, sizeof e);
-          self->event_cb_(e);
-        }
-        return 0;
-      },
-      p.get(), nullptr);
-  if (!p->ringbuf_) return fail_errno("cannot open the growth event ring buffer");
+  auto ring = RingBuffer::Open(bpf_map__fd(s->maps.events), "the growth event ring buffer");
+  if (!ring) return std::unexpected(ring.error());
+  p->events_ = std::move(*ring);
   return p;
 }
 
@@ -118,14 +94,8 @@ std::vector<uint64_t> GrowthProbe::read_stack(uint64_t stack) const {
   std::vector<uint64_t> frames;
   if (stack == LW_GR_NO_STACK) return frames;
   if (cfg_.walker == StackWalker::kKernel) {
-    uint64_t ips[LW_GR_MAX_DEPTH] = {};
     uint32_t id = static_cast<uint32_t>(stack);
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stack_traces), &id, ips) != 0) return frames;
-    for (uint64_t ip : ips) {
-      if (ip == 0) break;
-      frames.push_back(ip);
-    }
-    return frames;
+    return read_stack_ips(bpf_map__fd(skel_->maps.stack_traces), &id, LW_GR_MAX_DEPTH);
   }
   lw_gr_stack st{};
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.fp_stacks), &stack, &st) != 0) return frames;
@@ -150,36 +120,18 @@ std::vector<RssEntry> GrowthProbe::read_rss() const {
 }
 
 GrowthCounters GrowthProbe::read_counters() const {
-  GrowthCounters out{};
-  int ncpu = libbpf_num_possible_cpus();
-  std::vector<uint64_t> vals(static_cast<size_t>(ncpu > 0 ? ncpu : 1));
-  int fd = bpf_map__fd(skel_->maps.counters);
-  for (uint32_t i = 0; i < LW_GR_CNT_MAX; i++) {
-    if (bpf_map_lookup_elem(fd, &i, vals.data()) != 0) continue;
-    for (uint64_t v : vals) out[i] += v;
-  }
-  return out;
+  return sum_percpu_counters<LW_GR_CNT_MAX>(bpf_map__fd(skel_->maps.counters));
 }
 
 int GrowthProbe::drain_events(const std::function<void(const lw_gr_event&)>& on_event) {
-  event_cb_ = on_event;
-  int n = ring_buffer__consume(static_cast<ring_buffer*>(ringbuf_));
-  event_cb_ = nullptr;
-  return n;
+  return events_->consume([&](const void* data, size_t len) {
+    if (len < sizeof(lw_gr_event)) return;
+    lw_gr_event e;
+    std::memcpy(&e, data, sizeof e);
+    on_event(e);
+  });
 }
 
-std::vector<GrowthProbe::RunStats> GrowthProbe::run_stats() const {
-  std::vector<RunStats> out;
-  bpf_program* prog;
-  bpf_object__for_each_program(prog, skel_->obj) {
-    int fd = bpf_program__fd(prog);
-    if (fd < 0) continue;
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-      out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt});
-  }
-  return out;
-}
+std::vector<ProgramRunStats> GrowthProbe::run_stats() const { return program_run_stats(skel_->obj); }
 
 }  // namespace leakwatch::probe

@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "bpf/growth.h"
+#include "probe/bpf_handles.h"
+#include "probe/growth_types.h"
 #include "common/result.h"
 
 struct growth_bpf;
 
 namespace leakwatch::probe {
-
-enum class StackWalker : uint32_t { kKernel = LW_GR_WALK_KERNEL, kFramePointers = LW_GR_WALK_FP };
 
 struct GrowthProbeConfig {
   int pid = 0;                   // only this process (0: no pid filter)
@@ -32,13 +32,6 @@ struct GrowthProbeConfig {
   uint32_t ringbuf_bytes = 4u << 20;  // sampled faults and mmap-family events
   std::string btf_path;          // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
 };
-
-struct RssEntry {
-  uint32_t tgid = 0;
-  lw_gr_rss rss{};
-};
-
-using GrowthCounters = std::array<uint64_t, LW_GR_CNT_MAX>;
 
 class GrowthProbe {
  public:
@@ -60,11 +53,7 @@ class GrowthProbe {
   int drain_events(const std::function<void(const lw_gr_event&)>& on_event);
 
   // Run time and count of each BPF program (needs kernel.bpf_stats_enabled=1).
-  struct RunStats {
-    std::string program;
-    uint64_t run_time_ns = 0, run_cnt = 0;
-  };
-  std::vector<RunStats> run_stats() const;
+  std::vector<ProgramRunStats> run_stats() const;
 
  private:
   GrowthProbe() = default;
@@ -72,9 +61,8 @@ class GrowthProbe {
   struct SkelDeleter { void operator()(growth_bpf* s) const; };
   GrowthProbeConfig cfg_;
   std::unique_ptr<growth_bpf, SkelDeleter> skel_;
-  std::vector<void*> links_;    // struct bpf_link*
-  void* ringbuf_ = nullptr;     // struct ring_buffer*
-  std::function<void(const lw_gr_event&)> event_cb_;
+  std::vector<BpfLink> links_;
+  std::unique_ptr<RingBuffer> events_;
 };
 
 }  // namespace leakwatch::probe

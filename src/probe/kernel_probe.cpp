@@ -54,16 +54,6 @@ bpf_program* program_for(kmemleak_bpf* s, const std::string& name) {
   return nullptr;
 }
 
-uint32_t page_shift() {
-  long sz = ::sysconf(_SC_PAGESIZE);
-  uint32_t shift = 0;
-  while (sz > 1) {
-    sz >>= 1;
-    shift++;
-  }
-  return shift ? shift : 12;
-}
-
 }  // namespace
 
 const char* source_name(uint32_t source) {
@@ -78,35 +68,23 @@ const char* source_name(uint32_t source) {
 
 void KernelProbe::SkelDeleter::operator()(kmemleak_bpf* s) const { kmemleak_bpf__destroy(s); }
 
-KernelProbe::~KernelProbe() {
-  if (ringbuf_) ring_buffer__free(static_cast<ring_buffer*>(ringbuf_));
-  for (void* l : links_) bpf_link__destroy(static_cast<bpf_link*>(l));
-}
+KernelProbe::~KernelProbe() = default;
 
 Result<std::unique_ptr<KernelProbe>> KernelProbe::Create(const KernelConfig& cfg) {
   std::unique_ptr<KernelProbe> p(new KernelProbe());
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!cfg.btf_path.empty()) open_opts.btf_custom_path = cfg.btf_path.c_str();
+  set_btf_path(open_opts, cfg.btf_path);
   kmemleak_bpf* raw = kmemleak_bpf__open_opts(&open_opts);
   if (!raw) return fail_errno("cannot open the kernel memleak BPF object");
   p->skel_.reset(raw);
   auto* s = p->skel_.get();
 
-  s->rodata->min_size = cfg.min_size;
-  s->rodata->max_size = cfg.max_size;
-  s->rodata->sample_mode = static_cast<uint32_t>(cfg.sample_mode);
-  s->rodata->sample_rate = cfg.sample_rate ? cfg.sample_rate : 1;
+  if (auto r = set_alloc_sampling(s->rodata, cfg.sampling); !r) return std::unexpected(r.error());
   s->rodata->trace_events = cfg.trace ? 1 : 0;
   s->rodata->wa_missing_free = cfg.wa_missing_free ? 1 : 0;
   s->rodata->batched_free = cfg.batched_free ? 1 : 0;
   s->rodata->only_tgid = cfg.only_tgid;
   s->rodata->page_shift = page_shift();
-  if (cfg.sample_mode == SampleMode::kBytes) {
-    if (cfg.exp_table.size() != LW_EXP_TABLE_SIZE)
-      return fail("internal: byte sampling table has {} entries, want {}", cfg.exp_table.size(),
-                  LW_EXP_TABLE_SIZE);
-    for (size_t i = 0; i < LW_EXP_TABLE_SIZE; i++) s->rodata->exp_table[i] = cfg.exp_table[i];
-  }
   bpf_map__set_max_entries(s->maps.allocs, cfg.max_allocs);
   bpf_map__set_max_entries(s->maps.stacks, cfg.max_stacks);
   bpf_map__set_max_entries(s->maps.combined, cfg.max_stacks);
@@ -132,8 +110,7 @@ Result<std::unique_ptr<KernelProbe>> KernelProbe::Create(const KernelConfig& cfg
   }
 
   if (int err = kmemleak_bpf__load(s); err)
-    return fail_errno("cannot load the kernel memleak BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
-                      -err);
+    return std::unexpected(load_error("the kernel memleak BPF programs", err, cfg.btf_path));
 
   for (const Tracepoint* tp : wanted) {
     KernelAttach a{std::string(tp->category) + ":" + tp->name, false, ""};
@@ -143,22 +120,15 @@ Result<std::unique_ptr<KernelProbe>> KernelProbe::Create(const KernelConfig& cfg
       if (tp->required) return fail("cannot attach to tracepoint {}: {}", a.tracepoint, a.error);
     } else {
       a.ok = true;
-      p->links_.push_back(l);
+      p->links_.emplace_back(l);
     }
     p->attach_results_.push_back(std::move(a));
   }
 
   if (cfg.trace) {
-    p->ringbuf_ = ring_buffer__new(
-        bpf_map__fd(s->maps.events),
-        [](void* ctx, void* data, size_t len) -> int {
-          auto* self = static_cast<KernelProbe*>(ctx);
-          if (len >= sizeof(klw_event) && self->event_cb_)
-            self->event_cb_(*static_cast<const klw_event*>(data));
-          return 0;
-        },
-        p.get(), nullptr);
-    if (!p->ringbuf_) return fail_errno("cannot open the trace ring buffer");
+    auto r = RingBuffer::Open(bpf_map__fd(s->maps.events), "the trace ring buffer");
+    if (!r) return std::unexpected(r.error());
+    p->events_ = std::move(*r);
   }
   return p;
 }
@@ -170,54 +140,23 @@ size_t KernelProbe::failed_attaches() const {
 }
 
 Result<std::vector<KernelAlloc>> KernelProbe::read_allocs() const {
+  auto entries = read_hash_map<klw_alloc_key, klw_alloc_info>(bpf_map__fd(skel_->maps.allocs),
+                                                               "the allocs map");
+  if (!entries) return std::unexpected(entries.error());
   std::vector<KernelAlloc> out;
-  int fd = bpf_map__fd(skel_->maps.allocs);
-  constexpr uint32_t kChunk = 8192;
-  std::vector<klw_alloc_key> keys(kChunk);
-  std::vector<klw_alloc_info> vals(kChunk);
-  klw_alloc_key batch_out{};
-  void* in = nullptr;
-  auto add = [&](const klw_alloc_key& k, const klw_alloc_info& v) {
+  out.reserve(entries->size());
+  for (const auto& [k, v] : *entries)
     out.push_back({k.addr, k.space, v.size, v.timestamp_ns, v.stack_hash, v.tgid, v.source});
-  };
-  for (;;) {
-    uint32_t n = kChunk;
-    int err = bpf_map_lookup_batch(fd, in, &batch_out, keys.data(), vals.data(), &n, nullptr);
-    int e = err ? errno : 0;
-    for (uint32_t i = 0; i < n; i++) add(keys[i], vals[i]);
-    if (!err) {
-      in = &batch_out;
-      continue;
-    }
-    if (e == ENOENT) return out;
-    if (e != EINVAL && e != ENOTSUP && e != EOPNOTSUPP) return fail_errno("cannot read the allocs map", e);
-    break;
-  }
-  // No batch operations: walk the keys (entries freed meanwhile are skipped).
-  out.clear();
-  klw_alloc_key key{}, next{};
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    klw_alloc_info v;
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0) add(next, v);
-    key = next;
-    prev = &key;
-  }
   return out;
 }
 
 Result<std::vector<KernelCombined>> KernelProbe::read_combined() const {
+  auto entries = read_hash_map<uint64_t, klw_combined>(bpf_map__fd(skel_->maps.combined),
+                                                        "the per-stack totals map");
+  if (!entries) return std::unexpected(entries.error());
   std::vector<KernelCombined> out;
-  int fd = bpf_map__fd(skel_->maps.combined);
-  uint64_t key = 0, next = 0;
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    klw_combined v;
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0 && v.number_of_allocs > 0)
-      out.push_back({next, v.total_size, v.number_of_allocs});
-    key = next;
-    prev = &key;
-  }
+  for (const auto& [k, v] : *entries)
+    if (v.number_of_allocs > 0) out.push_back({k, v.total_size, v.number_of_allocs});
   return out;
 }
 
@@ -234,23 +173,14 @@ std::vector<uint64_t> KernelProbe::read_stack(uint64_t stack_hash) const {
 }
 
 KernelCounters KernelProbe::read_counters() const {
-  KernelCounters out{};
-  int ncpu = libbpf_num_possible_cpus();
-  std::vector<uint64_t> vals(static_cast<size_t>(ncpu > 0 ? ncpu : 1));
-  int fd = bpf_map__fd(skel_->maps.counters);
-  for (uint32_t i = 0; i < KLW_CNT_MAX; i++) {
-    if (bpf_map_lookup_elem(fd, &i, vals.data()) != 0) continue;
-    for (uint64_t v : vals) out[i] += v;
-  }
-  return out;
+  return sum_percpu_counters<KLW_CNT_MAX>(bpf_map__fd(skel_->maps.counters));
 }
 
 int KernelProbe::poll_events(int timeout_ms, const std::function<void(const klw_event&)>& on_event) {
-  if (!ringbuf_) return 0;
-  event_cb_ = on_event;
-  int n = ring_buffer__poll(static_cast<ring_buffer*>(ringbuf_), timeout_ms);
-  event_cb_ = nullptr;
-  return n;
+  if (!events_) return 0;
+  return events_->poll(timeout_ms, [&](const void* data, size_t len) {
+    if (len >= sizeof(klw_event)) on_event(*static_cast<const klw_event*>(data));
+  });
 }
 
 }  // namespace leakwatch::probe

@@ -13,7 +13,9 @@
 
 #include "bpf/kmemleak.h"
 #include "common/result.h"
-#include "probe/memleak_probe.h"
+#include "probe/alloc_sampling.h"
+#include "probe/bpf_handles.h"
+#include "probe/memleak_types.h"
 
 struct kmemleak_bpf;
 
@@ -24,11 +26,7 @@ struct KernelConfig {
   bool wa_missing_free = false;   // --wa-missing-free (BCC)
   bool batched_free = true;       // mm_page_free_batched releases pages (off: BCC's view)
   uint32_t only_tgid = 0;         // record only this process's allocations (tests); 0: all
-  uint64_t min_size = 0;
-  uint64_t max_size = UINT64_MAX;
-  SampleMode sample_mode = SampleMode::kExact;
-  uint64_t sample_rate = 1;
-  std::vector<uint32_t> exp_table;  // byte sampling draws (LW_EXP_TABLE_SIZE entries)
+  AllocSampling sampling;          // size range and sampling mode
   uint32_t max_allocs = 1000000;
   uint32_t max_stacks = 16384;
   bool trace = false;
@@ -81,9 +79,8 @@ class KernelProbe {
   KernelProbe() = default;
   struct SkelDeleter { void operator()(kmemleak_bpf* s) const; };
   std::unique_ptr<kmemleak_bpf, SkelDeleter> skel_;
-  std::vector<void*> links_;  // struct bpf_link*
-  void* ringbuf_ = nullptr;   // struct ring_buffer*
-  std::function<void(const klw_event&)> event_cb_;
+  std::vector<BpfLink> links_;
+  std::unique_ptr<RingBuffer> events_;
   std::vector<KernelAttach> attach_results_;
 };
 

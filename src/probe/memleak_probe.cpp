@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "bpf/sampling_table.h"
 #include "memleak.skel.h"
@@ -67,6 +68,11 @@ int create_uprobe_multi_link(int prog_fd, uint32_t attach_type, const std::strin
 
 bool is_alloc(lw_fn_kind k) { return k >= LW_FN_MALLOC && k <= LW_FN_MREMAP; }
 
+// free, munmap, the hooks' free: attached before any allocation function.
+bool is_release(uint32_t kind) {
+  return kind == LW_FN_HOOK_FREE || (kind != LW_FN_HOOK_ALLOC && !is_alloc(static_cast<lw_fn_kind>(kind)));
+}
+
 }  // namespace
 
 bool kernel_supports_uprobe_session() {
@@ -79,13 +85,7 @@ bool kernel_supports_uprobe_session() {
 
 void MemleakProbe::SkelDeleter::operator()(memleak_bpf* s) const { memleak_bpf__destroy(s); }
 
-MemleakProbe::~MemleakProbe() {
-  if (ringbuf_) ring_buffer__free(static_cast<ring_buffer*>(ringbuf_));
-  if (snapshot_ring_) ring_buffer__free(static_cast<ring_buffer*>(snapshot_ring_));
-  if (hook_ring_) ring_buffer__free(static_cast<ring_buffer*>(hook_ring_));
-  for (void* l : classic_links_) bpf_link__destroy(static_cast<bpf_link*>(l));
-  for (int fd : link_fds_) ::close(fd);
-}
+MemleakProbe::~MemleakProbe() = default;
 
 Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& cfg) {
   std::unique_ptr<MemleakProbe> p(new MemleakProbe());
@@ -96,24 +96,15 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
                 (cfg.attach_mode == AttachMode::kAuto && session_ok);
 
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!cfg.btf_path.empty()) open_opts.btf_custom_path = cfg.btf_path.c_str();
+  set_btf_path(open_opts, cfg.btf_path);
   memleak_bpf* raw = memleak_bpf__open_opts(&open_opts);
   if (!raw) return fail_errno("cannot open the memleak BPF object");
   p->skel_.reset(raw);
   auto* s = p->skel_.get();
 
-  s->rodata->min_size = cfg.min_size;
-  s->rodata->max_size = cfg.max_size;
-  s->rodata->sample_mode = static_cast<uint32_t>(cfg.sample_mode);
-  s->rodata->sample_rate = cfg.sample_rate ? cfg.sample_rate : 1;
+  if (auto r = set_alloc_sampling(s->rodata, cfg.sampling); !r) return std::unexpected(r.error());
   s->rodata->trace_events = cfg.trace ? 1 : 0;
   s->rodata->keep_combined = cfg.combined ? 1 : 0;
-  if (cfg.sample_mode == SampleMode::kBytes) {
-    if (cfg.exp_table.size() != LW_EXP_TABLE_SIZE)
-      return fail("internal: byte sampling table has {} entries, want {}", cfg.exp_table.size(),
-                  LW_EXP_TABLE_SIZE);
-    for (size_t i = 0; i < LW_EXP_TABLE_SIZE; i++) s->rodata->exp_table[i] = cfg.exp_table[i];
-  }
   if (!cfg.cgroup_path.empty()) {
     p->cgroup_fd_.reset(::open(cfg.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!p->cgroup_fd_.valid()) return fail_errno("--cgroup " + cfg.cgroup_path);
@@ -166,8 +157,7 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
   }
 
   if (int err = memleak_bpf__load(s); err)
-    return fail_errno("cannot load the memleak BPF programs (is BTF at /sys/kernel/btf/vmlinux?)",
-                      -err);
+    return std::unexpected(load_error("the memleak BPF programs", err, cfg.btf_path));
 
   if (p->cgroup_fd_.valid()) {
     uint32_t zero = 0;
@@ -176,7 +166,9 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
       return fail_errno("cannot set the cgroup filter for " + cfg.cgroup_path);
   }
   p->pid_ = cfg.pid;
+  p->attach_pause_us_ = cfg.attach_pause_us;
   if (auto r = p->attach_objects(cfg.objects); !r) return std::unexpected(r.error());
+  p->live_since_ns_ = monotonic_ns();
   bool any_alloc = false;
   for (const auto& a : p->attach_results_) any_alloc |= a.ok;
   if (!any_alloc) {
@@ -190,109 +182,99 @@ Result<std::unique_ptr<MemleakProbe>> MemleakProbe::Create(const MemleakConfig& 
   }
 
   if (cfg.trace) {
-    p->ringbuf_ = ring_buffer__new(
-        bpf_map__fd(s->maps.events),
-        [](void* ctx, void* data, size_t len) -> int {
-          auto* self = static_cast<MemleakProbe*>(ctx);
-          if (len >= sizeof(lw_event) && self->event_cb_)
-            self->event_cb_(*static_cast<const lw_event*>(data));
-          return 0;
-        },
-        p.get(), nullptr);
-    if (!p->ringbuf_) return fail_errno("cannot open the trace ring buffer");
+    auto r = RingBuffer::Open(bpf_map__fd(s->maps.events), "the trace ring buffer");
+    if (!r) return std::unexpected(r.error());
+    p->events_ = std::move(*r);
   }
   if (cfg.unwind_dwarf) {
-    p->snapshot_ring_ = ring_buffer__new(
-        bpf_map__fd(s->maps.snapshots),
-        [](void* ctx, void* data, size_t len) -> int {
-          auto* self = static_cast<MemleakProbe*>(ctx);
-          if (len < LW_SNAPSHOT_HEADER_SIZE || !self->snapshot_cb_) return 0;
-          // The record holds the header and stack_size bytes; the struct's tail is not
-          // there, so copy into a whole struct before handing it on.
-          static thread_local lw_stack_snapshot snap;
-          std::memcpy(&snap, data, std::min(len, sizeof(snap)));
-          if (snap.stack_size > len - LW_SNAPSHOT_HEADER_SIZE)
-            snap.stack_size = static_cast<uint32_t>(len - LW_SNAPSHOT_HEADER_SIZE);
-          self->snapshot_cb_(snap);
-          return 0;
-        },
-        p.get(), nullptr);
-    if (!p->snapshot_ring_) return fail_errno("cannot open the snapshot ring buffer");
+    auto r = RingBuffer::Open(bpf_map__fd(s->maps.snapshots), "the snapshot ring buffer");
+    if (!r) return std::unexpected(r.error());
+    p->snapshots_ = std::move(*r);
   }
   if (cfg.hook_ring) {
-    p->hook_ring_ = ring_buffer__new(
-        bpf_map__fd(s->maps.hook_events),
-        [](void* ctx, void* data, size_t len) -> int {
-          auto* self = static_cast<MemleakProbe*>(ctx);
-          if (len < LW_HOOK_EVENT_HEADER || !self->hook_cb_) return 0;
-          // The record holds the header and its frames only: copy into a whole struct.
-          static thread_local lw_hook_event ev;
-          std::memcpy(&ev, data, std::min(len, sizeof(ev)));
-          self->hook_cb_(ev, len);
-          return 0;
-        },
-        p.get(), nullptr);
-    if (!p->hook_ring_) return fail_errno("cannot open the in-process event ring buffer");
+    auto r = RingBuffer::Open(bpf_map__fd(s->maps.hook_events), "the in-process event ring buffer");
+    if (!r) return std::unexpected(r.error());
+    p->hook_events_ = std::move(*r);
   }
   return p;
 }
 
 int MemleakProbe::poll_hook_events(
     const std::function<void(const lw_hook_event&, size_t len)>& on_event) {
-  if (!hook_ring_) return 0;
-  hook_cb_ = on_event;
-  int n = ring_buffer__consume(static_cast<ring_buffer*>(hook_ring_));
-  hook_cb_ = nullptr;
-  return n;
+  if (!hook_events_) return 0;
+  return hook_events_->consume([&](const void* data, size_t len) {
+    if (len < LW_HOOK_EVENT_HEADER) return;
+    // The record holds the header and its frames only: copy into a whole struct.
+    lw_hook_event ev;
+    std::memcpy(&ev, data, std::min(len, sizeof(ev)));
+    on_event(ev, len);
+  });
 }
 
-int MemleakProbe::hook_events_fd() const {
-  return hook_ring_ ? ring_buffer__epoll_fd(static_cast<ring_buffer*>(hook_ring_)) : -1;
-}
+int MemleakProbe::hook_events_fd() const { return hook_events_ ? hook_events_->epoll_fd() : -1; }
 
 int MemleakProbe::poll_snapshots(int timeout_ms,
                                  const std::function<void(const lw_stack_snapshot&)>& on_snapshot) {
-  if (!snapshot_ring_) return 0;
-  snapshot_cb_ = on_snapshot;
+  if (!snapshots_) return 0;
+  RingBuffer::Handler h = [&](const void* data, size_t len) {
+    if (len < LW_SNAPSHOT_HEADER_SIZE) return;
+    // The record holds the header and stack_size bytes; the struct's tail is not there, so
+    // copy into a whole struct before handing it on.
+    static thread_local lw_stack_snapshot snap;
+    std::memcpy(&snap, data, std::min(len, sizeof(snap)));
+    if (snap.stack_size > len - LW_SNAPSHOT_HEADER_SIZE)
+      snap.stack_size = static_cast<uint32_t>(len - LW_SNAPSHOT_HEADER_SIZE);
+    on_snapshot(snap);
+  };
   // The BPF side writes snapshots without wakeups (each would cost the traced thread an
   // irq_work), so epoll never reports them: consume what is there, then wait if asked to.
-  int n = ring_buffer__consume(static_cast<ring_buffer*>(snapshot_ring_));
+  int n = snapshots_->consume(h);
   if (n == 0 && timeout_ms > 0) {
     ::usleep(static_cast<useconds_t>(timeout_ms) * 1000);
-    n = ring_buffer__consume(static_cast<ring_buffer*>(snapshot_ring_));
+    n = snapshots_->consume(h);
   }
-  snapshot_cb_ = nullptr;
   return n;
 }
 
-Result<void> MemleakProbe::attach_objects(const std::vector<ObjectPlan>& objects) {
+Result<void> MemleakProbe::attach_objects(const std::vector<alloc::ObjectPlan>& objects) {
+  std::vector<alloc::ObjectPlan> fresh;
   for (const auto& obj : objects) {
     if (obj.inode && std::find(attached_inodes_.begin(), attached_inodes_.end(), obj.inode) !=
                          attached_inodes_.end())
       continue;
+    fresh.push_back(obj);
     if (obj.defines_malloc && obj.inode) {
       uint32_t one = 1;
       if (bpf_map_update_elem(bpf_map__fd(skel_->maps.allocator_inodes), &obj.inode, &one, BPF_ANY))
         log::warn("cannot register allocator object {}: {}", obj.display_path, std::strerror(errno));
     }
-    auto r = session_ ? attach_session(obj, pid_) : attach_classic(obj, pid_);
-    if (!r) return std::unexpected(r.error());
-    if (obj.inode) attached_inodes_.push_back(obj.inode);
   }
+  // Every release function first, then the allocation functions: an allocation recorded
+  // once its probe is live is never freed unseen.
+  for (Phase phase : {Phase::kRelease, Phase::kAllocate}) {
+    for (const auto& obj : fresh) {
+      auto r = session_ ? attach_session(obj, pid_, phase) : attach_classic(obj, pid_, phase);
+      if (!r) return std::unexpected(r.error());
+      if (attach_pause_us_) ::usleep(attach_pause_us_);
+    }
+  }
+  for (const auto& obj : fresh)
+    if (obj.inode) attached_inodes_.push_back(obj.inode);
   return {};
 }
 
-Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid) {
+Result<void> MemleakProbe::attach_session(const alloc::ObjectPlan& obj, int pid, Phase phase) {
   struct Group {
     int prog_fd;
     uint32_t attach_type;
-    std::vector<const ProbeSite*> sites;
+    std::vector<const alloc::ProbeSite*> sites;
   };
   Group allocs{bpf_program__fd(skel_->progs.lw_alloc_session), kAttachUprobeSession, {}};
   Group frees{bpf_program__fd(skel_->progs.lw_free_multi), kAttachUprobeMulti, {}};
   Group hook_allocs{bpf_program__fd(skel_->progs.lw_hook_alloc), kAttachUprobeMulti, {}};
   Group hook_frees{bpf_program__fd(skel_->progs.lw_hook_free), kAttachUprobeMulti, {}};
   for (const auto& site : obj.sites) {
+    if (is_release(site.kind) != (phase == Phase::kRelease)) continue;
     if (!site.skipped_reason.empty()) {
       attach_results_.push_back({obj.display_path, site.function, site.file_offset(), false,
                                  false, site.skipped_reason, true});
@@ -304,32 +286,32 @@ Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid) {
                                               : frees;
     g.sites.push_back(&site);
   }
-  for (Group* g : {&allocs, &frees, &hook_allocs, &hook_frees}) {
+  for (Group* g : {&frees, &hook_frees, &allocs, &hook_allocs}) {
     if (g->sites.empty()) continue;
     std::vector<uint64_t> offsets, cookies;
-    for (const ProbeSite* site : g->sites) {
+    for (const alloc::ProbeSite* site : g->sites) {
       offsets.push_back(site->file_offset());
       cookies.push_back(site->kind);
     }
     int fd = create_uprobe_multi_link(g->prog_fd, g->attach_type, obj.path, offsets, cookies,
                                       pid, false);
     if (fd >= 0) {
-      link_fds_.push_back(fd);
-      for (const ProbeSite* site : g->sites)
+      link_fds_.emplace_back(fd);
+      for (const alloc::ProbeSite* site : g->sites)
         attach_results_.push_back({obj.display_path, site->function, site->file_offset(),
                                    site->placement.emulated, true, "", false});
       continue;
     }
     if (fd == -ESRCH) return fail("no such process: {}", pid);
     // The batch failed: attach one by one so each failure is counted against its function.
-    for (const ProbeSite* site : g->sites) {
+    for (const alloc::ProbeSite* site : g->sites) {
       std::vector<uint64_t> one_off{site->file_offset()}, one_cookie{site->kind};
       int f = create_uprobe_multi_link(g->prog_fd, g->attach_type, obj.path, one_off,
                                        one_cookie, pid, false);
       AttachResult ar{obj.display_path, site->function, site->file_offset(),
                       site->placement.emulated, f >= 0, "", false};
       if (f >= 0)
-        link_fds_.push_back(f);
+        link_fds_.emplace_back(f);
       else
         ar.error = std::strerror(-f);
       attach_results_.push_back(std::move(ar));
@@ -338,8 +320,9 @@ Result<void> MemleakProbe::attach_session(const ObjectPlan& obj, int pid) {
   return {};
 }
 
-Result<void> MemleakProbe::attach_classic(const ObjectPlan& obj, int pid) {
+Result<void> MemleakProbe::attach_classic(const alloc::ObjectPlan& obj, int pid, Phase phase) {
   for (const auto& site : obj.sites) {
+    if (is_release(site.kind) != (phase == Phase::kRelease)) continue;
     if (!site.skipped_reason.empty()) {
       attach_results_.push_back({obj.display_path, site.function, site.file_offset(), false,
                                  false, site.skipped_reason, true});
@@ -355,7 +338,8 @@ Result<void> MemleakProbe::attach_classic(const ObjectPlan& obj, int pid) {
         ar.error = std::strerror(errno);
         return false;
       }
-      classic_links_.push_back(l);
+      classic_links_.emplace_back(l);
+      if (attach_pause_us_) ::usleep(attach_pause_us_);
       return true;
     };
     if (site.kind == LW_FN_HOOK_ALLOC) {
@@ -380,110 +364,49 @@ size_t MemleakProbe::failed_attaches() const {
 }
 
 Result<std::vector<OutstandingAlloc>> MemleakProbe::read_allocs() const {
+  auto entries = read_hash_map<lw_alloc_key, lw_alloc_info>(bpf_map__fd(skel_->maps.allocs),
+                                                             "the allocs map");
+  if (!entries) return std::unexpected(entries.error());
   std::vector<OutstandingAlloc> out;
-  int fd = bpf_map__fd(skel_->maps.allocs);
-  constexpr uint32_t kChunk = 8192;
-  std::vector<lw_alloc_key> keys(kChunk);
-  std::vector<lw_alloc_info> vals(kChunk);
-  lw_alloc_key batch_out{};
-  void* in = nullptr;
-  bool batch_ok = true;
-  for (;;) {
-    uint32_t n = kChunk;
-    int err = bpf_map_lookup_batch(fd, in, &batch_out, keys.data(), vals.data(), &n, nullptr);
-    int e = err ? errno : 0;
-    for (uint32_t i = 0; i < n; i++)
-      out.push_back({keys[i].addr, keys[i].tgid, vals[i].size, vals[i].timestamp_ns,
-                     vals[i].stack_id, vals[i].kind});
-    if (err) {
-      if (e == ENOENT) break;
-      if (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP) {
-        batch_ok = false;
-        break;
-      }
-      return fail_errno("cannot read the allocs map", e);
-    }
-    in = &batch_out;
-  }
-  if (batch_ok) return out;
-  // Kernels without batch ops on hash maps: walk the keys.
-  out.clear();
-  lw_alloc_key key{}, next{};
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    lw_alloc_info v;
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0)
-      out.push_back({next.addr, next.tgid, v.size, v.timestamp_ns, v.stack_id, v.kind});
-    key = next;
-    prev = &key;
-  }
+  out.reserve(entries->size());
+  for (const auto& [k, v] : *entries)
+    out.push_back({k.addr, k.tgid, v.size, v.timestamp_ns, v.stack_id, v.kind});
   return out;
 }
 
 Result<std::vector<CombinedEntry>> MemleakProbe::read_combined() const {
+  auto entries = read_hash_map<lw_combined_key, lw_combined>(bpf_map__fd(skel_->maps.combined),
+                                                              "the per-stack totals map");
+  if (!entries) return std::unexpected(entries.error());
   std::vector<CombinedEntry> out;
-  int fd = bpf_map__fd(skel_->maps.combined);
-  lw_combined_key key{}, next{};
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    lw_combined v;
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0 && v.number_of_allocs > 0)
-      out.push_back({next.tgid, next.stack_id, v.total_size, v.number_of_allocs});
-    key = next;
-    prev = &key;
-  }
+  for (const auto& [k, v] : *entries)
+    if (v.number_of_allocs > 0) out.push_back({k.tgid, k.stack_id, v.total_size, v.number_of_allocs});
   return out;
 }
 
 std::vector<uint64_t> MemleakProbe::read_stack(int32_t stack_id) const {
-  std::vector<uint64_t> frames;
-  if (stack_id < 0) return frames;
-  uint64_t ips[LW_MAX_STACK_DEPTH] = {};
+  if (stack_id < 0) return {};
   uint32_t id = static_cast<uint32_t>(stack_id);
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stack_traces), &id, ips) != 0) return frames;
-  for (uint64_t ip : ips) {
-    if (ip == 0) break;
-    frames.push_back(ip);
-  }
-  return frames;
+  return read_stack_ips(bpf_map__fd(skel_->maps.stack_traces), &id, LW_MAX_STACK_DEPTH);
 }
 
 Counters MemleakProbe::read_counters() const {
-  Counters out{};
-  int ncpu = libbpf_num_possible_cpus();
-  std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
-  int fd = bpf_map__fd(skel_->maps.counters);
-  for (uint32_t i = 0; i < LW_CNT_MAX; i++) {
-    if (bpf_map_lookup_elem(fd, &i, vals.data()) != 0) continue;
-    for (uint64_t v : vals) out[i] += v;
-  }
-  return out;
+  return sum_percpu_counters<LW_CNT_MAX>(bpf_map__fd(skel_->maps.counters));
 }
 
 int MemleakProbe::poll_events(int timeout_ms,
                               const std::function<void(const lw_event&)>& on_event) {
-  if (!ringbuf_) return 0;
-  event_cb_ = on_event;
-  int n = ring_buffer__poll(static_cast<ring_buffer*>(ringbuf_), timeout_ms);
-  event_cb_ = nullptr;
-  return n;
+  if (!events_) return 0;
+  return events_->poll(timeout_ms, [&](const void* data, size_t len) {
+    if (len >= sizeof(lw_event)) on_event(*static_cast<const lw_event*>(data));
+  });
 }
 
 MemleakProbe::RunStats MemleakProbe::run_stats() const {
   RunStats st;
-  bpf_program* progs[] = {skel_->progs.lw_alloc_session, skel_->progs.lw_free_multi,
-                          skel_->progs.lw_alloc_entry, skel_->progs.lw_alloc_return,
-                          skel_->progs.lw_free_entry,    skel_->progs.lw_hook_alloc,
-                          skel_->progs.lw_hook_free};
-  for (bpf_program* prog : progs) {
-    int fd = bpf_program__fd(prog);
-    if (fd < 0) continue;
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
-      st.run_time_ns += info.run_time_ns;
-      st.run_cnt += info.run_cnt;
-    }
+  for (const auto& p : program_run_stats(skel_->obj)) {
+    st.run_time_ns += p.run_time_ns;
+    st.run_cnt += p.run_cnt;
   }
   return st;
 }

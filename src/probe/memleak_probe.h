@@ -14,23 +14,21 @@
 #include "bpf/unwind.h"
 #include "common/fd.h"
 #include "common/result.h"
-#include "probe/allocator_plan.h"
+#include "alloc/allocator_plan.h"
+#include "probe/alloc_sampling.h"
+#include "probe/bpf_handles.h"
+#include "probe/memleak_types.h"
 
 struct memleak_bpf;
 
 namespace leakwatch::probe {
 
 enum class AttachMode { kAuto, kSession, kClassic };
-enum class SampleMode : uint32_t { kExact = 0, kCalls = 1, kBytes = 2 };
 
 struct MemleakConfig {
   int pid = 0;                     // pid filter for the links (the -c child before exec too)
-  std::vector<ObjectPlan> objects; // what to attach (plan_allocator_probes)
-  uint64_t min_size = 0;
-  uint64_t max_size = UINT64_MAX;
-  SampleMode sample_mode = SampleMode::kExact;
-  uint64_t sample_rate = 1;        // N (calls) or R bytes
-  std::vector<uint32_t> exp_table; // byte sampling draws (LW_EXP_TABLE_SIZE entries)
+  std::vector<alloc::ObjectPlan> objects; // what to attach (alloc::plan_allocator_probes)
+  AllocSampling sampling;          // size range and sampling mode
   uint32_t max_allocs = 1000000;   // allocs map capacity
   uint32_t max_stacks = 16384;     // stack map capacity (also per-stack totals)
   bool trace = false;              // -t: stream events through the ring buffer
@@ -38,7 +36,7 @@ struct MemleakConfig {
   AttachMode attach_mode = AttachMode::kAuto;
   std::string btf_path;            // custom kernel BTF ("" = /sys/kernel/btf/vmlinux)
   std::string cgroup_path;         // --cgroup: trace tasks under this cgroup v2 (pid = 0)
-  bool inprocess = false;          // objects include the preload hooks (probe/preload_plan.h)
+  bool inprocess = false;          // objects include the preload hooks (alloc/preload_plan.h)
   // In-process with sampling: the hooks send their samples and frees as lw_hook_event
   // records (poll_hook_events) instead of keeping them in the allocs and stack maps; user
   // space keeps them (tracker/hook_table.h).
@@ -50,6 +48,9 @@ struct MemleakConfig {
   // memory and cost the traced thread ~15 us instead of ~2.5 us (8 KiB snapshots, measured
   // with bpf_stats); user space drains it every 10 ms.
   uint32_t snapshot_ring_bytes = 8u << 20;
+  // Fault injection for tests (LEAKWATCH_TEST_ATTACH_PAUSE_US): a pause after each probe is
+  // attached, which widens the time in which some functions are probed and others not.
+  uint32_t attach_pause_us = 0;
 };
 
 struct AttachResult {
@@ -62,24 +63,6 @@ struct AttachResult {
   bool skipped = false;
 };
 
-struct OutstandingAlloc {
-  uint64_t address = 0;
-  uint32_t tgid = 0;
-  uint64_t size = 0;
-  uint64_t timestamp_ns = 0;  // CLOCK_MONOTONIC
-  int32_t stack_id = -1;
-  uint32_t kind = 0;
-};
-
-struct CombinedEntry {
-  uint32_t tgid = 0;
-  int32_t stack_id = -1;
-  uint64_t total_size = 0;
-  uint64_t count = 0;
-};
-
-using Counters = std::array<uint64_t, LW_CNT_MAX>;
-
 class MemleakProbe {
  public:
   [[nodiscard]] static Result<std::unique_ptr<MemleakProbe>> Create(const MemleakConfig& cfg);
@@ -90,7 +73,7 @@ class MemleakProbe {
   bool session_mode() const { return session_; }
   // Attaches objects not attached yet (by inode): used when a traced cgroup gains a
   // process that maps other libraries.  Failures are recorded in attach_results().
-  Result<void> attach_objects(const std::vector<ObjectPlan>& objects);
+  Result<void> attach_objects(const std::vector<alloc::ObjectPlan>& objects);
   const std::vector<AttachResult>& attach_results() const { return attach_results_; }
   size_t failed_attaches() const;
 
@@ -118,22 +101,29 @@ class MemleakProbe {
   struct RunStats { uint64_t run_time_ns = 0, run_cnt = 0; };
   RunStats run_stats() const;
 
+  // CLOCK_MONOTONIC time at which every probe of the initial objects was attached.
+  // Allocations recorded before it may have been freed while their release function was
+  // not probed yet: a trace ignores them (they would be false leaks).
+  uint64_t live_since_ns() const { return live_since_ns_; }
+
  private:
+  // Release functions are attached before any allocation function (the Phase order), so
+  // a block recorded by a live allocation probe cannot be freed unseen.
+  enum class Phase { kRelease, kAllocate };
   MemleakProbe() = default;
-  Result<void> attach_session(const ObjectPlan& obj, int pid);
-  Result<void> attach_classic(const ObjectPlan& obj, int pid);
+  Result<void> attach_session(const alloc::ObjectPlan& obj, int pid, Phase phase);
+  Result<void> attach_classic(const alloc::ObjectPlan& obj, int pid, Phase phase);
 
   struct SkelDeleter { void operator()(memleak_bpf* s) const; };
   std::unique_ptr<memleak_bpf, SkelDeleter> skel_;
-  std::vector<int> link_fds_;        // raw BPF links (session / uprobe_multi)
-  std::vector<void*> classic_links_; // struct bpf_link*
-  void* ringbuf_ = nullptr;          // struct ring_buffer*
-  void* snapshot_ring_ = nullptr;    // struct ring_buffer*
-  void* hook_ring_ = nullptr;        // struct ring_buffer*
-  std::function<void(const lw_hook_event&, size_t)> hook_cb_;
-  std::function<void(const lw_stack_snapshot&)> snapshot_cb_;
-  std::function<void(const lw_event&)> event_cb_;
+  std::vector<UniqueFd> link_fds_;   // raw BPF links (session / uprobe_multi)
+  std::vector<BpfLink> classic_links_;
+  std::unique_ptr<RingBuffer> events_;     // -t
+  std::unique_ptr<RingBuffer> snapshots_;  // --unwind dwarf
+  std::unique_ptr<RingBuffer> hook_events_;
   std::vector<AttachResult> attach_results_;
+  uint64_t live_since_ns_ = 0;
+  uint32_t attach_pause_us_ = 0;
   bool session_ = false;
   int pid_ = 0;
   std::vector<uint64_t> attached_inodes_;

@@ -8,6 +8,7 @@
 
 #include "report/folded_writer.h"
 #include "report/frame_format.h"
+#include "report/html_writer.h"
 #include "report/pprof_writer.h"
 
 namespace leakwatch::report {
@@ -235,6 +236,7 @@ Result<std::string> render_growth(const GrowthReport& r, Format format,
               : "sampling: every page-fault stack captured; all values exact";
       return write_pprof(growth_as_report(r), types);
     }
+    case Format::kHtml: return write_growth_html(r);
     case Format::kText: break;
   }
   return write_growth_text(r, text_options);

@@ -314,6 +314,45 @@ class Reader {
     return f;
   }
 
+  std::vector<double> read_numbers(const Json& obj, const char* key, const std::string& path) {
+    std::vector<double> out;
+    const Json* a = get_array(obj, key, path);
+    if (!a) return out;
+    out.reserve(a->size());
+    for (size_t i = 0; i < a->size() && !failed_; ++i)
+      out.push_back(as_double((*a)[i], fmt::format("{}.{}[{}]", path, key, i)));
+    return out;
+  }
+
+  Timeline read_timeline(const Json& o, const std::string& path) {
+    Timeline t;
+    t.t_s = read_numbers(o, "t_s", path);
+    t.total_bytes = read_numbers(o, "total_bytes", path);
+    t.rss_bytes = read_numbers(o, "rss_bytes", path);
+    if (const Json* stacks = get_array(o, "stacks", path)) {
+      for (size_t i = 0; i < stacks->size() && !failed_; ++i) {
+        const Json& s = (*stacks)[i];
+        std::string spath = fmt::format("{}.stacks[{}]", path, i);
+        if (!s.is_object()) {
+          fail_at(spath, "expected an object");
+          break;
+        }
+        StackSeries series;
+        series.stack_id = get_u64(s, "stack_id", spath, 0);
+        series.bytes = read_numbers(s, "bytes", spath);
+        if (series.bytes.size() != t.t_s.size())
+          fail_at(spath + ".bytes", fmt::format("expected {} values (one per t_s), got {}",
+                                                t.t_s.size(), series.bytes.size()));
+        t.stacks.push_back(std::move(series));
+      }
+    }
+    if (t.total_bytes.size() != t.t_s.size())
+      fail_at(path + ".total_bytes", "expected one value per t_s");
+    if (!t.rss_bytes.empty() && t.rss_bytes.size() != t.t_s.size())
+      fail_at(path + ".rss_bytes", "expected one value per t_s (or none)");
+    return t;
+  }
+
   Report read_report(const Json& root) {
     Report r;
     const std::string path = "$";
@@ -361,6 +400,8 @@ class Reader {
       }
     }
     if (const Json* f = get_object(root, "finding", path)) r.finding = read_finding(*f, path + ".finding");
+    if (const Json* t = get_object(root, "timeline", path))
+      r.timeline = read_timeline(*t, path + ".timeline");
     return r;
   }
 
@@ -389,6 +430,22 @@ static Json finding_json(const Finding& f) {
   return o;
 }
 
+static Json numbers(const std::vector<double>& values) {
+  Json a = Json::array();
+  for (double v : values) a.push_back(number(v));
+  return a;
+}
+
+static Json timeline_json(const Timeline& t) {
+  Json stacks = Json::array();
+  for (const StackSeries& s : t.stacks)
+    stacks.push_back(Json{{"stack_id", s.stack_id}, {"bytes", numbers(s.bytes)}});
+  return Json{{"t_s", numbers(t.t_s)},
+              {"total_bytes", numbers(t.total_bytes)},
+              {"rss_bytes", numbers(t.rss_bytes)},
+              {"stacks", std::move(stacks)}};
+}
+
 std::string write_json(const Report& r) {
   Json target{{"pid", r.target.pid}, {"comm", r.target.comm}};
   if (!r.target.cgroup.empty()) target["cgroup"] = r.target.cgroup;
@@ -409,6 +466,7 @@ std::string write_json(const Report& r) {
             {"lost", std::move(lost)},
             {"notes", r.notes}};
   if (r.finding) root["finding"] = finding_json(*r.finding);
+  if (r.timeline) root["timeline"] = timeline_json(*r.timeline);
   // Invalid UTF-8 in a symbol (it happens with corrupt binaries) is replaced, not fatal.
   return root.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }

@@ -7,7 +7,11 @@
 //             bytes {sampled, estimate, ci95: [lo, hi]}, count {...}, alloc_bytes {...},
 //             alloc_count {...}, verdict, score, reason, growth_bytes_per_s, oldest_age_s,
 //             allocations? [{address, size, age_s}]}],
-//   lost {counter: value}, notes [...]
+//   lost {counter: value}, notes [...],
+//   finding? {function, module, file?, line?, bytes, bytes_per_s, verdict, confidence, reason,
+//             seen_by [...], agreement, alert_level},
+//   timeline? {t_s [...], total_bytes [...], rss_bytes [...] (null: not read),
+//              stacks [{stack_id, bytes [...]}]}   (one value per t_s in every series)
 // Addresses are hex strings ("0x7f3a...") because kernel addresses do not fit the 53-bit
 // integers JavaScript-based consumers read exactly; every other number is a JSON number
 // (integral values printed without a fraction).  Non-finite numbers are written as null and

@@ -112,6 +112,28 @@ struct Finding {
   bool operator==(const Finding&) const = default;
 };
 
+// Outstanding bytes over the session, for the HTML report's timeline: one point per report
+// (the interval), downsampled when the session is long as the verdicts' histories are
+// (neighbouring points averaged in pairs, analysis/history.h), so its size stays bounded
+// (at most analysis::StackHistory::kDefaultMaxPoints points per series).
+struct StackSeries {
+  uint64_t stack_id = 0;            // a stack of the report (StackReport::stack_id)
+  std::vector<double> bytes;        // outstanding bytes at each t (estimated when sampling)
+
+  bool operator==(const StackSeries&) const = default;
+};
+
+struct Timeline {
+  std::vector<double> t_s;          // seconds since attach, increasing
+  std::vector<double> total_bytes;  // outstanding bytes of every stack at t
+  // The traced process's resident memory at t (NaN where it could not be read); empty when
+  // never read (kernel mode, cgroups).
+  std::vector<double> rss_bytes;
+  std::vector<StackSeries> stacks;  // the report's largest stacks, largest first
+
+  bool operator==(const Timeline&) const = default;
+};
+
 struct Report {
   int version = kReportVersion;
   Target target;
@@ -126,6 +148,7 @@ struct Report {
   // Human-readable notes about the session (attach failures by function, etc.).
   std::vector<std::string> notes;
   std::optional<Finding> finding;   // what leaks, when one could be named
+  std::optional<Timeline> timeline; // absent in reports read from BCC text and in diffs
 
   bool operator==(const Report&) const = default;
 };

@@ -76,7 +76,7 @@ std::string hex_string(const unsigned char* bits, size_t len) {
   return out;
 }
 
-Result<OpenedObject> open_mapped_object(int pid, const MapsEntry& entry) {
+Result<OpenedObject> open_mapped_object(int pid, const MapEntry& entry) {
   const std::string path = entry.file_path();
   const std::string via_root = fmt::format("/proc/{}/root{}", pid, path);
   const std::string via_map_files =
@@ -106,7 +106,7 @@ Result<OpenedObject> open_mapped_object(int pid, const MapsEntry& entry) {
   return fail("cannot open {}: no file with inode {}", entry.path, entry.inode);
 }
 
-Result<uint64_t> compute_load_bias(int fd, const MapsEntry& entry) {
+Result<uint64_t> compute_load_bias(int fd, const MapEntry& entry) {
   ElfHandle elf(elf_begin(fd, ELF_C_READ_MMAP, nullptr));
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) {
     return fail("{}: not an ELF file", entry.file_path());

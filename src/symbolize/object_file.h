@@ -6,7 +6,7 @@
 
 #include "common/fd.h"
 #include "common/result.h"
-#include "symbolize/proc_maps.h"
+#include "common/procfs.h"
 
 namespace leakwatch::symbolize {
 
@@ -23,11 +23,11 @@ struct OpenedObject {
 // comes first, since a file at the old path is a different (newer) one.  When no candidate
 // has the mapped inode (overlayfs reports the lower inode in maps) the first one that
 // opened is used, except for deleted files.
-[[nodiscard]] Result<OpenedObject> open_mapped_object(int pid, const MapsEntry& entry);
+[[nodiscard]] Result<OpenedObject> open_mapped_object(int pid, const MapEntry& entry);
 
 // The load bias of the object mapped by `entry` (runtime address = ELF vaddr + bias),
 // from the PT_LOAD segment holding the mapped file offset.  0 for ET_EXEC.
-[[nodiscard]] Result<uint64_t> compute_load_bias(int fd, const MapsEntry& entry);
+[[nodiscard]] Result<uint64_t> compute_load_bias(int fd, const MapEntry& entry);
 
 // Lowercase hex of a build id.
 std::string hex_string(const unsigned char* bits, size_t len);

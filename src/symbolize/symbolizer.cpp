@@ -24,9 +24,10 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "elf/elf_file.h"
 #include "symbolize/dwfl_handles.h"
 #include "symbolize/object_file.h"
-#include "symbolize/proc_maps.h"
+#include "common/procfs.h"
 
 namespace leakwatch::symbolize {
 namespace {
@@ -124,9 +125,9 @@ class DwflProcessSymbolizer final : public ProcessSymbolizer {
 
  private:
   // The parsed maps, or nullopt when the process is gone (exited, zombie, pid reused).
-  Result<std::optional<std::vector<MapsEntry>>> read_maps();
-  void apply(const std::vector<MapsEntry>& entries);
-  ModuleRecord* module_for(const MapsEntry& entry,
+  Result<std::optional<std::vector<MapEntry>>> read_maps();
+  void apply(const std::vector<MapEntry>& entries);
+  ModuleRecord* module_for(const MapEntry& entry,
                            std::map<MappingKey, ObjectKey>& next_by_mapping);
   bool revive(ModuleRecord& rec);
   std::optional<size_t> find_mapping(uint64_t address) const;
@@ -162,7 +163,7 @@ Result<void> DwflProcessSymbolizer::init() {
   auto st = parse_proc_stat(*stat_text);
   if (!st) return std::unexpected(st.error());
   if (st->state == 'Z' || st->state == 'X') return fail("process {} has exited", pid_);
-  start_time_ = st->start_time;
+  start_time_ = st->start_time_ticks;
 
   // Debug files of a process with another root (container, chroot) live under that root.
   struct stat ours{}, theirs{};
@@ -175,7 +176,7 @@ Result<void> DwflProcessSymbolizer::init() {
   if (!root_prefix_.empty()) debuginfo_path_ += ":" + root_prefix_ + "/usr/lib/debug";
   debuginfo_path_ptr_ = debuginfo_path_.data();
 
-  ::elf_version(EV_CURRENT);
+  elf::libelf_ready();
   callbacks_.find_elf = &find_elf_none;
   callbacks_.find_debuginfo = &find_debuginfo;
   callbacks_.section_address = &dwfl_offline_section_address;
@@ -188,7 +189,7 @@ Result<void> DwflProcessSymbolizer::init() {
   return {};
 }
 
-Result<std::optional<std::vector<MapsEntry>>> DwflProcessSymbolizer::read_maps() {
+Result<std::optional<std::vector<MapEntry>>> DwflProcessSymbolizer::read_maps() {
   const std::string proc = fmt::format("/proc/{}", pid_);
   auto gone = [](const Error& e) { return e.errnum == ENOENT || e.errnum == ESRCH; };
   auto text = read_proc_file(proc + "/maps");
@@ -204,7 +205,7 @@ Result<std::optional<std::vector<MapsEntry>>> DwflProcessSymbolizer::read_maps()
   }
   auto st = parse_proc_stat(*stat_text);
   if (!st) return std::unexpected(st.error());
-  if (st->start_time != start_time_ || st->state == 'Z' || st->state == 'X') return std::nullopt;
+  if (st->start_time_ticks != start_time_ || st->state == 'Z' || st->state == 'X') return std::nullopt;
   auto entries = parse_proc_maps(*text);
   if (!entries) return std::unexpected(entries.error());
   ++stats_.maps_reads;
@@ -239,7 +240,7 @@ bool DwflProcessSymbolizer::revive(ModuleRecord& rec) {
   return true;
 }
 
-ModuleRecord* DwflProcessSymbolizer::module_for(const MapsEntry& entry,
+ModuleRecord* DwflProcessSymbolizer::module_for(const MapEntry& entry,
                                                 std::map<MappingKey, ObjectKey>& next_by_mapping) {
   const std::string path = entry.file_path();
   const uint64_t dev = makedev(entry.dev_major, entry.dev_minor);
@@ -305,14 +306,14 @@ ModuleRecord* DwflProcessSymbolizer::module_for(const MapsEntry& entry,
   return out;
 }
 
-void DwflProcessSymbolizer::apply(const std::vector<MapsEntry>& entries) {
+void DwflProcessSymbolizer::apply(const std::vector<MapEntry>& entries) {
   for (auto& [key, rec] : objects_) rec->seen = false;
   std::vector<Mapping> next_mappings;
   std::vector<ModuleRecord*> next_modules;
   std::map<MappingKey, ObjectKey> next_by_mapping;
 
   dwfl_report_begin(dwfl_.get());
-  for (const MapsEntry& e : entries) {
+  for (const MapEntry& e : entries) {
     if (!e.executable) continue;
     Mapping m{e.start, e.end, e.offset, e.path, e.inode, e.deleted(), ""};
     ModuleRecord* rec = e.file_backed() ? module_for(e, next_by_mapping) : nullptr;
@@ -371,7 +372,7 @@ Symbol DwflProcessSymbolizer::resolve(uint64_t address, size_t index) const {
     } else if (m.path.front() == '[') {
       s.module = m.path;
     } else {
-      MapsEntry e;
+      MapEntry e;
       e.path = m.path;
       s.module = basename_of(e.file_path());
     }

@@ -7,17 +7,11 @@
 #include <chrono>
 #include <cmath>
 
-#include "common/proc_maps.h"
+#include "common/procfs.h"
 #include "tracker/frame_resolver.h"
 
 namespace leakwatch::tracker {
 namespace {
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 report::RssFigure rss_figure(const lw_gr_rss& r, int member) {
   report::RssFigure f;
@@ -136,7 +130,7 @@ FaultClass GrowthTracker::classify(uint32_t tgid, uint64_t addr, bool write) {
     }
   }
   if (const MapEntry* m = base_entry(tgid, addr)) {
-    bool is_private = m->perms.size() > 3 && m->perms[3] == 'p';
+    bool is_private = !m->shared;
     if (anonymous_path(m->path) || (write && is_private)) return FaultClass::kAnon;
     return FaultClass::kFile;
   }
@@ -289,69 +283,6 @@ report::GrowthReport GrowthTracker::update(const GrowthSnapshot& snap, double se
         "fault stacks sampled 1 in {}: per-stack faults and faulted bytes are estimates",
         cfg_.sample_period));
   return rep;
-}
-
-// ---------------------------------------------------------------- GrowthSession
-
-Result<std::unique_ptr<GrowthSession>> GrowthSession::Create(const GrowthSessionConfig& cfg,
-                                                             FrameResolver& resolver) {
-  std::unique_ptr<GrowthSession> s(new GrowthSession());
-  auto probe = probe::GrowthProbe::Create(cfg.probe);
-  if (!probe) return std::unexpected(probe.error());
-  s->probe_ = std::move(*probe);
-  GrowthTrackerConfig tc;
-  tc.target = cfg.target;
-  tc.sample_period = std::max<uint32_t>(cfg.probe.sample_period, 1);
-  tc.page_size = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  tc.walker = cfg.probe.walker;
-  tc.keep_exited = cfg.probe.cgroup_path.empty();
-  tc.read_maps = [](uint32_t tgid) { return read_proc_maps(static_cast<int>(tgid)); };
-  s->tracker_ = std::make_unique<GrowthTracker>(tc, resolver);
-  s->start_ns_ = monotonic_ns();
-  return s;
-}
-
-void GrowthSession::resolve_new() {
-  tracker_->resolve_new([this](uint64_t stack) { return probe_->read_stack(stack); });
-}
-
-void GrowthSession::drain() {
-  probe_->drain_events([this](const lw_gr_event& e) { tracker_->on_event(e); });
-}
-
-double GrowthSession::elapsed_s() const {
-  return static_cast<double>(monotonic_ns() - start_ns_) / 1e9;
-}
-
-report::GrowthReport GrowthSession::report(bool final_report) {
-  drain();
-  GrowthSnapshot snap;
-  snap.rss = probe_->read_rss();
-  snap.counters = probe_->read_counters();
-  snap.read_stack = [this](uint64_t stack) { return probe_->read_stack(stack); };
-  snap.comm_of = [](int pid) { return process_comm(pid); };
-  report::GrowthReport rep = tracker_->update(snap, elapsed_s());
-  rep.final = final_report;
-  return rep;
-}
-
-Result<report::GrowthReport> run_growth_for(const GrowthSessionConfig& cfg, double duration_s,
-                                            const std::atomic<bool>& stop) {
-  SymbolizingResolver resolver;
-  auto session = GrowthSession::Create(cfg, resolver);
-  if (!session) return std::unexpected(session.error());
-  const int pid = cfg.probe.pid;
-  // The target's maps as it runs now: its stacks can still be symbolized if it exits
-  // between two resolutions below (its maps are read again for an address they miss).
-  if (pid > 0) resolver.snapshot(static_cast<uint32_t>(pid));
-  for (int tick = 0; !stop.load() && (*session)->elapsed_s() < duration_s; tick++) {
-    ::usleep(100 * 1000);
-    (*session)->drain();
-    if (pid > 0 && !process_exists(pid)) break;
-    // Symbolize while the processes live: an exited one's maps cannot be read.
-    if (tick % 10 == 9) (*session)->resolve_new();
-  }
-  return (*session)->report(true);
 }
 
 }  // namespace leakwatch::tracker

@@ -11,10 +11,6 @@
 //   rss_stat figures and counters -> per-process RSS and session totals
 //   frames resolved once per (pid, stack) (FrameResolver) -> report::GrowthReport
 //
-// GrowthSession wires a GrowthProbe to a GrowthTracker: it is the library entry point for
-// callers other than the CLI (the agent's investigations): create, let run, poll events,
-// take reports.
-//
 // Thread-safety: neither class is thread-safe; one owner drives each.
 #pragma once
 
@@ -28,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "common/proc_maps.h"
-#include "probe/growth_probe.h"
+#include "common/procfs.h"
+#include "probe/growth_types.h"
 #include "report/growth_report.h"
 #include "tracker/growth_regions.h"
 #include "tracker/tracker.h"
@@ -107,41 +103,5 @@ std::map<std::string, uint64_t> growth_loss_counters(const probe::GrowthCounters
 // A 95% interval for a count estimated from k sampled items each kept with probability p
 // (k / p): the estimate and [lo, hi] (lo never below k, the observed count).
 report::Estimate sampled_count_estimate(uint64_t k, double p, double weight);
-
-struct GrowthSessionConfig {
-  probe::GrowthProbeConfig probe;
-  report::Target target;
-};
-
-class GrowthSession {
- public:
-  // Loads and attaches; the session clock starts here.
-  [[nodiscard]] static Result<std::unique_ptr<GrowthSession>> Create(
-      const GrowthSessionConfig& cfg, FrameResolver& resolver);
-
-  // Feeds the waiting events to the tracker.  Call it often (every ~100 ms): the ring
-  // buffer is written without wakeups and holds a few seconds of a fault storm.
-  void drain();
-  // Resolves the frames of stacks seen since the last call (see GrowthTracker).
-  void resolve_new();
-  // Drains the events, reads the maps and builds a report.
-  report::GrowthReport report(bool final_report);
-  double elapsed_s() const;
-  const probe::GrowthProbe& probe() const { return *probe_; }
-
- private:
-  GrowthSession() = default;
-  std::unique_ptr<probe::GrowthProbe> probe_;
-  std::unique_ptr<GrowthTracker> tracker_;
-  uint64_t start_ns_ = 0;
-};
-
-// A whole session for callers without a loop of their own (the agent, between a trigger
-// and an allocator investigation): attaches, drains every 100 ms, and returns the final
-// report after `duration_s`, when `stop` becomes true (checked every 100 ms) or when the
-// traced process (cfg.probe.pid) exits.  Symbolizes with a SymbolizingResolver.
-[[nodiscard]] Result<report::GrowthReport> run_growth_for(const GrowthSessionConfig& cfg,
-                                                          double duration_s,
-                                                          const std::atomic<bool>& stop);
 
 }  // namespace leakwatch::tracker

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "bpf/memleak.h"
-#include "probe/memleak_probe.h"
+#include "probe/memleak_types.h"
 
 namespace leakwatch::tracker {
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "analysis/sampling.h"
 #include "common/clock.h"
@@ -25,7 +26,7 @@ Tracker::Tracker(TrackerConfig cfg, FrameResolver& resolver)
 
 namespace {
 
-// A C++ runtime's operator new is not probed when it only calls malloc (probe/allocator_plan):
+// A C++ runtime's operator new is not probed when it only calls malloc (alloc/allocator_plan):
 // the allocation is recorded at malloc's return, inside operator new.  Its frames go, so
 // that the stack starts, as in every other mode, at the code that called new.
 void drop_operator_new_frames(std::vector<report::Frame>& frames) {
@@ -102,6 +103,7 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
   rep.lost = loss_counters(snap.counters, snap.failed_attaches);
 
   // Every stack seen so far gets a point, zero when nothing of it is outstanding now.
+  double total_bytes = 0, total_count = 0;
   for (auto& [key, g] : groups) stacks_[key];
   for (auto& [key, st] : stacks_) {
     auto it = groups.find(key);
@@ -119,6 +121,8 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
               [](const auto& a, const auto& b) { return a.size > b.size; });
     sr.allocations = std::move(g.allocations);
     st.history.add_point(session_s, sr.bytes.estimate, sr.count.estimate);
+    total_bytes += sr.bytes.estimate;
+    total_count += sr.count.estimate;
     analysis::VerdictResult v =
         analysis::classify(st.history, analysis::SurvivorAges::from_ages(g.ages_s), session_s);
     sr.verdict = v.verdict;
@@ -145,7 +149,60 @@ report::Report Tracker::update(const Snapshot& snap, uint64_t now_ns, double ses
     std::sort(rep.stacks.begin(), rep.stacks.end(), by_size);
   if (cfg_.combined_only && cfg_.sampling.mode == report::SamplingMode::kBytes)
     rep.notes.push_back("--combined-only with byte sampling: estimates use each stack's mean size");
+  if (total_.add_point(session_s, total_bytes, total_count)) {
+    rss_seen_ |= snap.rss_bytes.has_value();
+    rss_.add_point(session_s, snap.rss_bytes.value_or(std::numeric_limits<double>::quiet_NaN()), 0);
+  }
+  rep.timeline = timeline(rep);
   return rep;
+}
+
+namespace {
+
+// A stack's history on the timeline's axis: linear between its points, 0 before its first
+// one (nothing of it was outstanding: it had not been seen).  Stacks first seen after the
+// session's first report are compacted at other times than the axis, hence the
+// interpolation.
+std::vector<double> on_axis(const std::vector<analysis::SeriesPoint>& points,
+                            const std::vector<double>& axis) {
+  std::vector<double> out(axis.size(), 0);
+  if (points.empty()) return out;
+  size_t j = 0;
+  for (size_t i = 0; i < axis.size(); ++i) {
+    const double t = axis[i];
+    if (t < points.front().t_s - 1e-9) continue;
+    while (j + 1 < points.size() && points[j + 1].t_s <= t) ++j;
+    const analysis::SeriesPoint& a = points[j];
+    if (j + 1 >= points.size() || t <= a.t_s) {
+      out[i] = a.bytes;
+      continue;
+    }
+    const analysis::SeriesPoint& b = points[j + 1];
+    const double f = (t - a.t_s) / (b.t_s - a.t_s);
+    out[i] = a.bytes + f * (b.bytes - a.bytes);
+  }
+  return out;
+}
+
+}  // namespace
+
+report::Timeline Tracker::timeline(const report::Report& rep) const {
+  report::Timeline tl;
+  for (const analysis::SeriesPoint& p : total_.points()) {
+    tl.t_s.push_back(p.t_s);
+    tl.total_bytes.push_back(p.bytes);
+  }
+  if (rss_seen_)
+    for (const analysis::SeriesPoint& p : rss_.points()) tl.rss_bytes.push_back(p.bytes);
+  for (const report::StackReport& s : rep.stacks) {
+    if (tl.stacks.size() >= kTimelineStacks) break;
+    const StackKey key{static_cast<uint32_t>(s.stack_id >> 32),
+                       static_cast<int32_t>(static_cast<uint32_t>(s.stack_id))};
+    auto it = stacks_.find(key);
+    if (it == stacks_.end()) continue;
+    tl.stacks.push_back({s.stack_id, on_axis(it->second.history.points(), tl.t_s)});
+  }
+  return tl;
 }
 
 }  // namespace leakwatch::tracker

@@ -12,11 +12,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "analysis/history.h"
-#include "probe/memleak_probe.h"
+#include "probe/memleak_types.h"
 #include "report/model.h"
 
 namespace leakwatch::tracker {
@@ -52,6 +53,8 @@ struct Snapshot {
   // frames and whether they are truncated, for allocations whose stack_id has
   // Tracker::kUserStackBit set (the id is the rest).
   std::function<std::pair<std::vector<uint64_t>, bool>(uint32_t tgid, uint32_t id)> read_user_stack;
+  // The traced process's resident memory now, for the report's timeline (nullopt: not read).
+  std::optional<double> rss_bytes;
 };
 
 class Tracker {
@@ -63,7 +66,8 @@ class Tracker {
   Tracker(TrackerConfig cfg, FrameResolver& resolver);
 
   // `now_ns` is CLOCK_MONOTONIC (the clock of the BPF timestamps); `session_s` the time
-  // since attach.  Each call adds one point to every stack's history.
+  // since attach.  Each call adds one point to every stack's history and to the session's
+  // timeline (report.timeline: the largest stacks of this report over the session).
   report::Report update(const Snapshot& snap, uint64_t now_ns, double session_s);
 
  private:
@@ -79,10 +83,19 @@ class Tracker {
     bool resolved = false;
   };
   const StackState& frames_for(const StackKey& key, const Snapshot& snap);
+  report::Timeline timeline(const report::Report& rep) const;
+
+  // Stacks of a report drawn in its timeline.
+  static constexpr size_t kTimelineStacks = 8;
 
   TrackerConfig cfg_;
   FrameResolver& resolver_;
   std::map<StackKey, StackState> stacks_;
+  // Every update adds a point to both, so their times are the timeline's axis: total
+  // outstanding bytes (and allocations), and the process's RSS (NaN when not read).
+  analysis::StackHistory total_;
+  analysis::StackHistory rss_;
+  bool rss_seen_ = false;
 };
 
 // Loss counters as the report names them (always all present).

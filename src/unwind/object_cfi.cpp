@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "elf/elf_file.h"
 #include "symbolize/object_file.h"
 
 namespace leakwatch::unwind {
@@ -18,7 +19,7 @@ namespace leakwatch::unwind {
 Result<std::unique_ptr<ObjectCfi>> ObjectCfi::Open(UniqueFd fd, std::string path,
                                                    std::string root_prefix,
                                                    bool use_debug_frame) {
-  ::elf_version(EV_CURRENT);
+  if (!elf::libelf_ready()) return fail("libelf: {}", elf_errmsg(-1));
   std::unique_ptr<ObjectCfi> obj(new ObjectCfi());
   obj->elf_ = elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr);
   if (obj->elf_ == nullptr || elf_kind(obj->elf_) != ELF_K_ELF) {

@@ -13,8 +13,9 @@
 #include <tuple>
 
 #include "common/log.h"
+#include "elf/elf_file.h"
 #include "symbolize/object_file.h"
-#include "symbolize/proc_maps.h"
+#include "common/procfs.h"
 
 namespace leakwatch::unwind {
 
@@ -43,7 +44,6 @@ const char* truncation_name(Truncation t) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using symbolize::MapsEntry;
 
 // A mapping of the process, with the object behind it when it is a file we could open.
 struct Mapping {
@@ -59,7 +59,7 @@ struct Mapping {
 using MappingKey = std::tuple<std::string, uint64_t, uint64_t, uint64_t, uint64_t>;
 MappingKey key_of(const Mapping& m) { return {m.path, m.dev, m.inode, m.start, m.offset}; }
 
-using Opener = std::function<Result<symbolize::OpenedObject>(const MapsEntry&)>;
+using Opener = std::function<Result<symbolize::OpenedObject>(const MapEntry&)>;
 
 }  // namespace
 
@@ -78,8 +78,8 @@ struct DwarfUnwinder::Impl {
   UnwindStats stats;
 
   Result<void> init_live();
-  Result<std::optional<std::vector<MapsEntry>>> read_maps();
-  void apply(const std::vector<MapsEntry>& entries);
+  Result<std::optional<std::vector<MapEntry>>> read_maps();
+  void apply(const std::vector<MapEntry>& entries);
   const Mapping* find(uint64_t address) const;
   const Mapping* find_code(uint64_t address);
   Result<void> refresh();
@@ -127,15 +127,15 @@ std::string mapping_name(const Mapping& m) {
 
 Result<void> DwarfUnwinder::Impl::init_live() {
   const std::string proc = fmt::format("/proc/{}", pid);
-  auto stat_text = symbolize::read_proc_file(proc + "/stat");
+  auto stat_text = read_proc_file(proc + "/stat");
   if (!stat_text) {
     if (stat_text.error().errnum == ENOENT) return fail("no such process {}", pid);
     return std::unexpected(stat_text.error());
   }
-  auto st = symbolize::parse_proc_stat(*stat_text);
+  auto st = parse_proc_stat(*stat_text);
   if (!st) return std::unexpected(st.error());
   if (st->state == 'Z' || st->state == 'X') return fail("process {} has exited", pid);
-  start_time = st->start_time;
+  start_time = st->start_time_ticks;
   // Debug files of a process with another root (container, chroot) live under that root.
   struct stat ours{}, theirs{};
   const std::string root = proc + "/root";
@@ -143,30 +143,30 @@ Result<void> DwarfUnwinder::Impl::init_live() {
       (ours.st_dev != theirs.st_dev || ours.st_ino != theirs.st_ino)) {
     root_prefix = root;
   }
-  opener = [p = pid](const MapsEntry& e) { return symbolize::open_mapped_object(p, e); };
+  opener = [p = pid](const MapEntry& e) { return symbolize::open_mapped_object(p, e); };
   if (auto r = refresh(); !r) return r;
   if (exited) return fail("process {} has exited", pid);
   return {};
 }
 
-Result<std::optional<std::vector<MapsEntry>>> DwarfUnwinder::Impl::read_maps() {
+Result<std::optional<std::vector<MapEntry>>> DwarfUnwinder::Impl::read_maps() {
   const std::string proc = fmt::format("/proc/{}", pid);
   auto gone = [](const Error& e) { return e.errnum == ENOENT || e.errnum == ESRCH; };
-  auto text = symbolize::read_proc_file(proc + "/maps");
+  auto text = read_proc_file(proc + "/maps");
   if (!text) {
     if (gone(text.error())) return std::nullopt;
     return std::unexpected(text.error());
   }
   // Read after the maps: a matching start time means the maps were this process's.
-  auto stat_text = symbolize::read_proc_file(proc + "/stat");
+  auto stat_text = read_proc_file(proc + "/stat");
   if (!stat_text) {
     if (gone(stat_text.error())) return std::nullopt;
     return std::unexpected(stat_text.error());
   }
-  auto st = symbolize::parse_proc_stat(*stat_text);
+  auto st = parse_proc_stat(*stat_text);
   if (!st) return std::unexpected(st.error());
-  if (st->start_time != start_time || st->state == 'Z' || st->state == 'X') return std::nullopt;
-  auto entries = symbolize::parse_proc_maps(*text);
+  if (st->start_time_ticks != start_time || st->state == 'Z' || st->state == 'X') return std::nullopt;
+  auto entries = parse_proc_maps(*text);
   if (!entries) return std::unexpected(entries.error());
   ++stats.maps_reads;
   return std::optional(std::move(*entries));
@@ -186,7 +186,7 @@ Result<void> DwarfUnwinder::Impl::refresh() {
   return {};
 }
 
-void DwarfUnwinder::Impl::apply(const std::vector<MapsEntry>& entries) {
+void DwarfUnwinder::Impl::apply(const std::vector<MapEntry>& entries) {
   std::map<MappingKey, const Mapping*> previous;
   for (const Mapping& m : mappings) previous.emplace(key_of(m), &m);
 
@@ -194,7 +194,7 @@ void DwarfUnwinder::Impl::apply(const std::vector<MapsEntry>& entries) {
   next.reserve(entries.size());
   // Objects opened in this pass, by (dev, inode): several mappings of one file share it.
   std::map<std::pair<uint64_t, uint64_t>, std::pair<std::shared_ptr<ObjectCfi>, uint64_t>> by_file;
-  for (const MapsEntry& e : entries) {
+  for (const MapEntry& e : entries) {
     Mapping m;
     m.start = e.start;
     m.end = e.end;
@@ -290,7 +290,7 @@ DwarfUnwinder::~DwarfUnwinder() = default;
 Result<std::unique_ptr<DwarfUnwinder>> DwarfUnwinder::Create(int pid,
                                                              const UnwindOptions& options) {
   if (pid <= 0) return fail("invalid pid {}", pid);
-  ::elf_version(EV_CURRENT);
+  if (!elf::libelf_ready()) return fail("libelf: {}", elf_errmsg(-1));
   auto impl = std::make_unique<Impl>();
   impl->pid = pid;
   impl->options = options;
@@ -302,13 +302,13 @@ Result<std::unique_ptr<DwarfUnwinder>> DwarfUnwinder::Create(int pid,
 Result<std::unique_ptr<DwarfUnwinder>> DwarfUnwinder::CreateOffline(std::string_view maps_text,
                                                                     const PathResolver& resolve,
                                                                     const UnwindOptions& options) {
-  auto entries = symbolize::parse_proc_maps(maps_text);
+  auto entries = parse_proc_maps(maps_text);
   if (!entries) return std::unexpected(entries.error());
-  ::elf_version(EV_CURRENT);
+  if (!elf::libelf_ready()) return fail("libelf: {}", elf_errmsg(-1));
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->cache = options.cfi_cache ? options.cfi_cache : std::make_shared<CfiCache>();
-  impl->opener = [resolve](const MapsEntry& e) -> Result<symbolize::OpenedObject> {
+  impl->opener = [resolve](const MapEntry& e) -> Result<symbolize::OpenedObject> {
     std::string local = resolve(e.file_path());
     if (local.empty()) return fail("no local copy of {}", e.file_path());
     UniqueFd fd(::open(local.c_str(), O_RDONLY | O_CLOEXEC));

@@ -1,5 +1,6 @@
-// The growth library API (tracker::GrowthSession, what the agent uses) with real BPF on
-// tests/fixtures/gr_growth.c, with both user-stack walkers.
+// The growth session (session::GrowthSession, what `leakwatch growth` and the agent's growth
+// step run) with real BPF on tests/fixtures/gr_growth.c, with both user-stack walkers, and
+// driven by the session loop as the agent drives it.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -8,8 +9,8 @@
 #include <thread>
 
 #include "support/process.h"
-#include "tracker/frame_resolver.h"
-#include "tracker/growth_tracker.h"
+#include "session/driver.h"
+#include "session/growth_session.h"
 
 namespace leakwatch::testing {
 namespace {
@@ -48,20 +49,19 @@ Observed observe(const report::GrowthReport& r) {
 report::GrowthReport run_session(probe::StackWalker walker) {
   Proc target({fixture("gr_growth"), "wait"});
   EXPECT_TRUE(target.wait_for("ready"));
-  tracker::SymbolizingResolver resolver;
-  tracker::GrowthSessionConfig cfg;
-  cfg.probe.pid = target.pid();
-  cfg.probe.walker = walker;
-  cfg.probe.sample_period = 1;
-  cfg.target.pid = target.pid();
-  auto session = tracker::GrowthSession::Create(cfg, resolver);
+  session::GrowthSessionOptions o;
+  o.pid = target.pid();
+  o.probe.walker = walker;
+  o.probe.sample_period = 1;
+  auto session = session::GrowthSession::Create(o);
   EXPECT_TRUE(session) << (session ? "" : session.error().message);
   if (!session) return {};
+  EXPECT_TRUE((*session)->start());
   target.write("go\n");
-  // Drain while the fixture runs, as the CLI does on its 100 ms tick.
+  // Collect while the fixture runs, as the session loop does on its 100 ms tick.
   bool done = false;
   for (int i = 0; i < 400 && !done; i++) {
-    (*session)->drain();
+    (*session)->collect();
     done = target.wait_for("done", std::chrono::milliseconds(50)).has_value();
   }
   EXPECT_TRUE(done);
@@ -91,15 +91,27 @@ TEST(GrowthSession, BothWalkersNameTheFaultingFunction) {
   for (const auto& [name, value] : fp.lost) EXPECT_EQ(value, 0u) << name;
 }
 
+// The agent's way: the session loop until `duration_s`, `stop` or the target's exit.
+Result<report::GrowthReport> run_for(const session::GrowthSessionOptions& o, double duration_s,
+                                     const std::atomic<bool>& stop) {
+  auto s = session::GrowthSession::Create(o);
+  if (!s) return std::unexpected(s.error());
+  session::DriveOptions d;
+  d.duration_s = duration_s;
+  d.stop = &stop;
+  auto out = session::drive(**s, d, {});
+  if (!out.started) return fail("{}", out.detail);
+  return (*s)->report(true);
+}
+
 TEST(GrowthSession, RunForTracesOnlyTheTargetAndStopsOnRequest) {
   if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
   // A target that does nothing: the faults of everything else on the machine (this test
   // touching 16 MiB meanwhile included) must not show up.
   Proc idle({"sleep", "60"});
-  tracker::GrowthSessionConfig cfg;
-  cfg.probe.pid = idle.pid();
+  session::GrowthSessionOptions cfg;
+  cfg.pid = idle.pid();
   cfg.probe.sample_period = 1;
-  cfg.target.pid = idle.pid();
   std::atomic<bool> stop{false};
   std::thread toucher([&] {
     std::this_thread::sleep_for(std::chrono::seconds(1));  // attached by then
@@ -108,7 +120,7 @@ TEST(GrowthSession, RunForTracesOnlyTheTargetAndStopsOnRequest) {
     stop = true;
   });
   auto start = std::chrono::steady_clock::now();
-  auto r = tracker::run_growth_for(cfg, 30, stop);
+  auto r = run_for(cfg, 30, stop);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   toucher.join();
   ASSERT_TRUE(r) << r.error().message;
@@ -124,10 +136,9 @@ TEST(GrowthSession, RunForEndsWhenTheTargetExits) {
   if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
   Proc target({fixture("gr_growth"), "wait"});
   ASSERT_TRUE(target.wait_for("ready"));
-  tracker::GrowthSessionConfig cfg;
-  cfg.probe.pid = target.pid();
+  session::GrowthSessionOptions cfg;
+  cfg.pid = target.pid();
   cfg.probe.sample_period = 4;
-  cfg.target.pid = target.pid();
   std::atomic<bool> stop{false};
   std::thread driver([&] {
     std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -136,7 +147,7 @@ TEST(GrowthSession, RunForEndsWhenTheTargetExits) {
     target.close_stdin();
     target.wait();
   });
-  auto r = tracker::run_growth_for(cfg, 60, stop);
+  auto r = run_for(cfg, 60, stop);
   driver.join();
   ASSERT_TRUE(r) << r.error().message;
   Observed o = observe(*r);
@@ -147,15 +158,14 @@ TEST(GrowthSession, RunForEndsWhenTheTargetExits) {
 
 TEST(GrowthSession, BadCgroupFailsWithoutAttaching) {
   if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
-  tracker::SymbolizingResolver resolver;
-  tracker::GrowthSessionConfig cfg;
-  cfg.probe.cgroup_path = "/proc";  // a directory, not a cgroup
-  auto session = tracker::GrowthSession::Create(cfg, resolver);
+  session::GrowthSessionOptions cfg;
+  cfg.cgroup = "/proc";  // a directory, not a cgroup
+  auto session = session::GrowthSession::Create(cfg);
   ASSERT_FALSE(session);
   EXPECT_NE(session.error().message.find("--cgroup /proc"), std::string::npos)
       << session.error().message;
-  cfg.probe.cgroup_path = "";
-  session = tracker::GrowthSession::Create(cfg, resolver);
+  cfg.cgroup = "";
+  session = session::GrowthSession::Create(cfg);
   ASSERT_FALSE(session);  // neither a pid nor a cgroup
 }
 

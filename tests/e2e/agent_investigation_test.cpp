@@ -13,6 +13,7 @@
 #include "bpf/preload_abi.h"
 #include "common/atomic_file.h"
 #include "report/json_writer.h"
+#include "support/agent_run.h"
 #include "support/memleak_run.h"
 
 namespace leakwatch::testing {
@@ -34,26 +35,9 @@ json investigate(int pid, std::string* reports_out) {
   fs::create_directories(dir);
   std::string reports = dir + "/reports";
   *reports_out = reports;
-  std::string config = dir + "/agent.yaml";
-  std::ofstream(config) << "reports_dir: " << reports << "\n"
-                        << "environment: ci\nlisten: \"off\"\n"
-                        << "targets:\n  - pid: " << pid << "\n"
-                        << "memleak_sampling:\n  enabled: true\n"
-                        << "  trigger_conditions:\n    - memory_growth_rate: \">10MB/min\"\n"
-                        << "  sampling_config:\n    default_sample_rate: 1\n"
-                        << "    duration_limit: 6\n    growth_seconds: 2\n"
-                        << "detection:\n  interval: 200ms\n  rate_window: 1s\n  sustained_for: 1s\n";
-
+  const std::string config = write_agent_config(dir, pid, "off", 6);
   Proc agent({leakwatch(), "agent", "--config", config});
-  json index;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
-  while (index.empty() && std::chrono::steady_clock::now() < deadline) {
-    // The index names an investigation only once all its files are complete.
-    if (auto text = read_file(reports + "/index.json"))
-      index = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-    if (index.is_discarded()) index = json();
-    ::usleep(200 * 1000);
-  }
+  json index = wait_for_stored(reports, std::chrono::seconds(40));
   agent.signal(SIGTERM);
   int st = agent.wait(std::chrono::seconds(20));
   EXPECT_FALSE(index.empty()) << "no investigation stored\n" << agent.err();

@@ -22,6 +22,7 @@
 #include "agent/agent.h"
 #include "agent/http_server.h"
 #include "common/atomic_file.h"
+#include "support/process.h"
 
 namespace leakwatch::agent {
 namespace {
@@ -29,21 +30,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr const char* kPrometheus = "/usr/bin/prometheus";
-
-// A port nothing listens on right now (the kernel's choice for an ephemeral bind).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
 
 class PrometheusProcess {
  public:
@@ -121,7 +107,7 @@ TEST(AgentPrometheus, RealPrometheusScrapesLeakwatchSeries) {
   ASSERT_TRUE(post);
   EXPECT_NE(post->status, 200);
 
-  const int prom_port = free_port();
+  const int prom_port = testing::free_port();
   ASSERT_GT(prom_port, 0);
   ASSERT_TRUE(write_file_atomic(dir + "/prometheus.yml",
                                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "fuzz_support.h"
-#include "probe/frame_pointers.h"
 #include "unwind/cfi_rules.h"
+#include "unwind/frame_pointers.h"
 #include "unwind/object_cfi.h"
 
 namespace {
@@ -77,6 +77,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     (void)(*obj)->has_eh_frame();
   }
-  (void)probe::check_frame_pointers(file.path(), 64);
+  (void)unwind::check_frame_pointers(file.path(), 64);
   return 0;
 }

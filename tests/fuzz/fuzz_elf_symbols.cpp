@@ -4,11 +4,11 @@
 #include <algorithm>
 
 #include "fuzz_support.h"
-#include "probe/allocator_plan.h"
-#include "probe/elf_symbols.h"
-#include "probe/placement.h"
+#include "alloc/allocator_plan.h"
+#include "alloc/placement.h"
+#include "common/procfs.h"
+#include "elf/elf_symbols.h"
 #include "symbolize/object_file.h"
-#include "symbolize/proc_maps.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace leakwatch;
@@ -17,13 +17,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = file.path();
 
   // The symbolizer's load bias of a mapping of this file (offset 0, as the first PT_LOAD).
-  symbolize::MapsEntry entry;
+  MapEntry entry;
   entry.start = 0x555555554000;
   entry.end = entry.start + 0x1000;
   entry.executable = true;
   (void)symbolize::compute_load_bias(file.fd(), entry);
 
-  auto elf = probe::ElfObject::Open(path);
+  auto elf = elf::ElfObject::Open(path);
   if (!elf) return 0;
   (void)elf->build_id();
   size_t n = 0;
@@ -35,17 +35,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // The readers' own bounds: placement reads a few instructions, thunk detection 16
     // bytes, operator new's body up to 512.
     (void)elf->read_code(sym.value, std::min<uint64_t>(sym.size ? sym.size : 16, 512));
-    (void)probe::plan_symbol_probe(*elf, sym);
+    (void)alloc::plan_symbol_probe(*elf, sym);
   }
   (void)elf->find("malloc");
 
-  probe::LinkOrder order;
+  alloc::LinkOrder order;
   order.objects.push_back({"/fuzz/exe", path, "executable"});
   order.method = "fuzz";
   for (bool static_exe : {false, true}) {
     order.static_executable = static_exe;
-    (void)probe::discover_in_order(order, "", false);
+    (void)alloc::discover_in_order(order, "", false);
   }
-  (void)probe::discover_in_order(order, "je_", true);
+  (void)alloc::discover_in_order(order, "je_", true);
   return 0;
 }

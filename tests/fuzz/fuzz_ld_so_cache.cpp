@@ -2,10 +2,10 @@
 #include <span>
 
 #include "fuzz_support.h"
-#include "probe/elf_dynamic.h"
+#include "elf/elf_dynamic.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto m = leakwatch::probe::parse_ld_so_cache(std::span<const uint8_t>(data, size));
+  auto m = leakwatch::elf::parse_ld_so_cache(std::span<const uint8_t>(data, size));
   (void)m.size();
   return 0;
 }

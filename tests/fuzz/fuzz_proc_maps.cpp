@@ -1,19 +1,13 @@
-// /proc/PID/maps: both readers (growth tracking's, and the symbolizer's and unwinder's),
-// and the path helpers used on what they return.
-#include "common/proc_maps.h"
+// /proc/PID/maps: the one parser (common/procfs), and the path helpers used on what it
+// returns.
+#include "common/procfs.h"
 #include "fuzz_support.h"
-#include "symbolize/proc_maps.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace leakwatch;
-  auto text = fuzz::as_text(data, size);
-  for (const MapEntry& e : parse_proc_maps(text)) {
-    (void)e.executable();
-    (void)e.file_backed();
-  }
-  auto entries = symbolize::parse_proc_maps(text);
+  auto entries = parse_proc_maps(fuzz::as_text(data, size));
   if (!entries) return 0;
-  for (const auto& e : *entries) {
+  for (const MapEntry& e : *entries) {
     (void)e.file_path();
     (void)e.deleted();
     (void)e.file_backed();

@@ -1,11 +1,9 @@
-// /proc/PID/stat: both readers (layer 1's, and the symbolizer's pid-reuse check).
+// /proc/PID/stat: the one parser (common/procfs), used by layer 1, the symbolizer's
+// pid-reuse check and the agent's target watch.
+#include "common/procfs.h"
 #include "fuzz_support.h"
-#include "metrics/proc_parse.h"
-#include "symbolize/proc_maps.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto text = leakwatch::fuzz::as_text(data, size);
-  (void)leakwatch::metrics::parse_proc_stat(text);
-  (void)leakwatch::symbolize::parse_proc_stat(text);
+  (void)leakwatch::parse_proc_stat(leakwatch::fuzz::as_text(data, size));
   return 0;
 }

@@ -1,9 +1,6 @@
 #include "support/agent_run.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,22 +12,35 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include "common/atomic_file.h"
 #include "support/reliability.h"
 
 namespace leakwatch::testing {
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
+std::string write_agent_config(const std::string& dir, int pid, const std::string& listen,
+                               int duration_s) {
+  const std::string config = dir + "/agent.yaml";
+  std::ofstream(config) << "reports_dir: " << dir << "/reports\n"
+                        << "environment: ci\nlisten: \"" << listen << "\"\n"
+                        << "targets:\n  - pid: " << pid << "\n"
+                        << "memleak_sampling:\n  enabled: true\n"
+                        << "  trigger_conditions:\n    - memory_growth_rate: \">10MB/min\"\n"
+                        << "  sampling_config:\n    default_sample_rate: 1\n"
+                        << "    duration_limit: " << duration_s << "\n    growth_seconds: 2\n"
+                        << "detection:\n  interval: 200ms\n  rate_window: 1s\n  sustained_for: 1s\n";
+  return config;
+}
+
+nlohmann::json wait_for_stored(const std::string& reports, std::chrono::seconds timeout) {
+  nlohmann::json index = nlohmann::json::array();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (index.empty() && std::chrono::steady_clock::now() < deadline) {
+    if (auto text = read_file(reports + "/index.json"))
+      index = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (!index.is_array()) index = nlohmann::json::array();
+    if (index.empty()) ::usleep(200 * 1000);
+  }
+  return index;
 }
 
 double metric_sum(const std::string& text, const std::string& name) {

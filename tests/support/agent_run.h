@@ -1,16 +1,28 @@
-// The agent as a process, watched from outside the way an operator would: its
-// configuration written to a file, its Prometheus metrics read over HTTP.
+// Running `leakwatch agent` in the end-to-end tests: a configuration that investigates a
+// growing process quickly, and the wait for its first stored investigation; or the agent as a
+// process watched from outside the way an operator would, its Prometheus metrics read over HTTP.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "support/process.h"
 
 namespace leakwatch::testing {
 
-// A loopback port nothing listens on right now (the kernel's choice for an ephemeral bind).
-int free_port();
+// Writes dir/agent.yaml: `pid` watched every 200 ms, an investigation once it grows faster
+// than 10 MB/min for 1 s (a 2 s growth step, then the allocation trace for the rest of
+// `duration_s`, every call traced), reports in dir/reports, HTTP on `listen` ("off" for
+// none).  Returns the file's path.
+std::string write_agent_config(const std::string& dir, int pid, const std::string& listen,
+                               int duration_s);
+
+// index.json's array under `reports` once it names an investigation (an investigation enters
+// it only when all its files are complete); an empty array after `timeout`.
+nlohmann::json wait_for_stored(const std::string& reports, std::chrono::seconds timeout);
 
 // Sum of every series of `name` in a Prometheus text exposition (-1 when absent).
 double metric_sum(const std::string& text, const std::string& name);

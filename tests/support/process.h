@@ -55,5 +55,6 @@ std::string fixture(const std::string& name);   // path of a fixture program
 std::string leakwatch();                          // path of the leakwatch binary
 std::string temp_path(const std::string& name);  // a fresh path in a per-test temp dir
 bool have_bpf();                                  // root and BTF: real-BPF tests can run
+int free_port();  // a loopback TCP port nothing listens on now (the kernel's ephemeral choice)
 
 }  // namespace leakwatch::testing

@@ -152,6 +152,24 @@ TEST(AgentConfig, TheExampleFileParses) {
   EXPECT_DOUBLE_EQ(c->reports.max_age_s, 7 * 86400);
 }
 
+TEST(AgentConfig, InjectPolicy) {
+  auto with = [](const std::string& value) {
+    return parse_config("targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
+                        "    inject: " + value + "\n");
+  };
+  EXPECT_EQ(parse_config("targets:\n  - comm: x\n")->memleak_sampling.sampling_config.inject,
+            InjectPolicy::kNever);
+  EXPECT_EQ(with("never")->memleak_sampling.sampling_config.inject, InjectPolicy::kNever);
+  EXPECT_EQ(with("over_budget")->memleak_sampling.sampling_config.inject, InjectPolicy::kOverBudget);
+  EXPECT_EQ(with("always")->memleak_sampling.sampling_config.inject, InjectPolicy::kAlways);
+  auto bad = with("sometimes");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find(
+                "memleak_sampling.sampling_config.inject: expected never, over_budget or always"),
+            std::string::npos)
+      << bad.error().message;
+}
+
 TEST(AgentConfig, GrowthStepTakesAtMostHalfTheTimeBox) {
   auto with = [](const std::string& sampling) {
     auto c = parse_config("targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n" +
@@ -274,7 +292,7 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
        "    growth_second: 30\n",
        "bad.yaml:5:", "memleak_sampling.sampling_config.growth_second",
        "unknown key (expected one of: default_sample_rate, aggressive_sample_rate, "
-       "duration_limit, growth_seconds)"},
+       "duration_limit, growth_seconds, inject)"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  trigger_conditions:\n"
        "    - oom_risk_score: \">1.5\"\n",
        "bad.yaml:5:", "oom_risk_score", "between 0 and 1"},

@@ -1,4 +1,4 @@
-// Go programs in the allocator planning (src/probe/allocator_plan.cpp): Go code is never
+// Go programs in the allocator planning (src/alloc/allocator_plan.cpp): Go code is never
 // probed.  The executables here are fixtures marked as Go the way the Go toolchain marks
 // its output (a .go.buildinfo section), so no Go compiler is needed; the end-to-end test
 // (tests/e2e/field_hazards_test.cpp) traces real Go programs.
@@ -7,11 +7,11 @@
 
 #include <fstream>
 
-#include "probe/allocator_plan.h"
-#include "probe/link_order.h"
+#include "alloc/allocator_plan.h"
+#include "alloc/link_order.h"
 #include "support/process.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 namespace {
 
 using testing::fixture;
@@ -101,4 +101,4 @@ TEST(AllocatorPlanGo, ExplicitGoObjectIsRefused) {
 }
 
 }  // namespace
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

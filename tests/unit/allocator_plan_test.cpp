@@ -9,15 +9,17 @@
 #include <fstream>
 #include <iterator>
 
-#include "probe/allocator_catalog.h"
-#include "probe/allocator_plan.h"
-#include "probe/elf_dynamic.h"
-#include "probe/elf_symbols.h"
-#include "probe/link_order.h"
+#include "alloc/allocator_catalog.h"
+#include "alloc/allocator_plan.h"
+#include "elf/elf_dynamic.h"
+#include "elf/elf_symbols.h"
+#include "alloc/link_order.h"
 #include "support/process.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 namespace {
+
+using namespace leakwatch::elf;
 
 const std::string kLibDir = "/usr/lib/x86_64-linux-gnu/";
 const std::string kJemalloc = kLibDir + "libjemalloc.so.2";
@@ -313,4 +315,4 @@ TEST(AllocatorCatalog, KindsAndIdentity) {
 }
 
 }  // namespace
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

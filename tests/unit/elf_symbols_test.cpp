@@ -2,7 +2,7 @@
 // / place_nopie fixtures (PIE and non-PIE executables).  Expected values are computed here
 // independently of libelf, by reading the ELF structures straight from the file with
 // <elf.h>, and checked against binutils (readelf) and against a running process.
-#include "probe/elf_symbols.h"
+#include "elf/elf_symbols.h"
 
 #include <elf.h>
 #include <gtest/gtest.h>
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace leakwatch::probe {
+namespace leakwatch::elf {
 namespace {
 
 const std::string kLibc = "/lib/x86_64-linux-gnu/libc.so.6";
@@ -277,4 +277,4 @@ TEST(ElfSymbols, ObjectIsMovable) {
 }
 
 }  // namespace
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::elf

@@ -1,11 +1,11 @@
 // check_frame_pointers on fixtures built with and without frame pointers, and on libc.
-#include "probe/frame_pointers.h"
+#include "unwind/frame_pointers.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace leakwatch::probe {
+namespace leakwatch::unwind {
 namespace {
 
 const std::string kFixtures = LEAKWATCH_FIXTURE_DIR;
@@ -52,4 +52,4 @@ TEST(FramePointerCheck, NotAnElfFileIsAnError) {
 }
 
 }  // namespace
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::unwind

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "tracker/growth_tracker.h"
+#include "tracker_testing.h"
 
 namespace leakwatch::tracker {
 namespace {
@@ -13,20 +14,7 @@ constexpr uint64_t kPage = 4096;
 constexpr uint32_t kPid = 4242;
 constexpr uint32_t kWrite = 2;  // page fault error code: write access
 
-// Frames named after the stack value: stack 7 -> one frame "fn7".
-class NamingResolver : public FrameResolver {
- public:
-  std::vector<report::Frame> resolve(uint32_t, const std::vector<uint64_t>& ips) override {
-    std::vector<report::Frame> out;
-    for (uint64_t ip : ips) {
-      report::Frame f;
-      f.address = ip;
-      f.function = "fn" + std::to_string(ip);
-      out.push_back(f);
-    }
-    return out;
-  }
-};
+using testing::NamingResolver;
 
 lw_gr_event fault(uint64_t addr, uint64_t stack, uint32_t error_code = kWrite,
                   uint32_t pid = kPid) {
@@ -80,12 +68,11 @@ GrowthTrackerConfig config(uint32_t period = 1) {
   c.page_size = kPage;
   // Before attach the process had a heap, a stack and a read-only mapped library.
   c.read_maps = [](uint32_t) -> Result<std::vector<MapEntry>> {
-    return std::vector<MapEntry>{
-        {0x5000000, 0x5100000, 0, 0, "rw-p", "[heap]"},
-        {0x7000000, 0x7100000, 0, 99, "r--p", "/usr/lib/libfoo.so"},
-        {0x7100000, 0x7200000, 0, 99, "rw-s", "/dev/shm/segment"},
-        {0x7ff0000, 0x8000000, 0, 0, "rw-p", "[stack]"},
-    };
+    return parse_proc_maps(
+        "05000000-05100000 rw-p 00000000 00:00 0 [heap]\n"
+        "07000000-07100000 r--p 00000000 08:01 99 /usr/lib/libfoo.so\n"
+        "07100000-07200000 rw-s 00000000 00:05 99 /dev/shm/segment\n"
+        "07ff0000-08000000 rw-p 00000000 00:00 0 [stack]\n");
   };
   return c;
 }

@@ -1,6 +1,6 @@
 // plan_probe on hand-assembled functions (one per rule of placement.h; each listed with its
 // disassembly as GNU as/objdump print it), then on this machine's real libc and libstdc++.
-#include "probe/placement.h"
+#include "alloc/placement.h"
 
 #include <capstone/capstone.h>
 #include <gtest/gtest.h>
@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "probe/elf_symbols.h"
+#include "elf/elf_symbols.h"
 
-namespace leakwatch::probe {
+namespace leakwatch::alloc {
 namespace {
+
+using namespace leakwatch::elf;
 
 constexpr uint64_t kBase = 0x401000;
 
@@ -493,4 +495,4 @@ TEST(PlanProbeLibstdcxx, OperatorNewAndDelete) {
 }
 
 }  // namespace
-}  // namespace leakwatch::probe
+}  // namespace leakwatch::alloc

@@ -15,7 +15,7 @@
 #include "analysis/sampling.h"
 #include "bpf/preload_abi.h"
 #include "preload/exp_table.h"
-#include "probe/elf_symbols.h"
+#include "elf/elf_symbols.h"
 #include "support/process.h"
 
 namespace leakwatch {
@@ -65,7 +65,7 @@ TEST(PreloadLayout, ExponentialTableIsTheBpfTable) {
 }
 
 TEST(PreloadLayout, HooksAreOneFiveByteNopThenRet) {
-  auto elf = probe::ElfObject::Open(preload_library());
+  auto elf = elf::ElfObject::Open(preload_library());
   ASSERT_TRUE(elf) << elf.error().message;
   for (const char* name : {LEAKWATCH_HOOK_ALLOC_SYMBOL, LEAKWATCH_HOOK_FREE_SYMBOL}) {
     auto sym = elf->find(name);
@@ -78,8 +78,8 @@ TEST(PreloadLayout, HooksAreOneFiveByteNopThenRet) {
 }
 
 // The branches out of a function: (target, is_call) for every direct call and jmp.
-std::vector<std::pair<uint64_t, bool>> direct_branches(const probe::ElfObject& elf,
-                                                       const probe::ElfSymbol& sym) {
+std::vector<std::pair<uint64_t, bool>> direct_branches(const elf::ElfObject& elf,
+                                                       const elf::ElfSymbol& sym) {
   std::vector<std::pair<uint64_t, bool>> out;
   auto code = elf.read_code(sym.value, sym.size);
   if (!code) return out;
@@ -101,7 +101,7 @@ std::vector<std::pair<uint64_t, bool>> direct_branches(const probe::ElfObject& e
 
 // Whether the function sets up a frame pointer (push %rbp, later mov %rsp,%rbp) before its
 // first call.
-bool frame_before_first_call(const probe::ElfObject& elf, const probe::ElfSymbol& sym) {
+bool frame_before_first_call(const elf::ElfObject& elf, const elf::ElfSymbol& sym) {
   auto code = elf.read_code(sym.value, sym.size);
   if (!code) return false;
   csh h;
@@ -124,7 +124,7 @@ TEST(PreloadLayout, SampledPathsAreReachedByTailJumps) {
   // reach its sampled path by a jmp (never a call), so that frame's record holds the
   // program's return address: a frame-pointer walk at the hook then names the caller of
   // malloc/new (see preload_internal.h).
-  auto elf = probe::ElfObject::Open(preload_library());
+  auto elf = elf::ElfObject::Open(preload_library());
   ASSERT_TRUE(elf) << elf.error().message;
   std::map<uint64_t, std::string> sampled_paths;
   for (const auto& sym : elf->symbols()) {

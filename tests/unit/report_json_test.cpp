@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,8 @@ TEST(ReportJson, RoundTripIsExact) {
   odd.finding = Finding{"Cache::insert(int)", "server", "cache.cpp", 42, 1.5e6, 2048.5,
                         Verdict::kLeak, 0.875, "grows 2 KiB/s", {"allocation trace", "growth step"},
                         "agree", "medium"};
+  odd.timeline = Timeline{{1, 2.5, 4}, {0, 4096, 8192.5}, {1e6, 1.5e6, 2e6},
+                          {{1, {0, 4096, 8000}}, {0xffffffffffffffffULL, {0, 0, 192.5}}}};
   for (const Report& r : {exact_report(), sampled_report(), kernel_report(), Report{}, odd}) {
     auto back = read_json(write_json(r));
     ASSERT_TRUE(back) << back.error().message;
@@ -138,6 +141,30 @@ TEST(ReportJson, ErrorsNameTheField) {
         << c.text << " -> " << r.error().message;
     EXPECT_TRUE(r.error().message.starts_with("report JSON: ")) << r.error().message;
   }
+}
+
+TEST(ReportJson, TimelineSeriesHaveOneValuePerTime) {
+  Report r = exact_report();
+  r.timeline = Timeline{{1, 2}, {10, 20}, {}, {{7, {5, 6}}}};
+  auto back = read_json(write_json(r));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->timeline, r.timeline);
+  EXPECT_TRUE(back->timeline->rss_bytes.empty());  // never read: no values at all
+
+  // An RSS that could not be read at one report is null, and NaN again when read back.
+  r.timeline->rss_bytes = {std::numeric_limits<double>::quiet_NaN(), 3e6};
+  std::string text = write_json(r);
+  EXPECT_NE(text.find("\"rss_bytes\": [\n      null,"), std::string::npos) << text;
+  back = read_json(text);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_TRUE(std::isnan(back->timeline->rss_bytes[0]));
+  EXPECT_EQ(back->timeline->rss_bytes[1], 3e6);
+
+  r.timeline = Timeline{{1, 2}, {10, 20}, {}, {{7, {5}}}};
+  auto bad = read_json(write_json(r));
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("$.timeline.stacks[0].bytes"), std::string::npos)
+      << bad.error().message;
 }
 
 }  // namespace

@@ -18,8 +18,9 @@ TEST(ReportRender, ParseFormat) {
   EXPECT_EQ(parse_format("folded"), Format::kFolded);
   EXPECT_EQ(parse_format("JSON"), std::nullopt);
   EXPECT_EQ(parse_format(""), std::nullopt);
-  EXPECT_EQ(parse_format("html"), std::nullopt);
-  for (Format f : {Format::kText, Format::kJson, Format::kPprof, Format::kFolded})
+  EXPECT_EQ(parse_format("html"), Format::kHtml);
+  EXPECT_EQ(parse_format("svg"), std::nullopt);
+  for (Format f : {Format::kText, Format::kJson, Format::kPprof, Format::kFolded, Format::kHtml})
     EXPECT_EQ(parse_format(to_string(f)), f);
 }
 

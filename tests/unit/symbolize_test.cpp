@@ -24,7 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "common/fd.h"
-#include "symbolize/proc_maps.h"
+#include "common/procfs.h"
 #include "symbolize/symbolizer.h"
 
 namespace leakwatch::symbolize {
@@ -196,7 +196,7 @@ TEST(SymbolizeProcMaps, ParsesAllKindsOfLines) {
   auto maps = parse_proc_maps(text);
   ASSERT_TRUE(maps.has_value()) << maps.error().message;
   ASSERT_EQ(maps->size(), 5u);
-  const MapsEntry& exe = (*maps)[1];
+  const MapEntry& exe = (*maps)[1];
   EXPECT_EQ(exe.start, 0x55d0c0a01000u);
   EXPECT_EQ(exe.end, 0x55d0c0a02000u);
   EXPECT_EQ(exe.offset, 0x1000u);
@@ -205,7 +205,7 @@ TEST(SymbolizeProcMaps, ParsesAllKindsOfLines) {
   EXPECT_EQ(exe.inode, 393228u);
   EXPECT_EQ(exe.path, "/usr/bin/sym target");
   EXPECT_TRUE(exe.file_backed());
-  const MapsEntry& gone = (*maps)[2];
+  const MapEntry& gone = (*maps)[2];
   EXPECT_EQ(gone.dev_major, 0xfdu);
   EXPECT_EQ(gone.dev_minor, 0x1au);
   EXPECT_TRUE(gone.deleted());
@@ -224,7 +224,7 @@ TEST(SymbolizeProcMaps, ParsesStatWithAwkwardCommand) {
       "10000 200 18446744073709551615\n");
   ASSERT_TRUE(st.has_value()) << st.error().message;
   EXPECT_EQ(st->state, 'S');
-  EXPECT_EQ(st->start_time, 987654u);
+  EXPECT_EQ(st->start_time_ticks, 987654u);
   EXPECT_FALSE(parse_proc_stat("4242 (x) S 1 2").has_value());
 }
 

@@ -15,7 +15,7 @@
 #include "common/atomic_file.h"
 #include "common/fd.h"
 #include "symbolize/object_file.h"
-#include "symbolize/proc_maps.h"
+#include "common/procfs.h"
 #include "unwind/snapshot_file.h"
 #include "unwind/unwinder.h"
 #include "unwind_testing.h"
@@ -70,7 +70,7 @@ Offline offline_unwinder(const UnwindOptions& options = {}) {
   EXPECT_TRUE(u.has_value()) << u.error().message;
   if (!u) return out;
   out.unwinder = std::move(*u);
-  auto entries = symbolize::parse_proc_maps(*maps);
+  auto entries = parse_proc_maps(*maps);
   for (const auto& e : *entries) {
     if (e.executable && e.path.ends_with("/uw_chain_nofp")) {
       UniqueFd fd(::open((kData + "/uw_chain_nofp").c_str(), O_RDONLY | O_CLOEXEC));

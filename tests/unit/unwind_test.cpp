@@ -16,7 +16,7 @@
 #include "common/atomic_file.h"
 #include "common/fd.h"
 #include "support/process.h"
-#include "symbolize/proc_maps.h"
+#include "common/procfs.h"
 #include "symbolize/symbolizer.h"
 #include "unwind/snapshot_file.h"
 #include "unwind/unwinder.h"
@@ -411,7 +411,7 @@ TEST(Unwind, PcsOutsideObjectsWithCfiAreTruncatedWithAReason) {
   ASSERT_NE(snap, nullptr);
   auto maps = read_file(run.dir() + "/maps");
   ASSERT_TRUE(maps.has_value());
-  auto entries = symbolize::parse_proc_maps(*maps);
+  auto entries = parse_proc_maps(*maps);
   ASSERT_TRUE(entries.has_value());
   uint64_t vdso = 0;
   for (const auto& e : *entries) {
