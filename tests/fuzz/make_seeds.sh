@@ -36,6 +36,7 @@ for f in "$data"/report/*.txt "$data"/report_cmd/*.txt; do
   { printf 3; cat "$f"; } | seed bcc_text "r10_$(basename "$f")"
 done
 copy report_json "$data"/report/*.json
+copy html_report "$data"/report/*.json
 copy proc_status "$data"/proc/status_*
 copy proc_stat "$data"/proc/stat_*
 copy smaps_rollup "$data"/proc/smaps_rollup_*

@@ -6,6 +6,7 @@
 
 #include "agent/report_store.h"
 #include "common/atomic_file.h"
+#include "report/html_writer.h"
 
 namespace leakwatch {
 namespace {
@@ -49,6 +50,32 @@ TEST(FuzzRegressions, IndexEntryLeavingTheReportsDirIsSkipped) {
   ASSERT_TRUE(entries);
   ASSERT_EQ(entries->size(), 1u);
   EXPECT_EQ(entries->front().id, "20260101T000000Z-x-1");
+}
+
+// fuzz_html_report: `leakwatch report FILE --format html` renders any JSON object whose kind
+// is "growth".  A field of another type, or a stack that is not an object, made nlohmann's
+// value() throw out of the writer, and a report without "target" was read through const
+// operator[] (undefined for a missing key).  Such fields now take their defaults.
+TEST(FuzzRegressions, GrowthHtmlOfFieldsOfAnotherTypeUsesDefaults) {
+  using Json = nlohmann::ordered_json;
+  const Json g = Json::parse(regression("html_report", "fields-of-another-type.json"));
+  const Json data = report::html_growth_data(g);
+  EXPECT_EQ(data["sample_period"], 1);
+  EXPECT_EQ(data["final"], false);
+  ASSERT_EQ(data["stacks"].size(), 2u);
+  EXPECT_EQ(data["stacks"][1]["pid"], 0);
+  EXPECT_EQ(data["stacks"][1]["id"], "0");
+  ASSERT_EQ(data["frames"].size(), 1u);
+  EXPECT_EQ(data["frames"][0], Json::array({"", "", "", 0}));
+  const Json mem = report::html_report_data(g);
+  ASSERT_EQ(mem["timeline"]["stacks"].size(), 2u);
+  EXPECT_EQ(mem["timeline"]["stacks"][0], 3);
+  EXPECT_EQ(mem["timeline"]["stacks"][1]["stack_id"], "5");
+  EXPECT_NE(report::write_growth_html(g).find("Memory growth report"), std::string::npos);
+
+  const Json bare = Json::parse(regression("html_report", "no-target.json"));
+  const std::string page = report::write_growth_html(bare);
+  EXPECT_NE(page.find("<title>Memory growth report</title>"), std::string::npos);
 }
 
 }  // namespace
