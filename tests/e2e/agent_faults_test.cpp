@@ -85,15 +85,7 @@ TEST_F(AgentFaults, ReportsDirFullOrReadOnlyIsCountedAndSurvived) {
   if (!mnt.ok()) GTEST_SKIP() << "cannot mount a tmpfs here";
   Proc grower({fixture("agent_grower"), "mleak", "512"});
   ASSERT_TRUE(grower.wait_for("ready"));
-  AgentRun agent = start_agent(
-      "targets:\n  - pid: " + std::to_string(grower.pid()) +
-          "\nmemleak_sampling:\n  enabled: true\n  cooldown: 0\n"
-          "  trigger_conditions:\n    - memory_growth_rate: \">64KB/s\"\n"
-          "  sampling_config:\n    default_sample_rate: 100\n    duration_limit: 0.5\n"
-          "    growth_seconds: 0\n"
-          "detection:\n  interval: 100ms\n  rate_window: 1s\n  sustained_for: 0.5s\n"
-          "reports:\n  max_count: 3\n",
-      dir);
+  AgentRun agent = start_agent(retriggering_config(grower.pid(), 0.5, 3), dir);
   auto errors = [&] { return agent.metric("leakwatch_report_errors_total"); };
   auto stored = [&] {
     auto text = read_file(dir + "/index.json");

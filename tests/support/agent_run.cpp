@@ -86,6 +86,17 @@ AgentRun start_agent(const std::string& body, const std::string& reports_dir) {
   return a;
 }
 
+std::string retriggering_config(int pid, double duration_limit_s, int max_reports) {
+  return "targets:\n  - pid: " + std::to_string(pid) +
+         "\nmemleak_sampling:\n  enabled: true\n  cooldown: 0\n"
+         "  trigger_conditions:\n    - memory_growth_rate: \">64KB/s\"\n"
+         "  sampling_config:\n    default_sample_rate: 100\n    duration_limit: " +
+         std::to_string(duration_limit_s) +
+         "\n    growth_seconds: 0\n"
+         "detection:\n  interval: 100ms\n  rate_window: 1s\n  sustained_for: 0.5s\n"
+         "reports:\n  max_count: " + std::to_string(max_reports) + "\n";
+}
+
 int stop_agent(AgentRun& a) {
   a.proc->signal(SIGTERM);
   int st = a.proc->wait(std::chrono::seconds(60));

@@ -42,6 +42,12 @@ struct AgentRun {
 // environment: ci, then `body` (the rest of the YAML), and waits until /metrics answers.
 AgentRun start_agent(const std::string& body, const std::string& reports_dir = "");
 
+// The rest of an agent configuration (for start_agent) under which `pid`, growing through
+// malloc at a few hundred KiB/s, triggers again as soon as an investigation ends: a trigger
+// above 64 KB/s held 0.5 s, no cooldown, allocation traces of `duration_limit_s` at 1 in
+// 100, no growth step; keeping `max_reports` investigations.
+std::string retriggering_config(int pid, double duration_limit_s, int max_reports);
+
 // SIGTERM, then the exit status (-1 when it did not exit normally).
 int stop_agent(AgentRun& agent);
 

@@ -113,14 +113,7 @@ void agent_investigation_cycles(int investigations) {
   // all along, so with no cooldown one investigation follows the other.
   Proc grower({fixture("agent_grower"), "mleak", "512"});
   ASSERT_TRUE(grower.wait_for("ready"));
-  AgentRun agent = start_agent(
-      "targets:\n  - pid: " + std::to_string(grower.pid()) +
-      "\nmemleak_sampling:\n  enabled: true\n  cooldown: 0\n"
-      "  trigger_conditions:\n    - memory_growth_rate: \">64KB/s\"\n"
-      "  sampling_config:\n    default_sample_rate: 100\n    duration_limit: 0.3\n"
-      "    growth_seconds: 0\n"
-      "detection:\n  interval: 100ms\n  rate_window: 1s\n  sustained_for: 0.5s\n"
-      "reports:\n  max_count: 5\n");
+  AgentRun agent = start_agent(retriggering_config(grower.pid(), 0.3, 5));
   const pid_t apid = agent.proc->pid();
 
   // The lowest figures seen between two points: an investigation in flight holds BPF
