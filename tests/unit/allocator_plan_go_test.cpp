@@ -43,7 +43,7 @@ TEST(AllocatorPlanGo, StaticGoProgramIsRefusedWithAClearMessage) {
 
 TEST(AllocatorPlanGo, CgoProgramIsTracedInLibcWithAWarning) {
   const std::string exe = as_go_program("ml_short");
-  auto order = command_link_order(exe, "", LibrarySearch::FromEnvironment());
+  auto order = command_link_order(exe, "", elf::LibrarySearch::FromEnvironment());
   ASSERT_TRUE(order) << order.error().message;
   auto d = discover_in_order(*order, "", false);
   ASSERT_TRUE(d) << d.error().message;
@@ -64,7 +64,7 @@ TEST(AllocatorPlanGo, CgoProgramIsTracedInLibcWithAWarning) {
 TEST(AllocatorPlanGo, CAllocatorInsideAGoExecutableIsProbed) {
   // ml_static_alloc defines malloc & co. in the executable: C code, safe to probe.
   const std::string exe = as_go_program("ml_static_alloc");
-  auto order = command_link_order(exe, "", LibrarySearch::FromEnvironment());
+  auto order = command_link_order(exe, "", elf::LibrarySearch::FromEnvironment());
   ASSERT_TRUE(order) << order.error().message;
   auto d = discover_in_order(*order, "", false);
   ASSERT_TRUE(d) << d.error().message;
