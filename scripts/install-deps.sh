@@ -10,6 +10,7 @@ packages=(
   libprotobuf-dev protobuf-compiler libcpp-httplib-dev libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libbenchmark-dev
   bpftrace golang-go prometheus
+  clang-19 libclang-rt-19-dev
   libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libmimalloc2.0 musl-tools
   chromium
 )

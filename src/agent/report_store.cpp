@@ -218,6 +218,14 @@ json to_json(const StoredReport& r) {
               {"files", r.files}};
 }
 
+// An id names a subdirectory of reports_dir, which pruning removes: it must be one plain
+// path component (an index.json saying "../x" must not make the agent delete outside it);
+// likewise the file names the HTTP API serves.
+bool plain_component(const std::string& id) {
+  return !id.empty() && id != "." && id != ".." && id.find('/') == std::string::npos &&
+         id.find('\0') == std::string::npos;
+}
+
 Result<StoredReport> from_json(const json& j) {
   EntryReader in(j);
   StoredReport r;
@@ -238,7 +246,11 @@ Result<StoredReport> from_json(const json& j) {
   r.lost = in.integer<uint64_t>("lost");
   r.files = in.strings("files");
   if (!in.error().empty()) return fail("{}", in.error());
-  if (auto g = j.find("growth"); g != j.end() && g->is_object()) {
+  if (!plain_component(r.id)) return fail("id: not a plain directory name");
+  for (const std::string& file : r.files)
+    if (!plain_component(file)) return fail("files: \"{}\" is not a plain file name", file);
+  if (auto g = j.find("growth"); g != j.end() && !g->is_null()) {
+    if (!g->is_object()) return fail("growth: expected an object");
     auto growth = growth_from_json(*g);
     if (!growth) return std::unexpected(growth.error());
     r.growth = std::move(*growth);
@@ -260,6 +272,17 @@ Result<StoredReport> from_json(const json& j) {
 }
 
 }  // namespace
+
+Result<std::vector<StoredReport>> parse_index(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return fail("not a JSON array");
+  std::vector<StoredReport> out;
+  for (const json& e : j) {
+    if (!e.is_object()) continue;
+    if (auto r = from_json(e)) out.push_back(std::move(*r));
+  }
+  return out;
+}
 
 ReportStore::ReportStore(std::string dir, ReportsConfig retention)
     : dir_(std::move(dir)), retention_(retention) {}

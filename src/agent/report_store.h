@@ -76,6 +76,11 @@ struct StoredReport {
   std::vector<std::string> files;  // relative to the report's directory
 };
 
+// The entries of index.json's text, oldest first; entries that are not objects, or whose
+// fields do not have the documented types, are skipped.  Fails when the text is not a
+// JSON array.  Pure function; thread-safe.
+[[nodiscard]] Result<std::vector<StoredReport>> parse_index(std::string_view text);
+
 // Thread-safe: investigations finish on their own threads and store concurrently with the
 // HTTP server listing.
 class ReportStore {

@@ -1,5 +1,8 @@
 #include "alloc/allocator_plan.h"
 
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -219,6 +222,45 @@ std::string allocator_internals(const elf::ElfObject& elf) {
   return "";
 }
 
+// Go programs.  Go allocates from its own garbage-collected heap (arenas it maps itself),
+// not through malloc, and moves a goroutine's stack to a bigger one as it grows: a return
+// probe on a function running on a goroutine stack leaves the kernel's trampoline address
+// in a frame the runtime copies and walks, which corrupts the program (the runtime aborts
+// with "unexpected return pc").  Go code is therefore never probed.  The C code of a cgo
+// program runs on the threads' system stacks (cgocall switches to them), where the usual
+// probes on libc's allocator are safe: those are traced.
+//
+// A Go executable has a .go.buildinfo section (also when stripped of symbols).
+bool is_go_program(const std::string& path) {
+  if (elf_version(EV_CURRENT) == EV_NONE) return false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool go = false;
+  if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
+    size_t shstrndx = 0;
+    if (elf_getshdrstrndx(elf, &shstrndx) == 0) {
+      for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr && !go;
+           scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == nullptr) continue;
+        const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
+        go = name != nullptr && (std::string_view(name) == ".go.buildinfo" ||
+                                 std::string_view(name) == ".gopclntab");
+      }
+    }
+    elf_end(elf);
+  }
+  ::close(fd);
+  return go;
+}
+
+std::string go_refusal(const std::string& path) {
+  return path + " is a Go program: Go allocates from its own garbage-collected heap, not "
+                "malloc, and moves goroutine stacks, which return probes would corrupt, so "
+                "leakwatch memleak never probes Go code (`leakwatch growth` shows where its "
+                "memory grows)";
+}
+
 }  // namespace
 
 lw_fn_kind allocator_function_kind(const std::string& name) {
@@ -248,6 +290,12 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
     cands.push_back(std::move(c));
   }
   if (cands.empty()) return fail("no readable object in the target");
+  // Only C functions of a Go executable (cgo) may be probed: names the Go toolchain gives
+  // its own functions contain a dot (runtime.mallocgc), C names never do.
+  const bool go_exe = cands.front().executable && is_go_program(cands.front().obj.open_path);
+  if (explicit_objects)
+    for (const auto& c : cands)
+      if (is_go_program(c.obj.open_path)) return fail("-O {}", go_refusal(c.obj.path));
 
   std::vector<std::string> listed;
   for (const auto& c : cands) listed.push_back(fmt::format("{} ({})", c.obj.path, c.obj.why));
@@ -288,6 +336,11 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
       }
       if (b.sym.ifunc) {
         site.skipped_reason = "IFUNC resolver, not the function itself";
+        p.sites.push_back(std::move(site));
+        continue;
+      }
+      if (go_exe && ci == 0 && b.name.find('.') != std::string::npos) {
+        site.skipped_reason = "Go code (return probes corrupt moving goroutine stacks)";
         p.sites.push_back(std::move(site));
         continue;
       }
@@ -437,6 +490,19 @@ Result<AllocatorDiscovery> discover_in_order(const LinkOrder& order, const std::
         any_alloc = true;
   const Candidate& exe = cands.front();
   std::string internals = exe.executable ? allocator_internals(*exe.elf) : "";
+  if (go_exe && !any_alloc) return fail("{}", go_refusal(exe.obj.path));
+  if (go_exe) {
+    std::vector<std::string> where;
+    for (size_t ci = 0; ci < cands.size(); ci++)
+      if (std::any_of(plans[ci].sites.begin(), plans[ci].sites.end(),
+                      [](const ProbeSite& s) { return s.skipped_reason.empty(); }))
+        where.push_back(basename_of(cands[ci].obj.path));
+    d.warnings.push_back(fmt::format(
+        "{} is a Go program: only the allocations of its C code (cgo) are traced, in {}; "
+        "Go's own garbage-collected heap is not seen (`leakwatch growth` shows where its "
+        "memory grows)",
+        exe.obj.path, join(where)));
+  }
   if (!any_alloc) {
     if (explicit_objects)
     {

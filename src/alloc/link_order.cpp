@@ -81,17 +81,49 @@ bool exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
+constexpr std::string_view kDeleted = " (deleted)";
+
+std::string without_deleted(std::string path) {
+  if (path.ends_with(kDeleted)) path.resize(path.size() - kDeleted.size());
+  return path;
+}
+
+bool same_inode(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+// Where leakwatch opens object `path` of process `pid`: through /proc/PID/root (the
+// target's mount namespace), unless the file mapped is no longer the one at that path -- a
+// library upgraded or removed while mapped ("PATH (deleted)" in the maps), or another
+// inode there -- then through /proc/PID/map_files/, which opens the mapped file itself.
+// Probes placed on the file at the path would never fire, and its symbols are another
+// build's.
+std::string open_path_for(int pid, const std::string& path, const std::vector<MapEntry>& maps) {
+  const std::string open = target_path(pid, path);
+  struct stat st;
+  const bool there = ::stat(open.c_str(), &st) == 0;
+  for (const auto& m : maps) {
+    const bool deleted = m.path.size() == path.size() + kDeleted.size() &&
+                         m.path.starts_with(path) && m.path.ends_with(kDeleted);
+    if (!deleted && m.path != path) continue;
+    if (!deleted && there && st.st_ino == m.inode) return open;
+    return fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, m.start, m.end);
+  }
+  return open;
+}
+
 // The executable's path as the target sees it, and where leakwatch opens it.
 Result<LinkedObject> executable_of(int pid) {
   char buf[4096];
   std::string link = fmt::format("/proc/{}/exe", pid);
   ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
   if (n < 0) return fail_errno("cannot read " + link);
-  std::string path(buf, static_cast<size_t>(n));
-  constexpr std::string_view kDeleted = " (deleted)";
-  if (path.ends_with(kDeleted)) path.resize(path.size() - kDeleted.size());
+  std::string path = without_deleted(std::string(buf, static_cast<size_t>(n)));
   std::string open = target_path(pid, path);
-  if (!exists(open)) open = link;  // deleted or unreachable: the magic link still opens it
+  // Deleted, replaced or unreachable: the magic link still opens the file that runs.
+  if (!same_inode(open, link)) open = link;
   return LinkedObject{path, open, "executable"};
 }
 
@@ -103,13 +135,15 @@ LinkOrder approximate_order(int pid, const LinkedObject& exe, const std::vector<
   order.method = "approximated from LD_PRELOAD in /proc/PID/environ and DT_NEEDED of the mapped "
                  "objects (the link map could not be read)";
   std::vector<std::string> mapped;  // target paths, address order, unique
-  for (const auto& m : maps)
-    if (m.file_backed() && std::find(mapped.begin(), mapped.end(), m.path) == mapped.end())
-      mapped.push_back(m.path);
+  for (const auto& m : maps) {
+    std::string p = without_deleted(m.path);
+    if (m.file_backed() && std::find(mapped.begin(), mapped.end(), p) == mapped.end())
+      mapped.push_back(p);
+  }
   std::set<std::string> taken;
   auto take = [&](const std::string& p, const std::string& why) {
     if (!taken.insert(p).second) return false;
-    order.objects.push_back({p, target_path(pid, p), why});
+    order.objects.push_back({p, open_path_for(pid, p, maps), why});
     return true;
   };
   take(exe.path, "executable");
@@ -224,7 +258,7 @@ Result<LinkOrder> process_link_order(int pid) {
     const std::string& n = (*names)[i];
     if (n.empty() || n[0] != '/') continue;  // vdso ("linux-vdso.so.1") and pseudo entries
     if (!taken.insert(n).second) continue;
-    std::string open = target_path(pid, n);
+    std::string open = open_path_for(pid, n, *maps);
     if (!exists(open)) continue;
     bool preloaded = std::any_of(preload.begin(), preload.end(), [&](const std::string& p) {
       return p == n || basename_of(p) == basename_of(n);

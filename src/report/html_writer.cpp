@@ -1,8 +1,9 @@
 #include "report/html_writer.h"
 
-#include "report/finding.h"
-
+#include <cstdint>
+#include <limits>
 #include <map>
+#include <type_traits>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -17,13 +18,44 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// o[key] when o is an object holding a value of T's kind, else `def`.  The growth reports
+// rendered here may be any JSON whose "kind" is "growth" (`leakwatch report FILE`): a field
+// of another type or a stack that is not an object must not throw out of the writer.
+template <typename T>
+T field(const Json& o, const char* key, T def) {
+  if (!o.is_object()) return def;
+  auto it = o.find(key);
+  if (it == o.end()) return def;
+  if constexpr (std::is_same_v<T, Json>) {
+    return *it;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return it->is_boolean() ? it->template get<bool>() : def;
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!it->is_number_integer()) return def;
+    if (it->is_number_unsigned())
+      return it->template get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())
+                 ? def
+                 : it->template get<T>();
+    const int64_t v = it->template get<int64_t>();
+    return v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+                   v > static_cast<int64_t>(std::numeric_limits<T>::max())
+               ? def
+               : static_cast<T>(v);
+  } else {
+    return it->is_string() ? it->template get<std::string>() : def;
+  }
+}
+std::string field(const Json& o, const char* key, const char* def) {
+  return field(o, key, std::string(def));
+}
+
 // Each distinct frame once, in first-seen order.
 class FrameTable {
  public:
   // The index of `frame` (a JSON frame of the reports), and the bytes its entry added.
   std::pair<size_t, size_t> intern(const Json& frame) {
-    Json entry = Json::array({frame.value("function", ""), frame.value("module", ""),
-                              frame.value("file", ""), frame.value("line", 0)});
+    Json entry = Json::array({field(frame, "function", ""), field(frame, "module", ""),
+                              field(frame, "file", ""), field(frame, "line", 0)});
     std::string key = entry.dump(-1, ' ', false, Json::error_handler_t::replace);
     auto [it, inserted] = index_.try_emplace(key, frames_.size());
     if (!inserted) return {it->second, 4};
@@ -40,13 +72,13 @@ class FrameTable {
 // [estimate, lo, hi, sampled] of a JSON estimate {sampled, estimate, ci95: [lo, hi]}.
 Json estimate(const Json& e) {
   if (!e.is_object()) return Json::array({0, 0, 0, 0});
-  Json est = e.value("estimate", Json(0));
+  Json est = field(e, "estimate", Json(0));
   Json lo = est, hi = est;
   if (auto ci = e.find("ci95"); ci != e.end() && ci->is_array() && ci->size() == 2) {
     lo = (*ci)[0];
     hi = (*ci)[1];
   }
-  return Json::array({est, lo, hi, e.value("sampled", Json(0))});
+  return Json::array({est, lo, hi, field(e, "sampled", Json(0))});
 }
 
 std::string id_string(const Json& v) {
@@ -103,16 +135,17 @@ Json page_timeline(const Json& t) {
   if (!t.is_object()) return nullptr;
   Json out = t;
   if (auto s = out.find("stacks"); s != out.end() && s->is_array())
-    for (Json& series : *s) series["stack_id"] = id_string(series.value("stack_id", Json(0)));
+    for (Json& series : *s)
+      if (series.is_object()) series["stack_id"] = id_string(field(series, "stack_id", Json(0)));
   return out;
 }
 
 std::string target_title(const Json& target) {
   if (!target.is_object()) return "";
-  if (target.value("kernel", false)) return "the kernel";
-  std::string comm = target.value("comm", "");
-  int pid = target.value("pid", 0);
-  std::string cgroup = target.value("cgroup", "");
+  if (field(target, "kernel", false)) return "the kernel";
+  std::string comm = field(target, "comm", "");
+  int pid = field(target, "pid", 0);
+  std::string cgroup = field(target, "cgroup", "");
   std::string out = comm;
   if (pid > 0) out += out.empty() ? fmt::format("pid {}", pid) : fmt::format(" (pid {})", pid);
   if (!cgroup.empty()) out += (out.empty() ? "" : ", ") + std::string("cgroup ") + cgroup;
@@ -135,29 +168,29 @@ Json html_report_data(const Json& r, size_t budget) {
            {"sampling", copy_or_null(r, "sampling")},
            {"duration_s", copy_or_null(r, "duration_s")},
            {"timestamp_unix_ms", copy_or_null(r, "timestamp_unix_ms")},
-           {"final", r.value("final", false)},
+           {"final", field(r, "final", false)},
            {"diff", false}};
   add_stacks(
       r, out, budget,
       [](const Json& s) {
-        return Json{{"id", id_string(s.value("stack_id", Json(0)))},
-                    {"tr", s.value("truncated", false)},
+        return Json{{"id", id_string(field(s, "stack_id", Json(0)))},
+                    {"tr", field(s, "truncated", false)},
                     {"b", estimate(copy_or_null(s, "bytes"))},
                     {"c", estimate(copy_or_null(s, "count"))},
                     {"ab", estimate(copy_or_null(s, "alloc_bytes"))},
                     {"ac", estimate(copy_or_null(s, "alloc_count"))},
-                    {"v", s.value("verdict", "unknown")},
+                    {"v", field(s, "verdict", "unknown")},
                     {"s", copy_or_null(s, "score")},
-                    {"r", s.value("reason", "")},
+                    {"r", field(s, "reason", "")},
                     {"g", copy_or_null(s, "growth_bytes_per_s")},
                     {"o", copy_or_null(s, "oldest_age_s")}};
       },
       [](const Json& s) {
         auto b = s.find("bytes");
-        return b != s.end() && b->is_object() ? number_or_zero(b->value("estimate", Json(0))) : 0.0;
+        return b != s.end() && b->is_object() ? number_or_zero(field(*b, "estimate", Json(0))) : 0.0;
       });
-  out["lost"] = r.value("lost", Json::object());
-  out["notes"] = r.value("notes", Json::array());
+  out["lost"] = field(r, "lost", Json::object());
+  out["notes"] = field(r, "notes", Json::array());
   out["finding"] = copy_or_null(r, "finding");
   out["timeline"] = page_timeline(copy_or_null(r, "timeline"));
   return out;
@@ -165,17 +198,17 @@ Json html_report_data(const Json& r, size_t budget) {
 
 Json html_growth_data(const Json& g, size_t budget) {
   Json out{{"target", copy_or_null(g, "target")},
-           {"sample_period", g.value("sample_period", 1)},
-           {"page_size", g.value("page_size", 4096)},
-           {"stack_walker", g.value("stack_walker", "")},
+           {"sample_period", field(g, "sample_period", 1)},
+           {"page_size", field(g, "page_size", 4096)},
+           {"stack_walker", field(g, "stack_walker", "")},
            {"duration_s", copy_or_null(g, "duration_s")},
            {"timestamp_unix_ms", copy_or_null(g, "timestamp_unix_ms")},
-           {"final", g.value("final", false)}};
+           {"final", field(g, "final", false)}};
   add_stacks(
       g, out, budget,
       [](const Json& s) {
-        return Json{{"id", id_string(s.value("stack_id", Json(0)))},
-                    {"pid", s.value("pid", 0)},
+        return Json{{"id", id_string(field(s, "stack_id", Json(0)))},
+                    {"pid", field(s, "pid", 0)},
                     {"fb", estimate(copy_or_null(s, "faulted_bytes"))},
                     {"fl", estimate(copy_or_null(s, "faults"))},
                     {"ffb", estimate(copy_or_null(s, "file_faulted_bytes"))},
@@ -185,11 +218,11 @@ Json html_growth_data(const Json& g, size_t budget) {
                     {"fmb", copy_or_null(s, "file_mapped_bytes")},
                     {"gb", copy_or_null(s, "growth_bytes")}};
       },
-      [](const Json& s) { return number_or_zero(s.value("growth_bytes", Json(0))); });
-  out["processes"] = g.value("processes", Json::array());
-  out["totals"] = g.value("totals", Json::object());
-  out["lost"] = g.value("lost", Json::object());
-  out["notes"] = g.value("notes", Json::array());
+      [](const Json& s) { return number_or_zero(field(s, "growth_bytes", Json(0))); });
+  out["processes"] = field(g, "processes", Json::array());
+  out["totals"] = field(g, "totals", Json::object());
+  out["lost"] = field(g, "lost", Json::object());
+  out["notes"] = field(g, "notes", Json::array());
   out["finding"] = copy_or_null(g, "finding");
   return out;
 }
@@ -203,7 +236,7 @@ std::string write_html(const Report& report) {
     with_finding.finding = make_finding(in);
   }
   Json r = Json::parse(write_json(with_finding), nullptr, false);
-  std::string who = target_title(r["target"]);
+  std::string who = target_title(copy_or_null(r, "target"));
   return page(who.empty() ? "Memory leak report" : "Memory leaks of " + who,
               Json{{"format", 1}, {"kind", "memleak"}, {"memleak", html_report_data(r)}});
 }
@@ -212,7 +245,7 @@ std::string write_diff_html(const Report& diff) {
   Json r = Json::parse(write_json(diff), nullptr, false);
   Json data = html_report_data(r);
   data["diff"] = true;
-  std::string who = target_title(r["target"]);
+  std::string who = target_title(copy_or_null(r, "target"));
   return page(who.empty() ? "Change between two reports" : "Change between two reports of " + who,
               Json{{"format", 1}, {"kind", "diff"}, {"memleak", std::move(data)}});
 }
@@ -227,16 +260,16 @@ std::string write_growth_html(const GrowthReport& report) {
 }
 
 std::string write_growth_html(const Json& g) {
-  std::string who = target_title(g["target"]);
+  std::string who = target_title(copy_or_null(g, "target"));
   return page(who.empty() ? "Memory growth report" : "Memory growth of " + who,
               Json{{"format", 1}, {"kind", "growth"}, {"growth", html_growth_data(g)}});
 }
 
 std::string write_investigation_html(const Json& investigation, const Json& report,
                                      const Json& growth) {
-  const Json request = investigation.value("request", Json::object());
-  std::string who = request.value("comm", "");
-  if (int pid = request.value("pid", 0); pid > 0)
+  const Json request = field(investigation, "request", Json::object());
+  std::string who = field(request, "comm", "");
+  if (int pid = field(request, "pid", 0); pid > 0)
     who += who.empty() ? fmt::format("pid {}", pid) : fmt::format(" (pid {})", pid);
   Json doc{{"format", 1},
            {"kind", "investigation"},

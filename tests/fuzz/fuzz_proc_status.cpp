@@ -1,0 +1,8 @@
+// /proc/PID/status (layer 1's counters).
+#include "fuzz_support.h"
+#include "metrics/proc_parse.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  (void)leakwatch::metrics::parse_proc_status(leakwatch::fuzz::as_text(data, size));
+  return 0;
+}
