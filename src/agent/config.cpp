@@ -426,7 +426,7 @@ Result<void> Parser::parse_sampling(const YAML::Node& n, AgentConfig& c) const {
     // The environment caps it further (300 s in production).
     if (auto v = s["duration_limit"])
       LW_ASSIGN(sc.duration_limit_s, ranged(v, sp + ".duration_limit", parse_duration,
-                                            {1, kDay, "a duration", "from 1s to 1d"}));
+                                            {0.1, kDay, "a duration", "from 100ms to 1d"}));
     // Durations never parse negative; 0 turns the growth step off.
     if (auto v = s["growth_seconds"])
       LW_ASSIGN(sc.growth_seconds, ranged(v, sp + ".growth_seconds", parse_duration,

@@ -68,6 +68,8 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
     return true;
   };
   if (req.inject == "always") (void)inject();
+  // Measured (once per kernel and CPU) before the trace starts, not during it.
+  auto trap_cost = trap_cost_();
   auto created = session::MemleakSession::Create(options);
   if (!created) return std::unexpected(created.error());
   session::MemleakSession& s = **created;
@@ -78,7 +80,7 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   guard_options.budget_percent = req.overhead_budget_percent;
   guard_options.min_elapsed_s = kGuardWindowS;
   guard_options.planned_s = req.duration_s;
-  analysis::OverheadGuard guard(guard_options, guard_trap_cost(trap_cost_(), s.inprocess()));
+  analysis::OverheadGuard guard(guard_options, guard_trap_cost(std::move(trap_cost), s.inprocess()));
   SessionCostReader cost_reader(s, req.pid);
   auto read_overhead = [&] { return guard.update(cost_reader.read()); };
 

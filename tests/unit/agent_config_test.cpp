@@ -346,7 +346,7 @@ TEST(AgentConfig, BadFilesNameLineKeyAndExpectation) {
        "detection.min_spread", "expected a rate"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
        "    duration_limit: 1e-300\n",
-       "bad.yaml:5:", "memleak_sampling.sampling_config.duration_limit", "from 1s to 1d"},
+       "bad.yaml:5:", "memleak_sampling.sampling_config.duration_limit", "from 100ms to 1d"},
       {"targets:\n  - comm: x\nmemleak_sampling:\n  sampling_config:\n"
        "    growth_seconds: 1e308d\n",
        "bad.yaml:5:", "memleak_sampling.sampling_config.growth_seconds", "to 1d"},
