@@ -183,16 +183,20 @@ TEST_F(MemleakInprocess, DefaultFallsBackToAttachModeWhereThePreloadCannotWork) 
 }
 
 TEST_F(MemleakInprocess, ProgramCarriesOnWhenLeakwatchIsKilled) {
-  // The command shares leakwatch's pipes; once leakwatch is gone (SIGKILL: no cleanup of
-  // its own), its probes go with its descriptors and the hooks are bare NOPs again.
-  Proc lw({leakwatch(), "memleak", "--inprocess", "-c", fixture("ml_functions") + " wait"});
-  ASSERT_TRUE(lw.wait_for("ready")) << lw.out();
+  // A program running with the library, its hooks probed by `memleak -p`; once leakwatch is
+  // gone (SIGKILL: no cleanup of its own), its probes go with its descriptors and the hooks
+  // are bare NOPs again.  (A -c command dies with leakwatch: PR_SET_PDEATHSIG.)
+  Proc target({"env", "LD_PRELOAD=" + preload_library(), "LEAKWATCH_SAMPLE_BYTES=1",
+               fixture("ml_functions"), "wait"});
+  ASSERT_TRUE(target.wait_for("ready"));
+  Proc lw({leakwatch(), "memleak", "-p", std::to_string(target.pid()), "60"});
+  ASSERT_TRUE(lw.wait_for("Attaching to pid " + std::to_string(target.pid()))) << lw.err();
   lw.signal(SIGKILL);
   lw.wait();
-  lw.write("go\n");
-  auto done = lw.wait_for("done", std::chrono::seconds(20));
+  target.write("go\n");
+  auto done = target.wait_for("done", std::chrono::seconds(20));
   EXPECT_TRUE(done.has_value()) << "the program stopped working with leakwatch gone";
-  lw.close_stdin();  // lets it exit
+  target.close_stdin();  // lets it exit
 }
 
 // A program started with the library (by its service manager, or `leakwatch growth -c

@@ -1,5 +1,7 @@
 #include "support/process.h"
 
+#include <pthread.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -110,7 +112,21 @@ std::optional<std::string> Proc::wait_for(const std::string& needle,
 }
 
 void Proc::write(const std::string& s) {
-  if (in_ >= 0) (void)!::write(in_, s.data(), s.size());
+  if (in_ < 0) return;
+  // A program that has exited (a test may kill it on purpose) has closed its end: the write
+  // fails with EPIPE instead of SIGPIPE ending the test binary.  SIGPIPE is blocked around
+  // the write and a pending one is taken, so children keep the default disposition.
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  const bool failed = ::write(in_, s.data(), s.size()) < 0 && errno == EPIPE;
+  if (failed) {
+    timespec zero{};
+    while (::sigtimedwait(&pipe_set, nullptr, &zero) == SIGPIPE) {
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 void Proc::close_stdin() {
