@@ -3,14 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/text.h"
+
 namespace leakwatch::agent {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 // Label keys: an optional DNS prefix and '/', then [A-Za-z0-9._-]; values the same without
 // '/'.  Checked loosely: a selector only has to parse what Kubernetes accepts.

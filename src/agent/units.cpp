@@ -10,16 +10,11 @@
 
 #include <fmt/format.h>
 
+#include "common/text.h"
 #include "common/units.h"
 
 namespace leakwatch::agent {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 std::string lower(std::string_view s) {
   std::string out(s);
