@@ -173,9 +173,37 @@ class PinnedChildren {
   std::vector<pid_t> pids_;
 };
 
+// Children that only sleep: a quiet host (a CI container runs fewer than ten processes) still
+// gives the tests more than ten user processes to compare.
+class Sleepers {
+ public:
+  explicit Sleepers(int n) {
+    for (int i = 0; i < n; ++i) {
+      pid_t pid = ::fork();
+      if (pid < 0) break;
+      if (pid == 0) {
+        for (;;) ::pause();
+      }
+      pids_.push_back(pid);
+    }
+  }
+  ~Sleepers() {
+    for (pid_t p : pids_) {
+      ::kill(p, SIGKILL);
+      ::waitpid(p, nullptr, 0);
+    }
+  }
+  const std::vector<pid_t>& pids() const { return pids_; }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
 TEST(TaskIterator, MatchesProcForEveryProcess) {
   if (!have_bpf()) GTEST_SKIP() << "needs root and BTF";
   PinnedChildren children(20);
+  Sleepers sleepers(12);
+  ASSERT_EQ(sleepers.pids().size(), 12u);
   auto it = metrics::TaskIterator::Create();
   ASSERT_TRUE(it) << it.error().message;
   // This kernel (6.18) can sum the per-CPU parts, and its /proc shows the sum.
@@ -207,6 +235,8 @@ TEST(TaskIterator, MatchesProcForEveryProcess) {
 // no kernel thread is ever reported.
 TEST(TaskIterator, EveryProcessIsCoveredAndNoKernelThreadListed) {
   if (!have_bpf()) GTEST_SKIP() << "needs root and BTF";
+  Sleepers sleepers(12);
+  ASSERT_EQ(sleepers.pids().size(), 12u);
   auto it = metrics::TaskIterator::Create();
   ASSERT_TRUE(it) << it.error().message;
   auto table = metrics::ProcessTable::create({});
