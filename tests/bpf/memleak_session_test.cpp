@@ -3,7 +3,6 @@
 // same stacks.  Both trace tests/fixtures/ml_functions.c at once, then are compared.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -31,8 +30,6 @@ std::map<std::string, std::pair<double, double>> by_function(const report::Repor
 }
 
 TEST(MemleakSession, InvestigationAndMemleakPidReportTheSameStacks) {
-  if (!std::getenv("LEAKWATCH_KNOWN_FAILURES"))
-    GTEST_SKIP() << "known defect, open: the investigation reports no stacks since the calibrated guard joined main (LEAKWATCH_KNOWN_FAILURES=1 runs it)";
   if (!have_bpf()) GTEST_SKIP() << "needs root and /sys/kernel/btf/vmlinux";
   Proc target({fixture("ml_functions"), "wait"});
   ASSERT_TRUE(target.wait_for("ready"));
@@ -47,7 +44,11 @@ TEST(MemleakSession, InvestigationAndMemleakPidReportTheSameStacks) {
   req.pid = target.pid();
   req.sampling = {report::SamplingMode::kExact, 1};
   req.duration_s = 6;
-  req.overhead_budget_percent = 100;
+  // The fixture's burst (about 28,000 calls in a few milliseconds of its own work) costs it
+  // several times that work under uprobes: a real budget stops the trace right after the
+  // leaks, before they are older than -o 500, and the report is empty.  This test compares
+  // the stacks; the guard has its own tests.
+  req.overhead_budget_percent = 1e6;
   req.target = "pid";
   req.reason = "test";
   std::atomic<bool> stop{false};

@@ -91,6 +91,7 @@ std::string describe(const report::Report& r) {
     s += "\n";
   }
   for (const auto& [k, v] : r.lost) s += fmt::format("  lost {}={}\n", k, v);
+  for (const auto& n : r.notes) s += fmt::format("  note: {}\n", n);
   return s;
 }
 
