@@ -283,8 +283,9 @@ void cross_thread_frees(int threads, int pairs_per_thread) {
 
 void agent_many_targets(int targets, double seconds) {
   // A name of their own: other programs (other test runs) may be called agent_grower.
-  const std::string name = "rlg" + std::to_string(::getpid() % 1000000);
-  const std::string exe = temp_path(name);
+  const std::string exe = temp_path("rlg" + std::to_string(::getpid() % 1000000));
+  // temp_path numbers its files ("1-rlg..."): the program's name is the file's.
+  const std::string name = fs::path(exe).filename().string();
   fs::copy_file(fixture("agent_grower"), exe);
   fs::permissions(exe, fs::perms::owner_all);
   std::vector<std::unique_ptr<Proc>> growers;
