@@ -120,13 +120,17 @@ void agent_investigation_cycles(int investigations) {
   // objects and buffers, so only the minimum over a window compares between windows.
   struct Window {
     ProcResources low{UINT64_MAX, SIZE_MAX, SIZE_MAX, true};
+    // The BPF objects held at the quietest moment: layer 1's task iterator (held for the
+    // agent's life, the same objects throughout) and nothing of an investigation.
     size_t bpf_low = SIZE_MAX;
+    BpfHeld bpf_low_held;
     void sample(pid_t pid) {
       ProcResources r = resources_of(pid);
       low.rss_bytes = std::min(low.rss_bytes, r.rss_bytes);
       low.fds = std::min(low.fds, r.fds);
       BpfHeld h = bpf_held_by(pid);
-      bpf_low = std::min(bpf_low, h.progs.size() + h.links.size() + h.maps.size());
+      const size_t n = h.progs.size() + h.links.size() + h.maps.size();
+      if (n < bpf_low) bpf_low = n, bpf_low_held = std::move(h);
     }
   };
   const int first_from = std::min(5, investigations / 4), first_to = first_from + 10;
@@ -157,8 +161,13 @@ void agent_investigation_cycles(int investigations) {
   EXPECT_EQ(stop_agent(agent), 0) << agent.proc->err().substr(0, 4000);
   grower.close_stdin();
   EXPECT_EQ(last.low.fds, first.low.fds) << "the agent's descriptors grew";
-  EXPECT_EQ(last.bpf_low, 0u) << "BPF objects held between investigations";
-  EXPECT_EQ(first.bpf_low, 0u);
+  // Between investigations the agent holds the same BPF objects (by kernel id) in the last
+  // window as in the first: an investigation's program, link or map left behind would be a
+  // new id.
+  EXPECT_EQ(last.bpf_low_held.progs, first.bpf_low_held.progs) << "BPF programs held between investigations";
+  EXPECT_EQ(last.bpf_low_held.links, first.bpf_low_held.links) << "BPF links held between investigations";
+  EXPECT_EQ(last.bpf_low_held.maps, first.bpf_low_held.maps) << "BPF maps held between investigations";
+  EXPECT_LE(first.bpf_low, 8u) << "more than layer 1's iterator held between investigations";
   // A leak of 10 KiB per investigation would add 10 MiB over 1000 of them; the agent's
   // bounded histories and allocator caches stay well under 8 MiB of drift.
   EXPECT_LE(last.low.rss_bytes, first.low.rss_bytes + 8 * 1024 * 1024)
@@ -177,6 +186,7 @@ void agent_investigation_cycles(int investigations) {
   record_figure("agent_rss_first_window_bytes", static_cast<double>(first.low.rss_bytes));
   record_figure("agent_rss_growth_bytes", static_cast<double>(last.low.rss_bytes) -
                                               static_cast<double>(first.low.rss_bytes));
+  record_figure("bpf_objects_between_investigations", static_cast<double>(last.bpf_low));
   record_figure("agent_fd_growth",
                 static_cast<double>(last.low.fds) - static_cast<double>(first.low.fds));
 }
