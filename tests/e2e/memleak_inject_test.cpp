@@ -181,8 +181,9 @@ TEST_F(MemleakInject, LibraryCopiedIntoAnotherMountNamespace) {
   std::string copy = dir + "/inj_target";
   std::filesystem::copy_file(fixture("inj_target"), copy);
   std::string build = std::filesystem::path(leakwatch()).parent_path().string();
+  // The build directory first: it may itself be under /tmp (a checkout in /tmp).
   Proc p({"unshare", "-m", "--propagation", "private", "sh", "-c",
-          fmt::format("mount -t tmpfs none /tmp && mount -t tmpfs none {} && exec {} 2", build, copy)});
+          fmt::format("mount -t tmpfs none {} && mount -t tmpfs none /tmp && exec {} 2", build, copy)});
   ASSERT_TRUE(p.wait_for("ready")) << p.err();
   auto run = inject_and_trace(p, {"-v"}, [&] {
     p.write("leak 7 1234\n");
