@@ -13,10 +13,11 @@
 #   peer        bpftrace -p PID, a counter on a uprobe on malloc (one trap per pair)
 # The program warms up, waits for SIGUSR1 (sent once the tracer is attached), then times
 # its loop.  Measured overhead = (traced CPU per pair - untraced CPU per pair) / untraced:
-# the extra CPU per unit of work, as the guard defines it.  leakwatch's estimate is the
-# `overhead:` note of its last interval report (-v: the guard's figures: probe hits x the
-# trap cost measured at start + the BPF programs' run time, over the target's CPU time less
-# that cost).  The peer's estimate is the calibration applied by hand: one entry trap
+# the extra CPU per unit of work, as the guard defines it.  leakwatch's figures are the
+# `overhead:` note of its last interval report (-v): the measured overhead (the target's CPU
+# samples at the probes over those of its own work, probe/cost_sampler.h) and, beside it,
+# the estimate from the trap cost measured at start (probe hits x trap cost + BPF run time,
+# over the target's CPU time less that cost).  The peer's estimate is the calibration applied by hand: one entry trap
 # (`leakwatch calibrate`: trap + minimal BPF program) per pair.
 #
 # Knobs: WORK (200), ROUNDS (3), UNTRACED_N (4000000 pairs), TRACED_N (300000 pairs), PEER_N (600000).
@@ -88,17 +89,20 @@ traced() {
   if [[ $name == peer ]]; then kill -INT "$tracer_pid"; fi
   wait "$tracer_pid" || true
   tracer_pid=""
-  local est="- - - -"
+  local est="- -"
   if [[ $name != peer ]]; then
-    # the last note: "estimated overhead X% ... the probes cost C s of its S s of CPU ...
-    # [at least L%]"
-    local note
-    note=$(grep 'note: overhead: estimated overhead' "$out" | tail -1)
+    # the last note: "measured overhead X% ... (estimated from the trap cost, ...: Y%)",
+    # or without a cost sampler "estimated overhead Y% ..."
+    local note meas calib
+    note=$(grep 'note: overhead: ' "$out" | tail -1)
     [[ -n $note ]] || die "$name: no overhead note in its output (see $out)"
-    est=$(sed -E 's/.*estimated overhead ([0-9.]+)%.* the probes cost ([0-9.]+) s of its ([0-9.]+) s of CPU.*/\1 \2 \3/' <<<"$note")
-    local low
-    low=$(sed -nE 's/.*at least ([0-9.]+)%.*/\1/p' <<<"$note")
-    est="$est ${low:--}"
+    meas=$(sed -nE 's/.*measured overhead ([0-9.]+)%.*/\1/p' <<<"$note")
+    if [[ -n $meas ]]; then
+      calib=$(sed -nE 's/.*estimated from the trap cost, .*: ([0-9.]+)%\)$/\1/p' <<<"$note")
+    else
+      calib=$(sed -nE 's/.*estimated overhead ([0-9.]+)%.*/\1/p' <<<"$note")
+    fi
+    est="${meas:--} ${calib:--}"
     cp "$out" "$RESULTS_DIR/overhead-$name.txt"
   fi
   echo "$(cpu_per_pair "$prog") $est"
@@ -119,15 +123,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for name in lw-s1000 lw-exact peer; do
     n=$TRACED_N
     [[ $name == peer ]] && n=$PEER_N
-    read -r cpu est cost cpu_s low < <(traced "$name" "$n")
+    read -r cpu meas calib < <(traced "$name" "$n")
     if [[ $name == peer ]]; then
       # the calibration's prediction: one entry trap and a minimal program per pair
-      est=$(awk -v p="$peer_ns" -v b="$base" 'BEGIN { printf "%.1f", 100 * p / b }')
-      cost=$(awk -v p="$peer_ns" -v c="$cpu" 'BEGIN { printf "%.6f", p / c }')
-      cpu_s=1
+      calib=$(awk -v p="$peer_ns" -v b="$base" 'BEGIN { printf "%.1f", 100 * p / b }')
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$base" "$cpu" "$est" "$cost" "$cpu_s" "$low" >>"$TSV"
-    echo "  $name: untraced $base ns/pair, traced $cpu ns/pair, estimate $est% (at least $low%), probe cost $cost s of $cpu_s s CPU" >&2
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$base" "$cpu" "$meas" "$calib" >>"$TSV"
+    echo "  $name: untraced $base ns/pair, traced $cpu ns/pair, measured by leakwatch $meas%, estimated from the trap cost $calib%" >&2
   done
 done
 
@@ -139,26 +141,23 @@ print(f"WORK={sys.argv[3]}")
 print(open(sys.argv[2]).read().rstrip())
 print("```")
 print()
-print("| tracer | untraced CPU ns/pair | traced CPU ns/pair | measured overhead | estimated overhead (lower bound) | overhead: estimated / measured | probe cost: estimated / measured |")
-print("|---|---|---|---|---|---|---|")
+print("| tracer | untraced CPU ns/pair | traced CPU ns/pair | real overhead | leakwatch's measured overhead: median, / real (range) | estimated from the trap cost: median, / real (range) |")
+print("|---|---|---|---|---|---|")
 for name in ["lw-s1000", "lw-exact", "peer"]:
     mine = [r for r in rows if r[0] == name]
     if not mine:
         continue
     med = lambda f: statistics.median(f(r) for r in mine)
-    base, cpu = med(lambda r: float(r[1])), med(lambda r: float(r[2]))
-    measured = med(lambda r: 100 * (float(r[2]) - float(r[1])) / float(r[1]))
-    est = med(lambda r: float(r[3]))
-    low = "-" if mine[0][6] == "-" else f"{med(lambda r: float(r[6])):.0f}%"
-    # the probes' share of the target's CPU, estimated (cost / CPU) over measured
-    # ((traced - untraced) / traced): the estimated cost per pair over the real one
-    ratios = sorted((float(r[4]) / float(r[5])) / ((float(r[2]) - float(r[1])) / float(r[2])) for r in mine)
-    oratios = sorted(float(r[3]) / (100 * (float(r[2]) - float(r[1])) / float(r[1])) for r in mine)
+    real = lambda r: 100 * (float(r[2]) - float(r[1])) / float(r[1])
+    base, cpu, measured = med(lambda r: float(r[1])), med(lambda r: float(r[2])), med(real)
+    def column(i):
+        if any(r[i] == "-" for r in mine):
+            return "-"
+        ratios = sorted(float(r[i]) / real(r) for r in mine)
+        return f"{med(lambda r: float(r[i])):.0f}%, {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
     label = {"lw-s1000": "leakwatch memleak -p -s 1000", "lw-exact": "leakwatch memleak -p (exact)",
              "peer": "bpftrace uprobe on malloc (calibration x 1 trap/pair)"}[name]
-    print(f"| {label} | {base:.1f} | {cpu:.0f} | {measured:.0f}% | {est:.0f}% ({low}) | "
-          f"{statistics.median(oratios):.2f} ({oratios[0]:.2f}-{oratios[-1]:.2f}) | "
-          f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) |")
+    print(f"| {label} | {base:.1f} | {cpu:.0f} | {measured:.0f}% | {column(3)} | {column(4)} |")
 print()
-print(f"medians of {len(rows) // 3} interleaved rounds; ratios: median (range)")
+print(f"medians of {len(rows) // 3} interleaved rounds; ratios to the real overhead: median (range)")
 EOF

@@ -38,11 +38,53 @@ const OverheadEstimate& OverheadGuard::update(const OverheadReading& r) {
     e.overhead_lower_percent = 100.0 * low_cost / std::max(e.target_cpu_s - low_cost, floor);
     e.decided = r.elapsed_s >= options_.min_elapsed_s;
   }
+  e.estimated_percent = e.overhead_percent;
+  e.samples_at_probes = r.samples_at_probes;
+  e.samples_work = r.samples_work;
+  e.sampling_error = r.sampling_error;
+  if (r.sampled && r.samples_at_probes + r.samples_work >= kMinCostSamples) {
+    // No work sample at all: at least what one would give.
+    e.measured = true;
+    e.overhead_percent = 100.0 * static_cast<double>(r.samples_at_probes) /
+                         static_cast<double>(std::max<uint64_t>(r.samples_work, 1));
+    e.overhead_lower_percent = e.overhead_percent;
+    e.baseline_allocator_share = r.baseline_allocator_share;
+    const double share = r.baseline_allocator_share;
+    if (share >= 0 && share <= kMaxBaselineAllocatorShare && e.overhead_percent > kCorrectAbovePercent) {
+      const double total = static_cast<double>(r.samples_at_probes + r.samples_work);
+      const double work = std::max(1.0, static_cast<double>(r.samples_work_elsewhere) / (1 - share));
+      const double corrected = 100.0 * (total - work) / work;
+      if (corrected > e.overhead_percent) {
+        e.baseline_corrected = true;
+        e.work_samples_estimated = work;
+        e.overhead_percent = corrected;
+      }
+    }
+  }
   est_ = e;
   return est_;
 }
 
 std::string OverheadGuard::describe() const {
+  if (est_.measured) {
+    const uint64_t n = est_.samples_at_probes + est_.samples_work;
+    std::string s = fmt::format(
+        "measured overhead {:.1f}% of the target's work after {:.1f} s: {} of its {} CPU samples "
+        "were in the probes' traps ({:.0f}%), {} in its own work{}; {} probe hits, {:.0f}/s",
+        est_.overhead_percent, est_.elapsed_s, est_.samples_at_probes, n,
+        100.0 * static_cast<double>(est_.samples_at_probes) / static_cast<double>(n),
+        est_.samples_work, est_.samples_work == 0 ? " (the overhead is at least this)" : "",
+        est_.probe_hits, est_.hits_per_s);
+    if (est_.baseline_corrected)
+      s += fmt::format("; before the probes its allocator took {:.0f}% of its CPU, so its work is "
+                       "{:.0f} samples' worth and the allocator's other samples are the probes' "
+                       "(its code left cold by the traps)",
+                       100 * est_.baseline_allocator_share, est_.work_samples_estimated);
+    s += fmt::format(" (estimated from the trap cost, {}: {:.1f}%)",
+                     trap_.source.empty() ? "trap cost unknown" : trap_.source,
+                     est_.estimated_percent);
+    return s;
+  }
   std::string s = fmt::format(
       "estimated overhead {:.1f}% of the target's work after {:.1f} s: the probes cost {:.3f} s "
       "of its {:.3f} s of CPU ({} probe hits, {:.0f}/s, at {:.0f} ns each: trap {:.0f} ns entry, "
@@ -55,6 +97,7 @@ std::string OverheadGuard::describe() const {
     s += fmt::format("; the probes take {:.0f}% of its CPU, so its work ({:.3f} s) is a small "
                      "remainder known roughly: the overhead is at least {:.0f}%",
                      100 * est_.probe_share, est_.work_s, est_.overhead_lower_percent);
+  if (!est_.sampling_error.empty()) s += fmt::format(" (not measured: {})", est_.sampling_error);
   return s;
 }
 

@@ -1,9 +1,16 @@
 // The overhead guard of an allocation trace: what the trace costs the traced process, as a
 // share of the CPU time the process used meanwhile, and whether it is over budget.
 //
-//   cost = entry traps x entry trap cost + return traps x return trap cost
-//          + BPF programs' run time (kernel.bpf_stats)
-//   overhead = cost / (target CPU time - cost)       (the target's own work)
+//   measured:   overhead = CPU samples at the probes / CPU samples of its own work
+//               (probe/cost_sampler.h: where the target's CPU time goes, sampled)
+//   estimated:  cost = entry traps x entry trap cost + return traps x return trap cost
+//                      + BPF programs' run time (kernel.bpf_stats)
+//               overhead = cost / (target CPU time - cost)       (the target's own work)
+//
+// The measured figure is used once it rests on kMinCostSamples samples; the estimate is the
+// fallback (no perf events) and a cross-check, given beside it.  Where the probes take most
+// of the CPU the estimate's work is a small remainder of two large numbers (at a 40x
+// slowdown a 3% error in the trap cost doubles it); the sampled ratio has no such remainder.
 //
 // A prediction, early: the cost is a rate (probe hits per second x cost per hit), so the
 // first fraction of a second (`min_elapsed_s`, once the target has used `min_cpu_s` of CPU)
@@ -19,6 +26,7 @@
 
 #include <cstdint>
 #include <string>
+
 
 namespace leakwatch::analysis {
 
@@ -36,7 +44,27 @@ struct OverheadReading {
   uint64_t bpf_run_ns = 0;     // BPF programs' run time
   double target_cpu_s = 0;     // CPU time the target used
   double elapsed_s = 0;        // since the trace started
+  // The target's CPU samples since the trace started (probe/cost_sampler.h); sampled is
+  // false without a sampler (sampling_error says why).
+  bool sampled = false;
+  uint64_t samples_at_probes = 0;
+  uint64_t samples_work = 0;
+  uint64_t samples_work_elsewhere = 0;  // of the work, outside the allocator's objects
+  // Share of the untraced target's samples (before the probes) in the allocator's
+  // objects; < 0 when no baseline was taken.
+  double baseline_allocator_share = -1;
+  std::string sampling_error;
 };
+
+// Samples the measured overhead needs before it replaces the estimate (at ~1 kHz, a
+// twentieth of a second of the target's CPU).
+inline constexpr uint64_t kMinCostSamples = 50;
+// The baseline correction applies when the allocator took at most this share of the
+// untraced target (beyond it the work elsewhere is too small a part to scale up) and the
+// measured overhead is above kCorrectAbovePercent (below it, cache damage is minor and the
+// correction's own noise is not).
+inline constexpr double kMaxBaselineAllocatorShare = 0.8;
+inline constexpr double kCorrectAbovePercent = 100;
 
 struct OverheadEstimate {
   double target_cpu_s = 0;       // CPU time the target used during the trace
@@ -60,6 +88,18 @@ struct OverheadEstimate {
   double probe_share = 0;
   double work_s = 0;                  // the target's own work, as estimated
   double overhead_lower_percent = 0;
+  // The measured split (OverheadReading::sampled), and whether overhead_percent is it.
+  uint64_t samples_at_probes = 0;
+  uint64_t samples_work = 0;
+  bool measured = false;
+  // Where the probes take most of the CPU, each trap leaves the allocator's code cold, and
+  // its samples grow: the work is then the samples elsewhere scaled by the baseline's
+  // share (the allocator's untraced cost), the rest of the allocator's samples the probes'.
+  bool baseline_corrected = false;
+  double baseline_allocator_share = -1;
+  double work_samples_estimated = 0;
+  double estimated_percent = 0;       // the calibrated estimate, kept beside a measurement
+  std::string sampling_error;
 };
 
 // How far the measured trap cost may be from what the target's traps really cost (the

@@ -238,6 +238,16 @@ int run_process_memleak(const MemleakOptions& o, Plan plan) {
     plan.session.filter.sampling = step->sampling;
     inject_notes = std::move(step->notes);
   }
+  // -v: what the trace costs the target, as the agent's overhead guard measures it: a
+  // running target is sampled from before the probes (the baseline), through the trap-cost
+  // calibration.
+  std::optional<Result<probe::TrapCalibration>> traps;
+  CostSampling before;
+  if (o.verbose) {
+    if (plan.session.pid > 0) before = start_cost_sampling(plan.session.pid);
+    traps = probe::calibrate_traps();
+    if (*traps) log::info("uprobe cost measured at start: {}", (*traps)->summary());
+  }
   auto created = session::MemleakSession::Create(plan.session);
   if (!created) {
     log::error("{}", created.error().message);
@@ -245,14 +255,11 @@ int run_process_memleak(const MemleakOptions& o, Plan plan) {
   }
   session::MemleakSession& s = **created;
   if (o.verbose) print_probes(s);
-  // -v: what the trace costs the target, as the agent's overhead guard estimates it.
   std::optional<analysis::OverheadGuard> guard;
   std::optional<SessionCostReader> cost;
   if (o.verbose && s.target_pid() > 0) {
-    auto traps = probe::calibrate_traps();
-    if (traps) log::info("uprobe cost measured at start: {}", traps->summary());
-    guard.emplace(analysis::GuardOptions{}, guard_trap_cost(traps, s.inprocess()));
-    cost.emplace(s, s.target_pid());
+    guard.emplace(analysis::GuardOptions{}, guard_trap_cost(*traps, s.inprocess()));
+    cost.emplace(s, s.target_pid(), std::move(before));
   }
   auto with_notes = [&](report::Report rep) {
     rep.notes.insert(rep.notes.end(), inject_notes.begin(), inject_notes.end());

@@ -68,6 +68,8 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
     return true;
   };
   if (req.inject == "always") (void)inject();
+  // The target sampled from here: its CPU before the probes is the cost guard's baseline.
+  CostSampling before = start_cost_sampling(req.pid);
   // Measured (once per kernel and CPU) before the trace starts, not during it.
   auto trap_cost = trap_cost_();
   auto created = session::MemleakSession::Create(options);
@@ -81,7 +83,7 @@ Result<agent::InvestigationResult> MemleakInvestigator::run(const agent::Investi
   guard_options.min_elapsed_s = kGuardWindowS;
   guard_options.planned_s = req.duration_s;
   analysis::OverheadGuard guard(guard_options, guard_trap_cost(std::move(trap_cost), s.inprocess()));
-  SessionCostReader cost_reader(s, req.pid);
+  SessionCostReader cost_reader(s, req.pid, std::move(before));
   auto read_overhead = [&] { return guard.update(cost_reader.read()); };
 
   session::DriveOptions d;

@@ -6,9 +6,15 @@
 #include <fmt/format.h>
 
 #include "bpf/memleak.h"
+#include "common/log.h"
 #include "common/procfs.h"
+#include "symbolize/kallsyms.h"
 
 namespace leakwatch::cli {
+namespace {
+// Samples a baseline needs (at ~1 kHz of the target's CPU, a fifth of a second).
+constexpr uint64_t kMinBaselineSamples = 200;
+}  // namespace
 
 analysis::TrapCost guard_trap_cost(const Result<probe::TrapCalibration>& c, bool inprocess) {
   if (!c)
@@ -31,9 +37,34 @@ ProcessCpu process_cpu(int pid) {
   return {static_cast<double>(st->utime_ticks + st->stime_ticks) / tck};
 }
 
-SessionCostReader::SessionCostReader(const session::MemleakSession& s, int pid)
+std::vector<std::pair<uint64_t, uint64_t>> kernel_trap_ranges() {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  auto syms = symbolize::Kallsyms::Load();
+  if (!syms) return ranges;
+  for (const char* f : probe::kTrapFunctions)
+    if (auto r = syms->range(f)) ranges.push_back(*r);
+  return ranges;
+}
+
+CostSampling start_cost_sampling(int pid) {
+  CostSampling c;
+  if (auto sampler = probe::CostSampler::Create(pid, kernel_trap_ranges())) c.sampler = std::move(*sampler);
+  else c.error = sampler.error().message;
+  return c;
+}
+
+SessionCostReader::SessionCostReader(const session::MemleakSession& s, int pid, CostSampling before)
     : s_(s), pid_(pid), cpu_start_(process_cpu(pid)),
-      stats_fd_(bpf_enable_stats(BPF_STATS_RUN_TIME)) {}
+      stats_fd_(bpf_enable_stats(BPF_STATS_RUN_TIME)) {
+  if (before.sampler) {
+    if (auto taken = before.sampler->drain()) baseline_ = std::move(*taken);
+  } else if (before.error.empty()) {
+    before = start_cost_sampling(pid);
+  }
+  sampler_ = std::move(before.sampler);
+  sampler_error_ = std::move(before.error);
+  if (!sampler_) log::debug("overhead: {}; the trap-cost estimate alone is used", sampler_error_);
+}
 
 analysis::OverheadReading SessionCostReader::read() {
   const ProcessCpu cpu_now = process_cpu(pid_);
@@ -46,6 +77,28 @@ analysis::OverheadReading SessionCostReader::read() {
   const bool known = cpu_now.total_s >= 0 && cpu_start_.total_s >= 0;
   r.target_cpu_s = known ? cpu_now.total_s - cpu_start_.total_s : 0;
   r.elapsed_s = s_.elapsed_s();
+  if (sampler_) {
+    // Looked up again when probes were added (a traced cgroup's new process).
+    if (s_.attach_results().size() != sites_from_) {
+      sites_from_ = s_.attach_results().size();
+      sites_ = probe::probe_sites(pid_, s_.attach_results());
+      if (!baseline_.empty()) {
+        if (auto maps = read_proc_maps(pid_))
+          baseline_share_ = probe::share_in_probed_objects(baseline_, *maps, sites_, kMinBaselineSamples);
+      }
+    }
+    if (baseline_share_) r.baseline_allocator_share = *baseline_share_;
+    if (auto split = sampler_->read(sites_)) {
+      r.sampled = true;
+      r.samples_at_probes = split->at_probes;
+      r.samples_work = split->work + split->unmapped;
+      r.samples_work_elsewhere = split->work_elsewhere + split->unmapped;
+    } else {
+      r.sampling_error = split.error().message;
+    }
+  } else {
+    r.sampling_error = sampler_error_;
+  }
   if (known) last_ = r;
   return r;
 }

@@ -6,12 +6,14 @@
 // Thread-safety: SessionCostReader is used by the thread driving its session.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "analysis/overhead_guard.h"
 #include "common/fd.h"
 #include "common/result.h"
+#include "probe/cost_sampler.h"
 #include "probe/trap_calibration.h"
 #include "session/memleak_session.h"
 
@@ -23,6 +25,10 @@ namespace leakwatch::cli {
 // is then the BPF run time alone: a lower bound, and said to be one).
 analysis::TrapCost guard_trap_cost(const Result<probe::TrapCalibration>& calibration, bool inprocess);
 
+// The kernel functions of a uprobe's trap (probe::kTrapFunctions) located in /proc/kallsyms
+// for the cost sampler; empty when kallsyms cannot be read.
+std::vector<std::pair<uint64_t, uint64_t>> kernel_trap_ranges();
+
 // A process's CPU time (every thread, living or gone), in seconds; < 0 when it is gone.
 struct ProcessCpu {
   double total_s = -1;  // utime + stime
@@ -30,11 +36,21 @@ struct ProcessCpu {
 ProcessCpu process_cpu(int pid);
 
 // Readings of a running MemleakSession for the guard.  Construct it right before the
-// session starts: the target's CPU time is counted from there.  BPF run-time statistics are
-// enabled while it lives.
+// session starts: the target's CPU time is counted, and sampled (probe/cost_sampler.h),
+// from there.  BPF run-time statistics are enabled while it lives.
+// The cost sampler, started before the probes are attached: what it samples until the
+// SessionCostReader takes it is the untraced baseline.
+struct CostSampling {
+  std::unique_ptr<probe::CostSampler> sampler;
+  std::string error;  // why there is none
+};
+CostSampling start_cost_sampling(int pid);
+
 class SessionCostReader {
  public:
-  SessionCostReader(const session::MemleakSession& s, int pid);
+  // `before`: sampling started before the probes (start_cost_sampling); without it the
+  // sampler starts here, with no baseline.
+  SessionCostReader(const session::MemleakSession& s, int pid, CostSampling before = {});
   // The counters and CPU time now; once the target is gone (its CPU time cannot be read),
   // the last reading made while it ran: hits counted after it would have no CPU time to
   // be weighed against.
@@ -45,6 +61,12 @@ class SessionCostReader {
   int pid_;
   ProcessCpu cpu_start_;
   UniqueFd stats_fd_;
+  std::unique_ptr<probe::CostSampler> sampler_;
+  std::string sampler_error_;
+  std::vector<std::pair<uint64_t, uint64_t>> baseline_;  // samples before the probes
+  std::optional<double> baseline_share_;                // allocator's share of them
+  std::vector<probe::ProbeSite> sites_;  // of the probes attached so far
+  size_t sites_from_ = 0;                // attach results they were made from
   std::optional<analysis::OverheadReading> last_;
 };
 

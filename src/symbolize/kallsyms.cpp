@@ -79,4 +79,17 @@ std::optional<KernelSymbol> Kallsyms::resolve(uint64_t address) const {
   return s;
 }
 
+std::optional<std::pair<uint64_t, uint64_t>> Kallsyms::range(std::string_view function) const {
+  for (size_t i = 0; i + 1 < entries_.size(); i++) {
+    const Entry& e = entries_[i];
+    if (e.module != 0 || e.address == 0 || function != std::string_view(names_.c_str() + e.name))
+      continue;
+    size_t next = i + 1;
+    while (next < entries_.size() && entries_[next].address == e.address) next++;
+    if (next == entries_.size()) return std::nullopt;
+    return std::pair{e.address, entries_[next].address};
+  }
+  return std::nullopt;
+}
+
 }  // namespace leakwatch::symbolize

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -33,6 +34,9 @@ class Kallsyms {
   static Kallsyms Parse(std::string_view text);
 
   std::optional<KernelSymbol> resolve(uint64_t address) const;
+  // The address range [start, end) of a function of the kernel image, up to the next
+  // symbol; nullopt when it has no such function.
+  std::optional<std::pair<uint64_t, uint64_t>> range(std::string_view function) const;
   size_t size() const { return entries_.size(); }
 
  private:

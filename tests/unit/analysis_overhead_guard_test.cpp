@@ -140,5 +140,102 @@ TEST(OverheadGuardPrediction, NoDecisionBeforeTheWindowOrEnoughCpu) {
   EXPECT_NE(g.stop_reason(), "");
 }
 
+// The sampled split (probe/cost_sampler.h), once it has enough samples, is the overhead:
+// samples at the probes over samples of the target's own work.  The estimate stays beside it.
+TEST(OverheadGuard, MeasuredSplitReplacesTheEstimate) {
+  OverheadGuard g(10, {5000, 1000, "test"});
+  OverheadReading r;
+  r.entry_hits = 100000;
+  r.target_cpu_s = 1.0;
+  r.sampled = true;
+  r.samples_at_probes = 950;
+  r.samples_work = 50;
+  const OverheadEstimate& e = g.update(r);
+  EXPECT_TRUE(e.measured);
+  EXPECT_DOUBLE_EQ(e.overhead_percent, 1900.0);
+  EXPECT_NEAR(e.estimated_percent, 100 * 0.5 / 0.5, 1e-9);  // 0.5 s of traps in 1 s of CPU
+  const std::string why = g.stop_reason();
+  EXPECT_NE(why.find("measured overhead 1900.0%"), std::string::npos) << why;
+  EXPECT_NE(why.find("950 of its 1000 CPU samples"), std::string::npos) << why;
+  EXPECT_NE(why.find("100.0%"), std::string::npos) << "the estimate beside it: " << why;
+}
+
+TEST(OverheadGuard, TooFewSamplesKeepTheEstimate) {
+  OverheadGuard g(10, {5000, 0, "test"});
+  OverheadReading r;
+  r.entry_hits = 40000;  // 0.2 s of traps in 1 s of CPU: 25%
+  r.target_cpu_s = 1.0;
+  r.sampled = true;
+  r.samples_at_probes = kMinCostSamples / 2;
+  r.samples_work = kMinCostSamples / 2 - 1;
+  const OverheadEstimate& e = g.update(r);
+  EXPECT_FALSE(e.measured);
+  EXPECT_NEAR(e.overhead_percent, 25.0, 1e-9);
+}
+
+TEST(OverheadGuard, NoWorkSampleIsALowerBound) {
+  OverheadGuard g(10, {5000, 0, "test"});
+  OverheadReading r;
+  r.target_cpu_s = 0.2;
+  r.sampled = true;
+  r.samples_at_probes = 200;
+  r.samples_work = 0;
+  const OverheadEstimate& e = g.update(r);
+  EXPECT_TRUE(e.measured);
+  EXPECT_DOUBLE_EQ(e.overhead_percent, 20000.0);  // as if one sample had been work
+  EXPECT_NE(g.describe().find("at least"), std::string::npos) << g.describe();
+  EXPECT_NE(g.stop_reason(), "");
+}
+
+TEST(OverheadGuard, WhyTheSplitIsMissingIsSaid) {
+  OverheadGuard g(10, {5000, 0, "test"});
+  OverheadReading r;
+  r.entry_hits = 1000;
+  r.target_cpu_s = 1.0;
+  r.sampling_error = "cost sampling: no CPU clock event";
+  g.update(r);
+  EXPECT_NE(g.describe().find("not measured: cost sampling: no CPU clock event"), std::string::npos)
+      << g.describe();
+}
+
+// Probes taking most of the CPU leave the allocator's code cold: with a baseline (the
+// allocator's share of the untraced target), the work is the samples elsewhere scaled up,
+// and the allocator's surplus is the probes'.
+TEST(OverheadGuard, BaselineCorrectsTheWorkWhereTheProbesDominate) {
+  OverheadGuard g(10, {5000, 0, "test"});
+  OverheadReading r;
+  r.target_cpu_s = 1.0;
+  r.sampled = true;
+  r.samples_at_probes = 900;
+  r.samples_work = 100;            // 60 of them in the allocator's objects
+  r.samples_work_elsewhere = 40;
+  r.baseline_allocator_share = 0.2;  // untraced: the work elsewhere is 80% of it
+  const OverheadEstimate& e = g.update(r);
+  EXPECT_TRUE(e.baseline_corrected);
+  EXPECT_DOUBLE_EQ(e.work_samples_estimated, 50.0);
+  EXPECT_DOUBLE_EQ(e.overhead_percent, 100.0 * (1000 - 50) / 50);
+  EXPECT_NE(g.describe().find("allocator took 20%"), std::string::npos) << g.describe();
+}
+
+TEST(OverheadGuard, NoBaselineCorrectionAtLowOverheadOrAnAllocatorBoundTarget) {
+  OverheadReading r;
+  r.target_cpu_s = 1.0;
+  r.sampled = true;
+  r.samples_at_probes = 50;
+  r.samples_work = 950;
+  r.samples_work_elsewhere = 100;
+  r.baseline_allocator_share = 0.5;
+  OverheadGuard low(10, {5000, 0, "test"});
+  EXPECT_FALSE(low.update(r).baseline_corrected);  // 5.3%: the sampled split stands
+  EXPECT_NEAR(low.estimate().overhead_percent, 100.0 * 50 / 950, 1e-9);
+  r.samples_at_probes = 900;
+  r.samples_work = 100;
+  r.samples_work_elsewhere = 5;
+  r.baseline_allocator_share = 0.9;  // the work elsewhere too small a part to scale
+  OverheadGuard bound(10, {5000, 0, "test"});
+  EXPECT_FALSE(bound.update(r).baseline_corrected);
+  EXPECT_DOUBLE_EQ(bound.estimate().overhead_percent, 900.0);
+}
+
 }  // namespace
 }  // namespace leakwatch::analysis

@@ -21,6 +21,16 @@ constexpr const char* kText =
     "ffffffffc0b00000 t xfs_init\t[xfs]\n"
     "garbage line\n";
 
+TEST(Kallsyms, RangeOfAKernelFunctionEndsAtTheNextSymbol) {
+  Kallsyms k = Kallsyms::Parse(kText);
+  auto r = k.range("alloc_pipe_info");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->first, 0xffffffff81200010u);
+  EXPECT_EQ(r->second, 0xffffffff81200200u);  // weak_fn (the data symbol is not indexed)
+  EXPECT_FALSE(k.range("ext4_iget").has_value());  // a module's: not the kernel image
+  EXPECT_FALSE(k.range("no_such_function").has_value());
+}
+
 TEST(Kallsyms, ResolvesFunctionOffsetAndModule) {
   Kallsyms k = Kallsyms::Parse(kText);
   EXPECT_EQ(k.size(), 7u);  // no data symbol, no __pfx_, no garbage
