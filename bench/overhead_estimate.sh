@@ -72,7 +72,8 @@ cpu_per_pair() { sed -n 's/.*cpu_ns_per_pair=\([0-9.]*\).*/\1/p' "$1"; }
 # traced NAME N: runs the loop under tracer NAME; prints "cpu_ns_per_pair estimate%".
 traced() {
   local name=$1 n=$2 out=$WORK/$1.out err=$WORK/$1.err prog=$WORK/$1.prog
-  BENCH_WAIT_SIGNAL=1 "$LOOP" "$n" "$WORK_ROUNDS" >"$prog" &
+  # Busy while the tracer attaches, as a service is: leakwatch samples it before its probes.
+  BENCH_BUSY_UNTIL_SIGNAL=1 "$LOOP" "$n" "$WORK_ROUNDS" >"$prog" &
   prog_pid=$!
   case $name in
     lw-s1000) "$LEAKWATCH" memleak -p "$prog_pid" -s 1000 -v 1 >"$out" 2>"$err" & ;;
