@@ -204,6 +204,27 @@ std::string process_comm(int pid) {
   return s;
 }
 
+std::string status_field(std::string_view status_text, std::string_view key) {
+  size_t pos = 0;
+  while (pos < status_text.size()) {
+    size_t end = status_text.find('\n', pos);
+    if (end == std::string_view::npos) end = status_text.size();
+    std::string_view line = status_text.substr(pos, end - pos);
+    if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == ':') {
+      line.remove_prefix(key.size() + 1);
+      size_t first = line.find_first_not_of(" \t");
+      return first == std::string_view::npos ? std::string() : std::string(line.substr(first));
+    }
+    pos = end + 1;
+  }
+  return {};
+}
+
+std::string process_status_field(int pid, std::string_view key) {
+  auto text = read_proc_file(fmt::format("/proc/{}/status", pid));
+  return text ? status_field(*text, key) : std::string();
+}
+
 std::optional<uint64_t> process_rss_bytes(int pid) {
   // statm: size resident shared text lib data dt, in pages.
   std::ifstream in(fmt::format("/proc/{}/statm", pid));

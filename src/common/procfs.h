@@ -70,6 +70,10 @@ std::string target_path(int pid, const std::string& path);
 bool process_exists(int pid);
 // The process's command name (/proc/PID/comm), "" when unknown.
 std::string process_comm(int pid);
+// The value of a "Key:\tvalue" line of /proc/PID/status text ("" when absent), and the same
+// read from the process's file now.
+std::string status_field(std::string_view status_text, std::string_view key);
+std::string process_status_field(int pid, std::string_view key);
 // The process's resident memory (/proc/PID/statm), nullopt when it cannot be read.
 std::optional<uint64_t> process_rss_bytes(int pid);
 

@@ -20,6 +20,7 @@
 
 #include "common/atomic_file.h"
 #include "common/fd.h"
+#include "common/procfs.h"
 #include "inject/ptrace_thread.h"
 #include "elf/elf_dynamic.h"
 #include "elf/elf_symbols.h"
@@ -37,19 +38,6 @@ std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// "Key:\tvalue" of /proc/PID/status.
-std::string status_field(const std::string& status, const std::string& key) {
-  std::istringstream in(status);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with(key + ":")) {
-      auto v = line.substr(key.size() + 1);
-      v.erase(0, v.find_first_not_of(" \t"));
-      return v;
-    }
-  return "";
 }
 
 constexpr uint64_t kCloneVfork = 0x4000;

@@ -11,22 +11,13 @@
 #include <fmt/format.h>
 
 #include "common/atomic_file.h"
+#include "common/procfs.h"
 #include "report/json_writer.h"
 
 namespace leakwatch::testing {
 namespace {
 
-std::string status_field(int pid, const std::string& key) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with(key + ":")) {
-      auto v = line.substr(key.size() + 1);
-      v.erase(0, v.find_first_not_of(" \t"));
-      return v;
-    }
-  return "";
-}
+std::string status_field(int pid, const std::string& key) { return process_status_field(pid, key); }
 
 }  // namespace
 
