@@ -132,9 +132,27 @@ std::map<int, std::string> round(metrics::TaskIterator& it, const std::string& c
   return bad;
 }
 
+// Forked children, killed and reaped at the end of the test.
+class Children {
+ public:
+  Children() = default;
+  Children(const Children&) = delete;
+  Children& operator=(const Children&) = delete;
+  ~Children() {
+    for (pid_t p : pids_) {
+      ::kill(p, SIGKILL);
+      ::waitpid(p, nullptr, 0);
+    }
+  }
+  const std::vector<pid_t>& pids() const { return pids_; }
+
+ protected:
+  std::vector<pid_t> pids_;
+};
+
 // Children, one pinned to each CPU, that touch a few anonymous pages (fewer than the
 // per-CPU batch) and wait: their per-CPU counter parts are not folded into the count.
-class PinnedChildren {
+class PinnedChildren : public Children {
  public:
   explicit PinnedChildren(int pages) {
     const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -161,21 +179,11 @@ class PinnedChildren {
       pids_.push_back(pid);
     }
   }
-  ~PinnedChildren() {
-    for (pid_t p : pids_) {
-      ::kill(p, SIGKILL);
-      ::waitpid(p, nullptr, 0);
-    }
-  }
-  const std::vector<pid_t>& pids() const { return pids_; }
-
- private:
-  std::vector<pid_t> pids_;
 };
 
 // Children that only sleep: a quiet host (a CI container runs fewer than ten processes) still
 // gives the tests more than ten user processes to compare.
-class Sleepers {
+class Sleepers : public Children {
  public:
   explicit Sleepers(int n) {
     for (int i = 0; i < n; ++i) {
@@ -187,16 +195,6 @@ class Sleepers {
       pids_.push_back(pid);
     }
   }
-  ~Sleepers() {
-    for (pid_t p : pids_) {
-      ::kill(p, SIGKILL);
-      ::waitpid(p, nullptr, 0);
-    }
-  }
-  const std::vector<pid_t>& pids() const { return pids_; }
-
- private:
-  std::vector<pid_t> pids_;
 };
 
 TEST(TaskIterator, MatchesProcForEveryProcess) {
