@@ -31,7 +31,8 @@ TEST(AgentSmaps, OnlySuspectsAreRead) {
     ag->tick();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  const WatchedView* w = find_pid(ag->snapshot(), child.pid());
+  const Snapshot snap_w = ag->snapshot();  // the view points into it
+  const WatchedView* w = find_pid(snap_w, child.pid());
   ASSERT_NE(w, nullptr);
   EXPECT_TRUE(w->eval.ready);
   EXPECT_FALSE(w->eval.above);
@@ -46,7 +47,8 @@ TEST(AgentSmaps, OnlySuspectsAreRead) {
   for (int i = 0; i < 30 && !read; ++i) {
     ASSERT_EQ(child.command("anon 8"), "ok");
     ag->tick();
-    const WatchedView* now = find_pid(ag->snapshot(), child.pid());
+    const Snapshot snap_now = ag->snapshot();  // the view points into it
+    const WatchedView* now = find_pid(snap_now, child.pid());
     ASSERT_NE(now, nullptr);
     read = now->sample.detailed && now->sample.pss > 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
