@@ -34,7 +34,7 @@ CASES = {
          "target's RSS, descriptors and mappings do not grow"),
     "Faults.AgentInvestigationCyclesGrowNothing":
         ("load", "the agent investigating one growing target 50 times in a row",
-         "agent's RSS and descriptors do not grow; no BPF object held between investigations"),
+         "agent's RSS and descriptors do not grow; between investigations only layer 1's iterator is held (the same BPF objects throughout)"),
     "Faults.TargetForkingAndExecingInALoop":
         ("load", "target forking and exec'ing itself 50 times while traced",
          "every child exits 0; the parent's leak counted exactly"),
@@ -95,7 +95,7 @@ CASES = {
          "target's RSS, descriptors and mappings do not grow"),
     "Stress.ThousandAgentInvestigations":
         ("load", "the agent investigating one growing target 1,000 times in a row",
-         "agent's RSS and descriptors do not grow; no BPF object held between investigations"),
+         "agent's RSS and descriptors do not grow; between investigations only layer 1's iterator is held (the same BPF objects throughout)"),
     "Stress.ForkExecThousandTimes":
         ("load", "target forking and exec'ing itself 1,000 times while traced", "children exit 0; leak exact"),
     "Stress.DlopenDlcloseTwoThousandTimes":
