@@ -27,7 +27,6 @@
 #include <cstdint>
 #include <string>
 
-
 namespace leakwatch::analysis {
 
 // What one probe hit costs the traced thread beyond the BPF program: the kernel's trap.

@@ -38,11 +38,14 @@ ProcessCpu process_cpu(int pid) {
 }
 
 std::vector<std::pair<uint64_t, uint64_t>> kernel_trap_ranges() {
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  auto syms = symbolize::Kallsyms::Load();
-  if (!syms) return ranges;
-  for (const char* f : probe::kTrapFunctions)
-    if (auto r = syms->range(f)) ranges.push_back(*r);
+  static const std::vector<std::pair<uint64_t, uint64_t>> ranges = [] {
+    std::vector<std::pair<uint64_t, uint64_t>> found;
+    auto syms = symbolize::Kallsyms::Load();
+    if (!syms) return found;
+    for (const char* f : probe::kTrapFunctions)
+      if (auto r = syms->range(f)) found.push_back(*r);
+    return found;
+  }();
   return ranges;
 }
 

@@ -26,7 +26,8 @@ namespace leakwatch::cli {
 analysis::TrapCost guard_trap_cost(const Result<probe::TrapCalibration>& calibration, bool inprocess);
 
 // The kernel functions of a uprobe's trap (probe::kTrapFunctions) located in /proc/kallsyms
-// for the cost sampler; empty when kallsyms cannot be read.
+// for the cost sampler, once per process (core kernel text does not move; the file has
+// ~120,000 lines); empty when kallsyms could not be read then.
 std::vector<std::pair<uint64_t, uint64_t>> kernel_trap_ranges();
 
 // A process's CPU time (every thread, living or gone), in seconds; < 0 when it is gone.
@@ -35,9 +36,6 @@ struct ProcessCpu {
 };
 ProcessCpu process_cpu(int pid);
 
-// Readings of a running MemleakSession for the guard.  Construct it right before the
-// session starts: the target's CPU time is counted, and sampled (probe/cost_sampler.h),
-// from there.  BPF run-time statistics are enabled while it lives.
 // The cost sampler, started before the probes are attached: what it samples until the
 // SessionCostReader takes it is the untraced baseline.
 struct CostSampling {
@@ -46,6 +44,9 @@ struct CostSampling {
 };
 CostSampling start_cost_sampling(int pid);
 
+// Readings of a running MemleakSession for the guard.  Construct it right before the
+// session starts: the target's CPU time is counted, and sampled (probe/cost_sampler.h),
+// from there.  BPF run-time statistics are enabled while it lives.
 class SessionCostReader {
  public:
   // `before`: sampling started before the probes (start_cost_sampling); without it the

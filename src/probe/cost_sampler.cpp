@@ -151,6 +151,8 @@ Result<CostSplit> CostSampler::read(const std::vector<ProbeSite>& sites) {
   // never fills on a long trace, and each batch is sorted with the maps of its time.
   auto samples = drain();
   if (!samples) return std::unexpected(samples.error());
+  total_.dropped = __atomic_load_n(&skel_->bss->lw_cost_dropped, __ATOMIC_RELAXED);
+  if (samples->empty()) return total_;  // nothing new: no maps to read
   auto maps = read_proc_maps(pid_);
   if (!maps) return std::unexpected(maps.error());
   CostSplit now = classify_samples(*samples, *maps, sites, trap_sites_);
@@ -158,7 +160,6 @@ Result<CostSplit> CostSampler::read(const std::vector<ProbeSite>& sites) {
   total_.work += now.work;
   total_.work_elsewhere += now.work_elsewhere;
   total_.unmapped += now.unmapped;
-  total_.dropped = __atomic_load_n(&skel_->bss->lw_cost_dropped, __ATOMIC_RELAXED);
   return total_;
 }
 
