@@ -73,7 +73,7 @@ uint32_t run_seccomp_filter(const std::vector<sock_filter>& prog, const seccomp_
     uint32_t src = BPF_SRC(f.code) == BPF_X ? x : f.k;
     switch (BPF_CLASS(f.code)) {
       case BPF_LD:
-        if (BPF_MODE(f.code) == BPF_ABS && BPF_SIZE(f.code) == BPF_W && f.k + 4 <= sizeof(data) && f.k % 4 == 0)
+        if (BPF_MODE(f.code) == BPF_ABS && BPF_SIZE(f.code) == BPF_W && f.k <= sizeof(data) - 4 && f.k % 4 == 0)
           std::memcpy(&a, bytes + f.k, 4);
         else if (BPF_MODE(f.code) == BPF_IMM) a = f.k;
         else if (BPF_MODE(f.code) == BPF_MEM && f.k < BPF_MEMWORDS) a = mem[f.k];

@@ -243,7 +243,8 @@ std::expected<uint64_t, StepError> evaluate(const Expr& expr, const RegisterSet&
           case DW_OP_mul: r = x * b; break;
           case DW_OP_div:
             if (b == 0) return bad(a);
-            r = static_cast<uint64_t>(sx / sb);
+            // INT64_MIN / -1 overflows; two's complement wraps it to itself.
+            r = sb == -1 ? 0 - x : static_cast<uint64_t>(sx / sb);
             break;
           case DW_OP_mod:
             if (b == 0) return bad(a);

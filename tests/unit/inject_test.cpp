@@ -60,6 +60,11 @@ TEST(InjectSeccomp, FiltersRunAsTheKernelRunsThem) {
   d.arch = 0;  // another architecture
   EXPECT_EQ(run_seccomp_filter(filter(SYS_openat, 5, SYS_ptrace), d), SECCOMP_RET_KILL_PROCESS);
   EXPECT_EQ(run_seccomp_filter({}, d), SECCOMP_RET_KILL_PROCESS);  // no return: invalid
+  // A load at an offset whose end wraps 32 bits (found by the seccomp_filter fuzzer): an
+  // invalid program, not a read outside seccomp_data.
+  const std::vector<sock_filter> wraps = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0xfffffffcu),
+                                          BPF_STMT(BPF_RET | BPF_A, 0)};
+  EXPECT_EQ(run_seccomp_filter(wraps, d), SECCOMP_RET_KILL_PROCESS);
 }
 
 TEST(InjectSeccomp, TheInjectionsCallsAreJudgedAndTheMostRestrictiveFilterWins) {

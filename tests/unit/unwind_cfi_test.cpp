@@ -128,6 +128,23 @@ TEST(UnwindCfi, EvaluationErrorsNameTheirCause) {
                    .has_value());
 }
 
+// A hostile object's arithmetic at the edges of 64 bits (found by the unwind_rules fuzzer):
+// INT64_MIN / -1 wraps as two's complement does instead of trapping.
+TEST(UnwindCfi, DivisionOverflowWraps) {
+  FakeMemory mem;
+  RegisterSet regs;
+  const uint64_t min = uint64_t{1} << 63;
+  EXPECT_EQ(eval_ok({op(DW_OP_const8u, min), op(DW_OP_const1s, static_cast<uint64_t>(-1)),
+                     op(DW_OP_div), op(DW_OP_stack_value)}, regs, mem),
+            min);
+  EXPECT_EQ(eval_ok({op(DW_OP_lit8), op(DW_OP_const1s, static_cast<uint64_t>(-1)), op(DW_OP_div),
+                     op(DW_OP_stack_value)}, regs, mem),
+            static_cast<uint64_t>(-8));
+  bool v = false;
+  EXPECT_FALSE(evaluate({op(DW_OP_lit8), op(DW_OP_lit0), op(DW_OP_div)}, regs, nullptr, mem, &v)
+                   .has_value());  // by zero
+}
+
 // A typical -O2 frame after "push rbx; sub $16, rsp": CFA = rsp + 32, rip at CFA - 8,
 // rbx at CFA - 16.
 UnwindRow typical_row() {
