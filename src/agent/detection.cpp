@@ -6,22 +6,82 @@
 namespace leakwatch::agent {
 namespace {
 
-constexpr size_t kMaxTheilSenPoints = 64;
+constexpr size_t kMaxTheilSenPoints = 32;
+
+// Scratch space reused by every fit on this thread: once warm, a fit allocates nothing
+// (the agent fits thousands of series a second).
+struct Scratch {
+  std::vector<Point> thinned, anon, file, rss, vsz;
+  std::vector<double> a, b, slopes, resid;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// Median of v, reordering it.
+double median_in_place(std::vector<double>& v) {
+  if (v.empty()) return 0;
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
+  const double hi = v[mid];
+  if (v.size() % 2 == 1) return hi;
+  const double lo = *std::max_element(v.begin(), v.begin() + static_cast<long>(mid));
+  return (lo + hi) / 2;
+}
+
+// 1.4826 · MAD of v (reordered), with `dev` as working space.
+double spread_in_place(std::vector<double>& v, std::vector<double>& dev) {
+  if (v.size() < 2) return 0;
+  const double m = median_in_place(v);
+  dev.clear();
+  for (double x : v) dev.push_back(std::fabs(x - m));
+  return 1.4826 * median_in_place(dev);
+}
 
 // Reduces a long series to block medians (time and value separately): a robust summary
-// that keeps Theil–Sen at O(64²).
-std::vector<Point> thin(std::span<const Point> pts) {
-  if (pts.size() <= kMaxTheilSenPoints) return {pts.begin(), pts.end()};
-  std::vector<Point> out;
-  out.reserve(kMaxTheilSenPoints);
-  for (size_t b = 0; b < kMaxTheilSenPoints; ++b) {
-    size_t lo = b * pts.size() / kMaxTheilSenPoints;
-    size_t hi = (b + 1) * pts.size() / kMaxTheilSenPoints;
-    std::vector<double> ts, vs;
-    for (size_t i = lo; i < hi; ++i) ts.push_back(pts[i].t_s), vs.push_back(pts[i].value);
-    out.push_back({median(ts), median(vs)});
+// that keeps Theil–Sen at O(32²).
+void thin(std::span<const Point> pts, Scratch& s) {
+  s.thinned.clear();
+  if (pts.size() <= kMaxTheilSenPoints) {
+    s.thinned.assign(pts.begin(), pts.end());
+    return;
   }
-  return out;
+  for (size_t b = 0; b < kMaxTheilSenPoints; ++b) {
+    const size_t lo = b * pts.size() / kMaxTheilSenPoints;
+    const size_t hi = (b + 1) * pts.size() / kMaxTheilSenPoints;
+    s.a.clear();
+    s.b.clear();
+    for (size_t i = lo; i < hi; ++i) s.a.push_back(pts[i].t_s), s.b.push_back(pts[i].value);
+    s.thinned.push_back({median_in_place(s.a), median_in_place(s.b)});
+  }
+}
+
+std::optional<double> theil_sen(std::span<const Point> points, Scratch& s) {
+  thin(points, s);
+  const std::vector<Point>& pts = s.thinned;
+  s.slopes.clear();
+  for (size_t i = 0; i < pts.size(); ++i)
+    for (size_t j = i + 1; j < pts.size(); ++j) {
+      const double dt = pts[j].t_s - pts[i].t_s;
+      if (dt != 0) s.slopes.push_back((pts[j].value - pts[i].value) / dt);
+    }
+  if (s.slopes.empty()) return std::nullopt;
+  return median_in_place(s.slopes);
+}
+
+// A cheaper robust slope for the secondary series (file, RSS, VSZ): the median of the
+// slopes between each point of the first half and its partner half a window later.  O(n),
+// as robust to outliers as a median of n/2 slopes.
+std::optional<double> lag_slope(std::span<const Point> pts, Scratch& s) {
+  const size_t half = pts.size() / 2;
+  s.slopes.clear();
+  for (size_t i = 0; i < half; ++i) {
+    const double dt = pts[i + half].t_s - pts[i].t_s;
+    if (dt != 0) s.slopes.push_back((pts[i + half].value - pts[i].value) / dt);
+  }
+  if (s.slopes.empty()) return std::nullopt;
+  return median_in_place(s.slopes);
 }
 
 struct Fit {
@@ -31,58 +91,36 @@ struct Fit {
 
 // Theil–Sen slope plus how uncertain it is given the scatter around the line.  A sawtooth
 // or a noisy series has large residuals and so a large error: its slope is not trusted.
-std::optional<Fit> robust_fit(std::span<const Point> pts) {
-  auto slope = theil_sen_slope(pts);
+std::optional<Fit> robust_fit(std::span<const Point> pts, Scratch& s) {
+  auto slope = theil_sen(pts, s);
   if (!slope) return std::nullopt;
   Fit f;
   f.slope = *slope;
-  std::vector<double> resid;
-  resid.reserve(pts.size());
+  s.resid.clear();
   double mean_t = 0;
   for (const Point& p : pts) {
-    resid.push_back(p.value - f.slope * p.t_s);
+    s.resid.push_back(p.value - f.slope * p.t_s);
     mean_t += p.t_s;
   }
   mean_t /= static_cast<double>(pts.size());
   double sxx = 0;
   for (const Point& p : pts) sxx += (p.t_s - mean_t) * (p.t_s - mean_t);
-  double sigma = robust_spread(resid);
+  const double sigma = spread_in_place(s.resid, s.a);
   f.slope_stderr = sxx > 0 ? sigma / std::sqrt(sxx) : 0;
   return f;
 }
 
 }  // namespace
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  size_t mid = v.size() / 2;
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
-  double hi = v[mid];
-  if (v.size() % 2 == 1) return hi;
-  double lo = *std::max_element(v.begin(), v.begin() + static_cast<long>(mid));
-  return (lo + hi) / 2;
-}
+double median(std::vector<double> v) { return median_in_place(v); }
 
 double robust_spread(const std::vector<double>& values) {
-  if (values.size() < 2) return 0;
-  double m = median(values);
-  std::vector<double> dev;
-  dev.reserve(values.size());
-  for (double v : values) dev.push_back(std::fabs(v - m));
-  return 1.4826 * median(std::move(dev));
+  std::vector<double> v = values, dev;
+  return spread_in_place(v, dev);
 }
 
 std::optional<double> theil_sen_slope(std::span<const Point> points) {
-  std::vector<Point> pts = thin(points);
-  std::vector<double> slopes;
-  slopes.reserve(pts.size() * (pts.size() - (pts.empty() ? 0 : 1)) / 2);
-  for (size_t i = 0; i < pts.size(); ++i)
-    for (size_t j = i + 1; j < pts.size(); ++j) {
-      double dt = pts[j].t_s - pts[i].t_s;
-      if (dt != 0) slopes.push_back((pts[j].value - pts[i].value) / dt);
-    }
-  if (slopes.empty()) return std::nullopt;
-  return median(std::move(slopes));
+  return theil_sen(points, scratch());
 }
 
 std::optional<double> time_to_limit_s(double usage, double limit, double rate) {
@@ -125,26 +163,59 @@ DetectionParams DetectionParams::from(const DetectionConfig& d, const TriggerCon
 GrowthDetector::GrowthDetector(DetectionParams params) : params_(params) {}
 
 // Baseline and spread from the rates that were not part of a growth run (so a leak never
-// becomes the norm), over the last baseline_window.  No such history: baseline 0.
-void GrowthDetector::baseline(double now, double& rate, double& spread) const {
-  std::vector<double> quiet;
-  for (const RateSample& r : rates_)
-    if (r.t_s >= now - params_.baseline_window_s) quiet.push_back(r.rate);
-  rate = 0;
-  spread = 0;
-  if (quiet.size() >= 5) {
-    rate = std::max(0.0, median(quiet));
-    spread = robust_spread(quiet);
+// becomes the norm), over the last baseline_window.  No such history: baseline 0.  The
+// median and spread are kept until the set of rates changes (with 64 or more rates, for at
+// most baseline_window / 60).
+void GrowthDetector::baseline(double now, double& rate, double& spread) {
+  size_t first = 0;
+  while (first < rates_.size() && rates_[first].t_s < now - params_.baseline_window_s) ++first;
+  const size_t n = rates_.size() - first;
+  const double first_t = n ? rates_[first].t_s : 0;
+  // With many rates the figures move slowly: refreshed at most every baseline_window / 60.
+  const bool changed =
+      !baseline_cache_ || baseline_cache_->n != n || baseline_cache_->first_t != first_t;
+  if (changed && (!baseline_cache_ || n < 64 ||
+                  now - baseline_cache_->computed_t >= params_.baseline_window_s / 60)) {
+    BaselineCache c{n, first_t, now, 0, 0};
+    if (n >= 5) {
+      Scratch& s = scratch();
+      s.b.clear();
+      for (size_t i = first; i < rates_.size(); ++i) s.b.push_back(rates_[i].rate);
+      c.rate = std::max(0.0, median_in_place(s.b));
+      c.spread = spread_in_place(s.b, s.a);
+    }
+    baseline_cache_ = c;
   }
-  spread = std::max(spread, params_.min_spread);
+  rate = baseline_cache_->rate;
+  spread = std::max(baseline_cache_->spread, params_.min_spread);
+}
+
+// True when the robust fit must run this time: no fit yet, the last one is older than a
+// twelfth of the rate window, a growth run is under way, or the troughs rose steeply since
+// the last fit.  Otherwise the last fit's
+// rates stand (a quiet process costs its fit once per rate_window / 12, not every sample).
+bool GrowthDetector::fit_due(double now, double trough) const {
+  if (!last_fit_ || last_.above || run_start_ || threshold_start_) return true;
+  const double refit_s = params_.rate_window_s / 12;
+  if (now - last_fit_->t_s >= 0.75 * refit_s) return true;
+  // A rise that half the band would take refit_s to make: steep growth is fitted at once,
+  // anything slower waits at most refit_s (single-sample jitter does not force a fit).
+  const double band = last_.baseline_rate + params_.sigma * last_.spread;
+  return trough - last_fit_->trough > 0.5 * band * refit_s;
 }
 
 Evaluation GrowthDetector::add(const MemoryPoint& point, const LimitContext& limit) {
-  if (!points_.empty() && point.t_s <= points_.back().t_s) return last_;
+  if (!points_.empty() && point.t_s <= points_.back().p.t_s) return last_;
   const double envelope_s = params_.rate_window_s / 2;
-  points_.push_back(point);
+  // The lower envelope of anonymous memory: the minimum over the preceding envelope_s.  A
+  // collector's sawtooth (period up to envelope_s) is seen through its troughs, i.e. the
+  // live set; a leak raises the troughs, a full heap does not.
+  double trough = point.anon;
+  for (size_t j = points_.size(); j-- > 0 && points_[j].p.t_s >= point.t_s - envelope_s;)
+    trough = std::min(trough, points_[j].p.anon);
+  points_.push_back({point, trough});
   while (!points_.empty() &&
-         points_.front().t_s < point.t_s - params_.rate_window_s - envelope_s)
+         points_.front().p.t_s < point.t_s - params_.rate_window_s - envelope_s)
     points_.pop_front();
   while (!rates_.empty() &&
          rates_.front().t_s < point.t_s - params_.baseline_window_s - params_.sustained_for_s)
@@ -153,39 +224,53 @@ Evaluation GrowthDetector::add(const MemoryPoint& point, const LimitContext& lim
   Evaluation e;
   e.t_s = point.t_s;
   {
-    std::vector<double> recent;
+    double r[3];
+    size_t n = 0;
     for (size_t i = points_.size() >= 3 ? points_.size() - 3 : 0; i < points_.size(); ++i)
-      recent.push_back(points_[i].anon);
-    e.anon = median(recent);
+      r[n++] = points_[i].p.anon;
+    std::sort(r, r + n);
+    e.anon = n == 0 ? 0 : n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
   }
-  // The rate window, and for anonymous memory its lower envelope: the minimum over the
-  // preceding envelope_s.  A collector's sawtooth (period up to envelope_s) is seen through
-  // its troughs, i.e. the live set; a leak raises the troughs, a full heap does not.
-  std::vector<Point> anon, file, rss, vsz;
   size_t first = 0;
-  while (points_[first].t_s < point.t_s - params_.rate_window_s) ++first;
-  for (size_t i = first; i < points_.size(); ++i) {
-    const MemoryPoint& p = points_[i];
-    const double t = p.t_s - point.t_s;  // relative time keeps the arithmetic exact
-    double trough = p.anon;
-    for (size_t j = i; j-- > 0 && points_[j].t_s >= p.t_s - envelope_s;)
-      trough = std::min(trough, points_[j].anon);
-    anon.push_back({t, trough});
-    file.push_back({t, p.file});
-    rss.push_back({t, p.rss});
-    vsz.push_back({t, p.vsz});
-  }
-  const double span = points_.back().t_s - points_[first].t_s;
-  auto fit = robust_fit(anon);
-  if (anon.size() < params_.min_points || span < params_.rate_window_s / 2 || !fit) {
+  while (points_[first].p.t_s < point.t_s - params_.rate_window_s) ++first;
+  const double span = points_.back().p.t_s - points_[first].p.t_s;
+  const size_t count = points_.size() - first;
+  if (count < params_.min_points || span < params_.rate_window_s / 2) {
+    last_fit_.reset();
     last_ = e;
     return e;
   }
+  if (!fit_due(point.t_s, trough)) {
+    Evaluation carried = last_;  // not above, so no run: only the level moves
+    carried.t_s = e.t_s;
+    carried.anon = e.anon;
+    last_ = carried;
+    return carried;
+  }
+
+  // The rate window, relative times (they keep the arithmetic exact).
+  Scratch& s = scratch();
+  s.anon.clear(), s.file.clear(), s.rss.clear(), s.vsz.clear();
+  for (size_t i = first; i < points_.size(); ++i) {
+    const MemoryPoint& p = points_[i].p;
+    const double t = p.t_s - point.t_s;
+    s.anon.push_back({t, points_[i].trough});
+    s.file.push_back({t, p.file});
+    s.rss.push_back({t, p.rss});
+    s.vsz.push_back({t, p.vsz});
+  }
+  auto fit = robust_fit(s.anon, s);
+  if (!fit) {
+    last_fit_.reset();
+    last_ = e;
+    return e;
+  }
+  last_fit_ = FitMark{point.t_s, trough};
   e.ready = true;
   e.growth_rate = fit->slope;
-  e.file_rate = robust_fit(file).value_or(Fit{}).slope;
-  e.rss_rate = robust_fit(rss).value_or(Fit{}).slope;
-  e.vsz_rate = robust_fit(vsz).value_or(Fit{}).slope;
+  e.file_rate = lag_slope(s.file, s).value_or(0);
+  e.rss_rate = lag_slope(s.rss, s).value_or(0);
+  e.vsz_rate = lag_slope(s.vsz, s).value_or(0);
 
   baseline(point.t_s, e.baseline_rate, e.spread);
   // The slope's own uncertainty widens the band: scatter (noise, a sawtooth slower than
@@ -196,10 +281,14 @@ Evaluation GrowthDetector::add(const MemoryPoint& point, const LimitContext& lim
 
   if (above) {
     // The growth visible in this first window is part of the run.
-    if (!run_start_) run_start_ = point.t_s, run_start_level_ = anon.front().value;
+    if (!run_start_) run_start_ = point.t_s, run_start_level_ = s.anon.front().value;
   } else {
     run_start_.reset();
-    rates_.push_back({point.t_s, e.growth_rate});  // a quiet rate: baseline material
+    // A quiet rate is baseline material, kept at most every baseline_window / 360 (an hour
+    // of rates at 10 s), whatever the sampling interval.
+    if (rates_.empty() ||
+        point.t_s - rates_.back().t_s >= 0.75 * params_.baseline_window_s / 360)
+      rates_.push_back({point.t_s, e.growth_rate});
   }
   if (above_threshold) {
     if (!threshold_start_) threshold_start_ = point.t_s;
@@ -211,7 +300,7 @@ Evaluation GrowthDetector::add(const MemoryPoint& point, const LimitContext& lim
   e.above_for_s = run_start_ ? point.t_s - *run_start_ : 0;
   e.above_threshold_for_s = threshold_start_ ? point.t_s - *threshold_start_ : 0;
   e.sustained = run_start_ && e.above_for_s >= params_.sustained_for_s;
-  e.increase_bytes = run_start_ ? std::max(0.0, anon.back().value - run_start_level_) : 0;
+  e.increase_bytes = run_start_ ? std::max(0.0, s.anon.back().value - run_start_level_) : 0;
 
   const bool file_growing = e.file_rate > params_.sigma * params_.min_spread &&
                             e.file_rate > params_.rate_threshold / 4;

@@ -19,6 +19,12 @@
 //   the baseline; with no such history the baseline is 0.
 // * OOM risk = exp(-time_to_limit / horizon), from the current rate once growth has been
 //   above baseline for oom_min_run_s; 0 when not growing.
+// * Cost: the fits run at most once per rate_window / 12 for a quiet series (every sample
+//   at the default 10 s interval), every sample while growth is above the band or the
+//   troughs rise towards it; in between the last rates stand.  Quiet rates are kept at most
+//   every baseline_window / 360.  So sampling every second costs about what every 10 s did.
+//   The file, RSS and VSZ rates (reported, never triggering) use a cheaper robust slope:
+//   the median of slopes between points half a window apart.
 // * A restart (new process instance) is a new detector: history never crosses instances.
 #pragma once
 
@@ -36,8 +42,8 @@ struct Point {
   double value = 0;
 };
 
-// Median of pairwise slopes (value units per second).  Series longer than 64 points are
-// first reduced to 64 block medians, which keeps the cost bounded and the estimate robust.
+// Median of pairwise slopes (value units per second).  Series longer than 32 points are
+// first reduced to 32 block medians, which keeps the cost bounded and the estimate robust.
 // nullopt with fewer than two distinct times.
 std::optional<double> theil_sen_slope(std::span<const Point> points);
 double median(std::vector<double> values);                 // 0 for an empty set
@@ -114,18 +120,39 @@ class GrowthDetector {
   const Evaluation& last() const { return last_; }
   const DetectionParams& params() const { return params_; }
   // New thresholds (SIGHUP) keep the history.
-  void set_params(const DetectionParams& params) { params_ = params; }
+  void set_params(const DetectionParams& params) {
+    params_ = params;
+    last_fit_.reset();
+    baseline_cache_.reset();
+  }
 
  private:
   struct RateSample {
     double t_s;
     double rate;
   };
-  void baseline(double now, double& rate, double& spread) const;
+  struct Stored {
+    MemoryPoint p;
+    double trough;  // lower envelope of anon at p.t_s
+  };
+  struct FitMark {
+    double t_s;
+    double trough;
+  };
+  struct BaselineCache {
+    size_t n;
+    double first_t;
+    double computed_t;
+    double rate, spread;
+  };
+  void baseline(double now, double& rate, double& spread);
+  bool fit_due(double now, double trough) const;
 
   DetectionParams params_;
-  std::deque<MemoryPoint> points_;  // the rate window and the envelope before it
-  std::deque<RateSample> rates_;    // baseline_window + sustained_for of rates
+  std::deque<Stored> points_;     // the rate window and the envelope before it
+  std::deque<RateSample> rates_;  // baseline_window + sustained_for of quiet rates
+  std::optional<FitMark> last_fit_;
+  std::optional<BaselineCache> baseline_cache_;
   std::optional<double> run_start_;        // r above baseline + sigma·spread since
   std::optional<double> threshold_start_;  // ... and above rate_threshold since
   double run_start_level_ = 0;
