@@ -19,7 +19,7 @@
 // kernel its user/system split is tick-sampled, so a single short sample often reads 0).
 // Wall time is not used: other work shares the CPUs.
 //
-//   bench_layer1_scan [--counts 100,1000,10000] [--rounds N] [--agent-rounds N]
+//   bench_layer1_scan [--counts 100,1000,10000] [--rounds N] [--agent-rounds N] [--agent-only]
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -156,6 +156,7 @@ double measure_detector(bool leaking) {
 int main(int argc, char** argv) {
   std::vector<int> counts{100, 1000, 10000};
   int rounds = 30, agent_rounds = 5;
+  bool agent_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--counts") && i + 1 < argc) {
       counts.clear();
@@ -163,10 +164,13 @@ int main(int argc, char** argv) {
         counts.push_back(std::atoi(tok));
     } else if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) {
       rounds = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--agent-only")) {
+      agent_only = true;  // the iterator's agent round alone (for profiling it)
     } else if (!std::strcmp(argv[i], "--agent-rounds") && i + 1 < argc) {
       agent_rounds = std::atoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s [--counts 100,1000,10000] [--rounds N] [--agent-rounds N]\n",
+      std::fprintf(stderr, "usage: %s [--counts 100,1000,10000] [--rounds N] [--agent-rounds N] "
+                   "[--agent-only]\n",
                    argv[0]);
       return 2;
     }
@@ -193,6 +197,12 @@ int main(int argc, char** argv) {
     if (static_cast<int>(kids.size()) != n) {
       reap(kids);
       return 1;
+    }
+    if (agent_only) {
+      row(n, "agent/bpf", measure_agent(metrics::Layer1Source::kIterator, agent_rounds),
+          agent_rounds);
+      reap(kids);
+      continue;
     }
     metrics::ProcessCollector collector("/proc", false);
     row(n, "proc", time_samples(rounds, [&] {

@@ -344,7 +344,8 @@ bool Agent::wants_smaps(const TargetState& t, const ProcessState* p) const {
   return true;
 }
 
-void Agent::watch_process(TargetState& t, int pid, std::vector<WatchedView>& out) {
+void Agent::watch_process(TargetState& t, const std::string& label, int pid,
+                          std::vector<WatchedView>& out) {
   auto s = table_->sample(pid);
   if (!s) {
     if (!metrics::is_gone(s.error())) {
@@ -422,17 +423,16 @@ void Agent::watch_process(TargetState& t, int pid, std::vector<WatchedView>& out
   }
   consider(t, &p, p.eval, p.active, fired);
 
-  WatchedView v;
-  v.target = t.spec.label();
+  WatchedView& v = out.emplace_back();
+  v.target = label;
   v.pid = pid;
   v.comm = s->comm;
   v.start_time_unix_s = unix_seconds() - age_s;
-  v.sample = *s;
+  v.sample = std::move(*s);
   v.workload = p.workload;
   v.rates = p.rates;
   v.eval = p.eval;
   v.limit = p.limit;
-  out.push_back(std::move(v));
 }
 
 void Agent::consider(TargetState& t, ProcessState* p, const Evaluation& e,
@@ -586,14 +586,17 @@ void Agent::tick() {
     for (int pid : all_pids)
       if (const std::string* c = table_->comm(pid)) by_comm[*c].push_back(pid);
 
-  std::vector<WatchedView> watched;
+  std::vector<WatchedView> watched = std::move(spare_watched_);
+  watched.clear();
+  watched.reserve(all_pids.size() + targets_.size());
   std::vector<TargetView> views;
   for (auto& tp : targets_) {
     TargetState& t = *tp;
     for (auto& [pid, p] : t.processes) p->seen = false;
     std::vector<int> pids = resolve(t, by_comm, all_pids);
     const size_t first_view = watched.size();
-    for (int pid : pids) watch_process(t, pid, watched);
+    const std::string label = t.spec.label();
+    for (int pid : pids) watch_process(t, label, pid, watched);
     std::erase_if(t.processes, [](const auto& kv) { return !kv.second->seen; });
     if (t.spec.kind == TargetSpec::Kind::kPid && t.processes.empty())
       t.problem = fmt::format("pid {} has exited", t.spec.pid);
@@ -654,7 +657,8 @@ void Agent::tick() {
   snapshot_.environment = to_string(config_.environment);
   snapshot_.system = system_;
   snapshot_.targets = std::move(views);
-  snapshot_.watched = std::move(watched);
+  std::swap(snapshot_.watched, watched);
+  spare_watched_ = std::move(watched);
   counters_.ticks++;
   counters_.last_tick_s = metrics::monotonic_seconds() - t0;
 }

@@ -153,7 +153,8 @@ class Agent {
   // The container / Kubernetes identity of a process (cached by cgroup).
   const WorkloadLabels& workload_of(int pid);
   bool wants_smaps(const TargetState& t, const ProcessState* p) const;
-  void watch_process(TargetState& t, int pid, std::vector<WatchedView>& out);
+  void watch_process(TargetState& t, const std::string& label, int pid,
+                     std::vector<WatchedView>& out);
   LimitContext limit_for(const std::string& cgroup_dir);
   void consider(TargetState& t, ProcessState* p, const Evaluation& e,
                 std::vector<TriggerReason>& active, const std::vector<TriggerReason>& fired);
@@ -186,6 +187,9 @@ class Agent {
 
   mutable std::mutex mu_;  // guards snapshot_, counters_, running_count_
   Snapshot snapshot_;
+  // The snapshot before the last, kept for its capacity: a round at 10,000 processes builds
+  // megabytes of views, which a fresh vector would fault in (and copy as it grows) each time.
+  std::vector<WatchedView> spare_watched_;
   AgentCounters counters_;
   Layer1Info layer1_;
   size_t running_count_ = 0;
