@@ -148,7 +148,7 @@ TEST(ReportHtml, DataIsTheReportCompacted) {
   EXPECT_EQ(d["timeline"]["stacks"][0]["stack_id"], "7");
   EXPECT_EQ(d["timeline"]["t_s"], Json::array({1, 2}));
   EXPECT_EQ(d["omitted"]["stacks"], 0);
-  EXPECT_TRUE(d["truncated"].is_null());
+  EXPECT_FALSE(d.contains("truncated"));  // (operator[] of a const Json on a missing key is UB)
   EXPECT_TRUE(d["stacks"][2]["tr"].get<bool>());
 
   // A report without a finding gets the allocation trace's own: the culprit of its leak.
