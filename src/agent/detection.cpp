@@ -223,13 +223,17 @@ Evaluation GrowthDetector::add(const MemoryPoint& point, const LimitContext& lim
 
   Evaluation e;
   e.t_s = point.t_s;
-  {
-    double r[3];
-    size_t n = 0;
-    for (size_t i = points_.size() >= 3 ? points_.size() - 3 : 0; i < points_.size(); ++i)
-      r[n++] = points_[i].p.anon;
-    std::sort(r, r + n);
-    e.anon = n == 0 ? 0 : n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+  {  // the level: median of the last three points (fewer at the start)
+    const size_t n = points_.size();
+    const double a = points_[n - 1].p.anon;
+    if (n == 1) {
+      e.anon = a;
+    } else if (n == 2) {
+      e.anon = (a + points_[0].p.anon) / 2;
+    } else {
+      const double b = points_[n - 2].p.anon, c = points_[n - 3].p.anon;
+      e.anon = std::max(std::min(a, b), std::min(std::max(a, b), c));
+    }
   }
   size_t first = 0;
   while (points_[first].p.t_s < point.t_s - params_.rate_window_s) ++first;
