@@ -288,10 +288,10 @@ Evaluation GrowthDetector::add(const MemoryPoint& point, const LimitContext& lim
     if (!run_start_) run_start_ = point.t_s, run_start_level_ = s.anon.front().value;
   } else {
     run_start_.reset();
-    // A quiet rate is baseline material, kept at most every baseline_window / 360 (an hour
-    // of rates at 10 s), whatever the sampling interval.
+    // A quiet rate is baseline material, kept at most every baseline_window / 120: enough
+    // for a robust median and spread, and a fleet node holds one history per process.
     if (rates_.empty() ||
-        point.t_s - rates_.back().t_s >= 0.75 * params_.baseline_window_s / 360)
+        point.t_s - rates_.back().t_s >= 0.75 * params_.baseline_window_s / 120)
       rates_.push_back({point.t_s, e.growth_rate});
   }
   if (above_threshold) {

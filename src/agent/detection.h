@@ -19,10 +19,11 @@
 //   the baseline; with no such history the baseline is 0.
 // * OOM risk = exp(-time_to_limit / horizon), from the current rate once growth has been
 //   above baseline for oom_min_run_s; 0 when not growing.
-// * Cost: the fits run at most once per rate_window / 12 for a quiet series (every sample
-//   at the default 10 s interval), every sample while growth is above the band or the
-//   troughs rise towards it; in between the last rates stand.  Quiet rates are kept at most
-//   every baseline_window / 360.  So sampling every second costs about what every 10 s did.
+// * Cost: for a quiet series the fits run once per rate_window / 12 (every sample at the
+//   default 10 s interval); every sample while growth is above the band or the troughs
+//   rise steeply; in between the last rates stand.  Quiet rates are kept at most every
+//   baseline_window / 120 (120 rates an hour).  So sampling every second costs about what
+//   every 10 s did, and a detector holds ~12 KiB at 1 Hz (the windows' points, the rates).
 //   The file, RSS and VSZ rates (reported, never triggering) use a cheaper robust slope:
 //   the median of slopes between points half a window apart.
 // * A restart (new process instance) is a new detector: history never crosses instances.
