@@ -117,7 +117,7 @@ TEST(AgentLoop, WarmUpThatLevelsOffIsNotInvestigated) {
   EXPECT_EQ(total(ag->counters().triggers), 0u);
   EXPECT_EQ(ag->counters().reports_stored, 0u);
   ASSERT_EQ(ag->snapshot().watched.size(), 1u);
-  const Evaluation& last = ag->snapshot().watched[0].eval;
+  const Evaluation last = ag->snapshot().watched[0].eval;  // a copy: snapshot() is one
   EXPECT_FALSE(last.sustained);
   EXPECT_LT(std::fabs(last.growth_rate), 1048576.0);  // flat again
   std::lock_guard lock(log.mu);
