@@ -22,6 +22,7 @@ namespace {
 
 // How often a traced cgroup is scanned for processes that map objects not attached yet.
 constexpr uint64_t kCgroupScanNs = 1000000000;
+constexpr uint64_t kPreloadStatsNs = 1000000000;
 
 }  // namespace
 
@@ -64,13 +65,21 @@ double MemleakSession::elapsed_s() const {
 int MemleakSession::collect_every_ms() const {
   if (dwarf_) return 10;                 // keep the (small) snapshot ring drained
   if (o_.on_trace_event) return 100;     // -t: print calls as they come
-  return 1000;                           // a cgroup's new processes, at most
-
+  return 1000;                           // a cgroup's new processes, the library's figures
 }
 
 void MemleakSession::collect() {
   if (o_.on_trace_event) probe_->poll_events(0, o_.on_trace_event);
   drain_snapshots();
+  // The library's figures, while the program can still be read: a final report after it
+  // exited keeps the last ones.
+  if (preload_stats_reader_) {
+    const uint64_t now = monotonic_ns();
+    if (now >= next_preload_stats_ns_) {
+      read_preload_stats();
+      next_preload_stats_ns_ = now + kPreloadStatsNs;
+    }
+  }
   if (!o_.cgroup.empty()) {
     uint64_t now = monotonic_ns();
     if (now >= next_cgroup_scan_ns_) {

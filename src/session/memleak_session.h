@@ -150,6 +150,7 @@ class MemleakSession : public TraceSession {
   std::unique_ptr<tracker::Tracker> tracker_;
   uint64_t start_ns_ = 0;
   uint64_t next_cgroup_scan_ns_ = 0;
+  uint64_t next_preload_stats_ns_ = 0;
   std::set<int> cgroup_pids_;   // processes of the cgroup already planned
   std::string comm_;            // the target's name, read while it runs
   bool dwarf_ = false;          // DWARF unwinding in effect

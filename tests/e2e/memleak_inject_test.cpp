@@ -65,6 +65,32 @@ TEST_F(MemleakInject, SingleAndSixteenThreadsAtFullSpeed) {
   check_c_leaks({fixture("inj_target"), "16"});
 }
 
+// The program exits during the trace: the final report, written after it is gone, keeps the
+// library's figures as last read (they were once reported missing: read only at the end).
+TEST_F(MemleakInject, LibraryFiguresSurviveTheProgramsExit) {
+  Proc p({fixture("inj_target"), "1"});
+  ASSERT_TRUE(p.wait_for("ready")) << p.err();
+  const std::string out = temp_path("inject-exit.json");
+  Proc lw({leakwatch(), "memleak", "-p", std::to_string(p.pid()), "--inject", "--format", "json",
+           "--output", out, "600"});
+  ASSERT_TRUE(lw.wait_for("Attaching to pid", std::chrono::seconds(90))) << lw.err();
+  p.write("leak 7 1234\n");
+  ASSERT_TRUE(p.wait_for("leaked 7"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  p.write("quit\n");
+  p.wait();
+  const int st = lw.wait(std::chrono::seconds(60));
+  ASSERT_TRUE(WIFEXITED(st)) << lw.err();
+  EXPECT_EQ(WEXITSTATUS(st), 3) << lw.err();  // the target exited
+  auto text = read_file(out);
+  ASSERT_TRUE(text);
+  auto rep = report::read_json(*text);
+  ASSERT_TRUE(rep) << *text;
+  expect_exact_leak(*rep, "inj_leak", 7, 1234);
+  EXPECT_TRUE(has_note(*rep, "sampled allocations")) << describe(*rep);
+  EXPECT_FALSE(has_note(*rep, "has not reported")) << describe(*rep);
+}
+
 TEST_F(MemleakInject, FullRelroAndLazyBinding) {
   // -z now: every slot read-only after start (the library makes the page writable for the
   // write); -z lazy: calloc is not bound yet when the library arrives (its slot still leads
