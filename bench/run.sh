@@ -26,6 +26,7 @@
 #   lw-inject512k    leakwatch memleak -p PID --inject --sample-bytes 512K
 #   lw-inject-s1000  leakwatch memleak -p PID --inject -s 1000
 #   lw-inject-exact  leakwatch memleak -p PID --inject (every allocation hooked)
+#   lw-inject512k-q, lw-inject-s1000-q   the same without -v (no cost sampling of the target)
 #   (each run injects into a fresh program; the pause it sees is bench/inject.sh's business)
 # and, for finding where the cost goes (not in the default list):
 #   preload512k           no tracer: the program runs with libleakwatch-preload.so sampling
@@ -188,6 +189,9 @@ start_tracer() {
     lw-inject512k) "${lw[@]}" --inject --sample-bytes 512K 3600 >"$out" 2>&1 & ;;
     lw-inject-s1000) "${lw[@]}" --inject -s 1000 3600 >"$out" 2>&1 & ;;
     lw-inject-exact) "${lw[@]}" --inject 3600 >"$out" 2>&1 & ;;
+    # Without -v: no cost sampling (the guard's CPU-clock sample of the target) either.
+    lw-inject512k-q) "$LEAKWATCH" memleak -p "$pid" --inject --sample-bytes 512K 3600 >"$out" 2>&1 & ;;
+    lw-inject-s1000-q) "$LEAKWATCH" memleak -p "$pid" --inject -s 1000 3600 >"$out" 2>&1 & ;;
     peer) BPFTRACE_MAP_KEYS_MAX=1000000 bpftrace -p "$pid" "$BENCH_DIR/bcc_memleak_probes.bt" \
             "$pid" >"$out" 2>&1 & ;;
     count) bpftrace -p "$pid" "$BENCH_DIR/count_allocs.bt" "$pid" >"$out" 2>&1 & ;;
@@ -325,7 +329,7 @@ done
     }
     function lo(key,   n, a, i, m) { n = split(vals[key], a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
     function hi(key,   n, a, i, m) { n = split(vals[key], a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
-    function target(t) { return t ~ /^lw-(inproc-)?exact$/ ? "<= 0.40" : t ~ /^lw-(inproc-)?s1000$/ ? "<= 0.20" : t ~ /^lw-inproc512k$/ ? "<= 10 ns (loop), <= 1% (workload)" : t ~ /^lw-inject(512k|-s1000)$/ ? "<= 20 ns (loop), <= 1% (workload)" : "" }
+    function target(t) { return t ~ /^lw-(inproc-)?exact$/ ? "<= 0.40" : t ~ /^lw-(inproc-)?s1000$/ ? "<= 0.20" : t ~ /^lw-inproc512k$/ ? "<= 10 ns (loop), <= 1% (workload)" : t ~ /^lw-inject(512k|-s1000)(-q)?$/ ? "<= 20 ns (loop), <= 1% (workload)" : "" }
     NR > 1 {
       w = $4 / $6; c = $5 / $6
       vals[$2 SUBSEP $3 SUBSEP "w"] = vals[$2 SUBSEP $3 SUBSEP "w"] " " w

@@ -12,8 +12,8 @@
 
 namespace leakwatch::cli {
 namespace {
-// Samples a baseline needs (at ~1 kHz of the target's CPU, a fifth of a second).
-constexpr uint64_t kMinBaselineSamples = 200;
+// Samples a baseline needs (at ~200 Hz of the target's CPU, a third of a second).
+constexpr uint64_t kMinBaselineSamples = 60;
 }  // namespace
 
 analysis::TrapCost guard_trap_cost(const Result<probe::TrapCalibration>& c, bool inprocess) {

@@ -1,5 +1,5 @@
 // What an allocation trace costs its target, measured by sampling it: a CPU-clock sample of
-// every CPU (bpf/cost_sampler.bpf.c, ~1 kHz) that finds the target running records its user
+// every CPU (bpf/cost_sampler.bpf.c, ~200 Hz) that finds the target running records its user
 // instruction pointer.  Time in a uprobe's trap shows at the probed instruction (the address
 // saved when the trap entered the kernel, or the one right after it where an interrupt held
 // back during the trap lands) or in the kernel's "[uprobes]" page (return probes, optimized
@@ -13,10 +13,12 @@
 // kernel's tick-based user/system split cannot replace it: it charges most of a trap to user
 // time (measured here: a traced loop whose work was 2% of its CPU showed 19% user time).
 //
-// Cost: one perf event per CPU; the program runs at every CPU's sample (~1 kHz each) and
-// returns at once for other processes: a few hundred ns per sample, ~0.03% of a CPU per CPU
-// while a trace is guarded.  (Per-thread events of the target would cost nothing while it
-// sleeps, but miss threads it starts later.)
+// Cost: one perf event per CPU; the program runs at every CPU's sample (~200 Hz each) and
+// returns at once for other processes.  What a sample costs is the timer interrupt: on a
+// PVM guest ~20 µs of the interrupted CPU, so at 997 Hz the sampling alone cost a busy
+// target ~2-4% of its CPU (bench/run.sh, lw-inject512k against lw-inject512k-q); at 199 Hz
+// it is within the noise of a 1% measurement.  (Per-thread events of the target would cost
+// nothing while it sleeps, but miss threads it starts later.)
 //
 // Thread-safety: one owner.
 #pragma once
@@ -101,7 +103,7 @@ class CostSampler {
   // Fails where perf events or the BPF program cannot be used (no CAP_PERFMON, no software
   // clock event) or no range is given.
   [[nodiscard]] static Result<std::unique_ptr<CostSampler>> Create(
-      int pid, const std::vector<std::pair<uint64_t, uint64_t>>& trap_ranges, int hz = 997,
+      int pid, const std::vector<std::pair<uint64_t, uint64_t>>& trap_ranges, int hz = 199,
       const std::string& btf_path = {});
   ~CostSampler();
   CostSampler(const CostSampler&) = delete;

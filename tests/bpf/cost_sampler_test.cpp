@@ -54,8 +54,8 @@ TEST(CostSampler, AnUntracedTargetHasNoSampleAtTheProbes) {
   std::this_thread::sleep_for(1s);
   auto split = (*sampler)->read({});
   ASSERT_TRUE(split) << split.error().message;
-  // ~1000 samples a second of a busy thread; the host's other work may take some of it.
-  EXPECT_GE(split->total(), 100u);
+  // ~200 samples a second of a busy thread; the host's other work may take some of it.
+  EXPECT_GE(split->total(), 60u);
   EXPECT_EQ(split->at_probes, 0u);
   EXPECT_EQ(split->dropped, 0u);
   // Drained: the next read adds to it.
