@@ -14,6 +14,7 @@ sanitizer suppression files.
 import argparse
 import collections
 import datetime
+import glob
 import json
 import os
 import subprocess
@@ -225,7 +226,10 @@ def fuzz_section(root, lines):
 
 
 def asan_section(root, lines):
-    path = os.path.join(root, "build-asan/asan-junit.xml")
+    # make test-asan writes asan-junit.xml; a run split by label (ctest -L unit, -L e2e)
+    # asan-junit-<label>.xml.  A test in several files counts as in the newest.
+    paths = sorted(glob.glob(os.path.join(root, "build-asan/asan-junit*.xml")),
+                   key=os.path.getmtime)
     lines.append("## Sanitizers\n")
     supp = []
     for name in ("lsan.supp", "ubsan.supp"):
@@ -233,23 +237,27 @@ def asan_section(root, lines):
         if os.path.exists(p):
             with open(p) as f:
                 supp += [f"{name}: {l.strip()}" for l in f if l.strip() and not l.startswith("#")]
-    if not os.path.exists(path):
+    if not paths:
         lines.append("No sanitizer results found: run `make test-asan` (`build-asan/asan-junit.xml`).\n")
         return
-    tree = ET.parse(path)
+    status_of = {}
+    for path in paths:
+        for tc in ET.parse(path).iter("testcase"):
+            name = tc.get("name", "")
+            status = tc.get("status", "run")
+            if tc.find("failure") is not None or status == "fail":
+                status_of[name] = "failed"
+            elif tc.find("skipped") is not None or status in ("notrun", "disabled"):
+                status_of[name] = "skipped"
+            else:
+                status_of[name] = "passed"
     counts = collections.Counter()
     failed = []
-    for tc in tree.iter("testcase"):
-        name = tc.get("name", "")
-        kind = name.split(".")[0]
-        status = tc.get("status", "run")
-        if tc.find("failure") is not None or status == "fail":
-            counts[(kind, "failed")] += 1
+    for name, status in sorted(status_of.items()):
+        counts[(name.split(".")[0], status)] += 1
+        if status == "failed":
             failed.append(name)
-        elif tc.find("skipped") is not None or status in ("notrun", "disabled"):
-            counts[(kind, "skipped")] += 1
-        else:
-            counts[(kind, "passed")] += 1
+    path = paths[-1]
     when = datetime.datetime.fromtimestamp(os.path.getmtime(path)).strftime("%Y-%m-%d %H:%M")
     lines.append(f"`make test-asan` ({when}): leakwatch's code built with ASan+UBSan "
                  "(`-fno-sanitize-recover=all`), LeakSanitizer on at every leakwatch exit; the "
