@@ -1,11 +1,17 @@
 // Inputs the fuzz targets (tests/fuzz) found to break a parser, kept in
 // tests/fuzz/regressions/TARGET/, with what the fixed parser must do with them.
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "agent/report_store.h"
 #include "common/atomic_file.h"
+#include "inject/seccomp_check.h"
 #include "report/html_writer.h"
 
 namespace leakwatch {
@@ -76,6 +82,18 @@ TEST(FuzzRegressions, GrowthHtmlOfFieldsOfAnotherTypeUsesDefaults) {
   const Json bare = Json::parse(regression("html_report", "no-target.json"));
   const std::string page = report::write_growth_html(bare);
   EXPECT_NE(page.find("<title>Memory growth report</title>"), std::string::npos);
+}
+
+// fuzz_seccomp_filter: one program (first byte 0) whose load's offset wraps 32 bits
+// (k = 0xfffffffc, so k + 4 was 0) read outside seccomp_data.  Now an invalid program.
+TEST(FuzzRegressions, SeccompLoadWhoseOffsetWrapsIsAnInvalidProgram) {
+  const std::string bytes = regression("seccomp_filter", "load-offset-wraps.bin");
+  ASSERT_EQ(bytes.size(), 1 + 2 * sizeof(sock_filter));
+  std::vector<sock_filter> prog(2);
+  std::memcpy(prog.data(), bytes.data() + 1, 2 * sizeof(sock_filter));
+  seccomp_data d{};
+  d.arch = AUDIT_ARCH_X86_64;
+  EXPECT_EQ(inject::run_seccomp_filter(prog, d), SECCOMP_RET_KILL_PROCESS);
 }
 
 }  // namespace
