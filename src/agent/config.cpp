@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <charconv>
 #include <initializer_list>
+#include <optional>
+#include <sstream>
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "common/atomic_file.h"
@@ -643,6 +646,51 @@ Result<void> Parser::parse_sinks(const YAML::Node& n, AgentConfig& c) const {
   return {};
 }
 
+// Notes whether a document has content (anything but an empty node) and where it starts.
+class DocumentContent : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override { content.reset(); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { seen(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    seen(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    seen(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    seen(mark);
+  }
+  void OnMapEnd() override {}
+
+  std::optional<YAML::Mark> content;  // where the document's first node is
+
+ private:
+  void seen(const YAML::Mark& mark) {
+    if (!content) content = mark;
+  }
+};
+
+// The first document after the first that has content, as (its number, its line).  Read
+// through the parser's events, a bounded number of documents: yaml-cpp 0.7's LoadAll never
+// returns on some malformed input (",&" and a byte that is not UTF-8, found by the
+// agent_config fuzzer).
+std::optional<std::pair<int, int>> second_document(const std::string& text) {
+  constexpr int kMaxDocuments = 1000;
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentContent doc;
+  for (int i = 0; i < kMaxDocuments && parser.HandleNextDocument(doc); ++i)
+    if (i > 0 && doc.content)
+      return std::pair{i + 1, doc.content->is_null() ? 0 : doc.content->line + 1};
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<AgentConfig> parse_config(std::string_view yaml_text, std::string_view source) {
@@ -650,13 +698,12 @@ Result<AgentConfig> parse_config(std::string_view yaml_text, std::string_view so
   try {
     // YAML::Load reads the first document only: a second one ("---" and more keys) would
     // be ignored without a word.
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml_text));
-    for (size_t i = 1; i < docs.size(); ++i)
-      if (docs[i] && !docs[i].IsNull())
-        return std::unexpected(parser.error(docs[i], "(document " + std::to_string(i + 1) + ")",
-                                            "a second YAML document: the configuration is "
-                                            "one document (remove the '---' line)"));
-    YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
+    const std::string text(yaml_text);
+    if (auto second = second_document(text))
+      return fail("{}:{}: (document {}) a second YAML document: the configuration is one "
+                  "document (remove the '---' line)",
+                  source, second->second, second->first);
+    YAML::Node root = YAML::Load(text);
     if (!root || root.IsNull())
       return fail("{}: empty configuration (at least 'targets' is needed)", source);
     if (auto d = parser.check_duplicate_keys(root, ""); !d) return std::unexpected(d.error());

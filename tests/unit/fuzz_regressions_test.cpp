@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/config.h"
 #include "agent/report_store.h"
 #include "common/atomic_file.h"
 #include "inject/seccomp_check.h"
@@ -94,6 +95,14 @@ TEST(FuzzRegressions, SeccompLoadWhoseOffsetWrapsIsAnInvalidProgram) {
   seccomp_data d{};
   d.arch = AUDIT_ARCH_X86_64;
   EXPECT_EQ(inject::run_seccomp_filter(prog, d), SECCOMP_RET_KILL_PROCESS);
+}
+
+// fuzz_agent_config: ",&" and a byte that is not UTF-8: yaml-cpp 0.7's LoadAll never
+// returned (a fuzz timeout).  Now the documents are counted with a bound: a plain error.
+TEST(FuzzRegressions, YamlOnWhichLoadAllNeverReturnsIsAnError) {
+  auto c = agent::parse_config(regression("agent_config", "loadall-never-returns.yaml"), "f.yaml");
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("f.yaml"), std::string::npos) << c.error().message;
 }
 
 }  // namespace
