@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <regex>
 
 namespace leakwatch::report {
 namespace {
@@ -120,20 +121,44 @@ bool is_runtime_symbol(std::string_view demangled) {
   return std::find(kNames.begin(), kNames.end(), q) != kNames.end();
 }
 
+bool is_allocation_wrapper(std::string_view demangled) {
+  std::string q = qualified_name(demangled);
+  if (auto colon = q.rfind("::"); colon != std::string::npos) q.erase(0, colon + 2);
+  q.erase(0, q.find_first_not_of('_'));
+  std::transform(q.begin(), q.end(), q.begin(), [](unsigned char c) { return std::tolower(c); });
+  // A one-letter or short library prefix, an allocation verb, an optional variant suffix:
+  // xmalloc, zmalloc_usable, ztrymalloc_usable, emalloc, g_malloc0, xstrdup, av_mallocz,
+  // PyMem_Malloc, CRYPTO_zalloc, sqlite3MallocZero.  Not leaky_malloc or do_alloc: an
+  // application function with a longer name is named itself.
+  static const std::regex kWrapper(
+      "(x|z|e|g_|try|ztry|safe_e|av_|pymem_|pymem_raw|pyobject_|crypto_|openssl_|ruby_x|"
+      "sqlite3|sqlite3db)?(malloc|calloc|realloc|zalloc|strdup|strndup)(z|0|zero|raw|_[a-z0-9_]*)?",
+      std::regex::optimize);
+  return std::regex_match(q, kWrapper);
+}
+
 bool is_runtime_frame(const Frame& f) {
   if (!f.module.empty() && is_runtime_object(f.module)) return true;
   return !f.function.empty() && is_runtime_symbol(f.function);
 }
 
 std::optional<size_t> culprit_index(std::span<const Frame> frames) {
-  std::optional<size_t> unnamed;
+  std::optional<size_t> unnamed, wrapper;
   for (size_t i = 0; i < frames.size(); ++i) {
     const Frame& f = frames[i];
     if (is_runtime_frame(f)) continue;
-    if (!f.function.empty()) return i;
+    if (!f.function.empty()) {
+      // The program's own allocation wrapper (redis' zmalloc, git's xmalloc) is charged to
+      // its caller; it is named only when nothing named calls it.
+      if (is_allocation_wrapper(f.function)) {
+        if (!wrapper) wrapper = i;
+        continue;
+      }
+      return i;
+    }
     if (!unnamed && !f.module.empty()) unnamed = i;
   }
-  return unnamed;
+  return wrapper ? wrapper : unnamed;
 }
 
 }  // namespace leakwatch::report

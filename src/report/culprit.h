@@ -34,10 +34,15 @@ bool is_runtime_object(std::string_view module);
 bool is_runtime_symbol(std::string_view demangled);
 // Either of the above.
 bool is_runtime_frame(const Frame& f);
+// Whether a function is by its name an allocation wrapper of the program's own: a short
+// prefix, an allocation verb and a variant ("zmalloc_usable", "xstrdup", "g_malloc0",
+// "PyMem_Malloc"), which the culprit skips for its caller.
+bool is_allocation_wrapper(std::string_view demangled);
 
-// Index of the culprit frame: the innermost non-runtime frame with a name; failing that the
-// innermost non-runtime frame (an unsymbolized address in the program); nullopt when every
-// frame is runtime (or there are none).
+// Index of the culprit frame: the innermost non-runtime frame with a name that is not an
+// allocation wrapper; failing that the innermost wrapper, then the innermost non-runtime frame
+// (an unsymbolized address in the program); nullopt when every frame is runtime (or there
+// are none).
 std::optional<size_t> culprit_index(std::span<const Frame> frames);
 
 }  // namespace leakwatch::report

@@ -77,6 +77,32 @@ TEST(Culprit, IsTheInnermostFrameOutsideTheRuntimes) {
   EXPECT_FALSE(culprit_index(runtime));
 }
 
+TEST(Culprit, AProgramsOwnAllocationWrapperIsChargedToItsCaller) {
+  for (const char* s : {"zmalloc_usable", "ztrymalloc_usable", "zmalloc", "zcalloc", "xmalloc",
+                        "xstrdup", "emalloc", "_emalloc", "g_malloc0", "av_mallocz",
+                        "PyMem_RawMalloc", "_PyObject_Malloc", "CRYPTO_zalloc",
+                        "sqlite3MallocZero", "util::xrealloc(void*, unsigned long)"})
+    EXPECT_TRUE(is_allocation_wrapper(s)) << s;
+  for (const char* s : {"leaky_malloc", "do_alloc", "do_realloc", "allocate(int)", "mallocate_buffers",
+                        "Cache::put(int)", "_sdsnewlen", "main"})
+    EXPECT_FALSE(is_allocation_wrapper(s)) << s;
+
+  // redis: zmalloc_usable in the program, called by the string library.
+  std::vector<Frame> frames{frame("zmalloc_usable", "redis-server"), frame("_sdsnewlen", "redis-server"),
+                            frame("createStringObject", "redis-server"), frame("main", "redis-server")};
+  auto i = culprit_index(frames);
+  ASSERT_TRUE(i);
+  EXPECT_EQ(frames[*i].function, "_sdsnewlen");
+  // A wrapper is still named when nothing named calls it.
+  std::vector<Frame> alone{frame("malloc", "libc.so.6"), frame("xmalloc", "tool"), frame("", "tool")};
+  ASSERT_TRUE(culprit_index(alone));
+  EXPECT_EQ(*culprit_index(alone), 1u);
+  // An application function that calls malloc itself is the culprit, whatever its name.
+  std::vector<Frame> own{frame("malloc", "libc.so.6"), frame("leaky_malloc", "app"), frame("main", "app")};
+  ASSERT_TRUE(culprit_index(own));
+  EXPECT_EQ(*culprit_index(own), 1u);
+}
+
 StackReport stack(std::vector<Frame> frames, double bytes, double rate, Verdict v, double score) {
   StackReport s;
   s.frames = std::move(frames);
