@@ -22,7 +22,15 @@ namespace {
 
 // How often a traced cgroup is scanned for processes that map objects not attached yet.
 constexpr uint64_t kCgroupScanNs = 1000000000;
+// How often the sampling library's figures are read from the injected program.
 constexpr uint64_t kPreloadStatsNs = 1000000000;
+
+// True once `now` reaches `next`, which then moves one period on.
+bool due(uint64_t now, uint64_t& next, uint64_t period) {
+  if (now < next) return false;
+  next = now + period;
+  return true;
+}
 
 }  // namespace
 
@@ -71,23 +79,14 @@ int MemleakSession::collect_every_ms() const {
 void MemleakSession::collect() {
   if (o_.on_trace_event) probe_->poll_events(0, o_.on_trace_event);
   drain_snapshots();
+  const uint64_t now = monotonic_ns();
   // The library's figures, while the program can still be read: a final report after it
   // exited keeps the last ones.
-  if (preload_stats_reader_) {
-    const uint64_t now = monotonic_ns();
-    if (now >= next_preload_stats_ns_) {
-      read_preload_stats();
-      next_preload_stats_ns_ = now + kPreloadStatsNs;
-    }
-  }
-  if (!o_.cgroup.empty()) {
-    uint64_t now = monotonic_ns();
-    if (now >= next_cgroup_scan_ns_) {
-      auto more = plan_cgroup_processes();
-      if (!more.empty()) {
-        if (auto r = probe_->attach_objects(more); !r) log::warn("{}", r.error().message);
-      }
-      next_cgroup_scan_ns_ = now + kCgroupScanNs;
+  if (preload_stats_reader_ && due(now, next_preload_stats_ns_, kPreloadStatsNs)) read_preload_stats();
+  if (!o_.cgroup.empty() && due(now, next_cgroup_scan_ns_, kCgroupScanNs)) {
+    auto more = plan_cgroup_processes();
+    if (!more.empty()) {
+      if (auto r = probe_->attach_objects(more); !r) log::warn("{}", r.error().message);
     }
   }
 }
