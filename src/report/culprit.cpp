@@ -128,11 +128,12 @@ bool is_allocation_wrapper(std::string_view demangled) {
   std::transform(q.begin(), q.end(), q.begin(), [](unsigned char c) { return std::tolower(c); });
   // A one-letter or short library prefix, an allocation verb, an optional variant suffix:
   // xmalloc, zmalloc_usable, ztrymalloc_usable, emalloc, g_malloc0, xstrdup, av_mallocz,
-  // PyMem_Malloc, CRYPTO_zalloc, sqlite3MallocZero.  Not leaky_malloc or do_alloc: an
-  // application function with a longer name is named itself.
+  // PyMem_Malloc, CRYPTO_zalloc, sqlite3MallocZero.  Not leaky_malloc, malloc_leak or
+  // do_alloc: an application function with a longer name is named itself.
   static const std::regex kWrapper(
       "(x|z|e|g_|try|ztry|safe_e|av_|pymem_|pymem_raw|pyobject_|crypto_|openssl_|ruby_x|"
-      "sqlite3|sqlite3db)?(malloc|calloc|realloc|zalloc|strdup|strndup)(z|0|zero|raw|_[a-z0-9_]*)?",
+      "sqlite3|sqlite3db)?(malloc|calloc|realloc|zalloc|strdup|strndup)"
+      "(z|0|n|zero|raw|_usable|_n|_0|_aligned|_array|_atomic|_zero|_raw|_nolock|_internal)?",
       std::regex::optimize);
   return std::regex_match(q, kWrapper);
 }

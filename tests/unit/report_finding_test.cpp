@@ -83,7 +83,7 @@ TEST(Culprit, AProgramsOwnAllocationWrapperIsChargedToItsCaller) {
                         "PyMem_RawMalloc", "_PyObject_Malloc", "CRYPTO_zalloc",
                         "sqlite3MallocZero", "util::xrealloc(void*, unsigned long)"})
     EXPECT_TRUE(is_allocation_wrapper(s)) << s;
-  for (const char* s : {"leaky_malloc", "do_alloc", "do_realloc", "allocate(int)", "mallocate_buffers",
+  for (const char* s : {"leaky_malloc", "malloc_leak", "calloc_many", "strdup_names", "do_alloc", "do_realloc", "allocate(int)", "mallocate_buffers",
                         "Cache::put(int)", "_sdsnewlen", "main"})
     EXPECT_FALSE(is_allocation_wrapper(s)) << s;
 
