@@ -100,7 +100,8 @@ Result<Plan> validate(const GrowthOptions& o) {
   if (!o.command.empty()) {
     auto words = session::split_command(o.command);
     if (!words) return std::unexpected(words.error());
-    p.session.command = std::move(*words);
+    // `env LD_PRELOAD=... prog` or `LD_PRELOAD=... prog`: prog is the target.
+    p.session.command = session::apply_command_environment(std::move(*words));
   }
   return p;
 }
@@ -185,7 +186,9 @@ CLI::App* add_growth_subcommand(CLI::App& app, GrowthOptions& o) {
       ->each([&o](const std::string&) { o.pid_given = true; });
   sub->add_option("-c,--command", o.command,
                   "execute and trace the specified command (it starts once the tracepoints are "
-                  "attached and is ended when leakwatch ends, even by SIGKILL)")
+                  "attached and is ended when leakwatch ends, even by SIGKILL); leading "
+                  "NAME=value words and `env NAME=value` set its environment, e.g. "
+                  "-c \"env LD_PRELOAD=libjemalloc.so.2 ./server\" traces ./server")
       ->each([&o](const std::string&) { o.command_given = true; });
   sub->add_option("--cgroup", o.cgroup, "trace every task under this cgroup v2 directory");
   sub->add_option("--duration", o.duration_s, "stop after this many seconds with a final report")

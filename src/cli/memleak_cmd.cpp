@@ -167,7 +167,8 @@ Result<Plan> validate(const MemleakOptions& o) {
   if (!o.command.empty()) {
     auto words = session::split_command(o.command);
     if (!words) return std::unexpected(words.error());
-    p.command = std::move(*words);
+    // `env LD_PRELOAD=... prog` or `LD_PRELOAD=... prog`: prog is the target.
+    p.command = session::apply_command_environment(std::move(*words));
   }
   p.objects = o.objects;
   p.symbols_prefix = o.symbols_prefix;
@@ -320,7 +321,9 @@ CLI::App* add_memleak_subcommand(CLI::App& app, MemleakOptions& o) {
       ->capture_default_str();
   sub->add_option("-c,--command", o.command,
                   "execute and trace the specified command (it starts once the probes are "
-                  "attached and is ended when leakwatch ends, even by SIGKILL)")
+                  "attached and is ended when leakwatch ends, even by SIGKILL); leading "
+                  "NAME=value words and `env NAME=value` set its environment, e.g. "
+                  "-c \"env LD_PRELOAD=libjemalloc.so.2 ./server\" traces ./server")
       ->each([&o](const std::string&) { o.command_given = true; });
   sub->add_flag("--combined-only", o.combined_only,
                 "show combined allocation statistics only (per-stack totals kept in BPF)");

@@ -8,8 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string_view>
 
 namespace leakwatch::session {
@@ -48,6 +51,56 @@ Result<std::vector<std::string>> split_command(const std::string& command) {
   if (in_word) words.push_back(std::move(cur));
   if (words.empty()) return fail("-c: empty command");
   return words;
+}
+
+namespace {
+
+// NAME=value with NAME a shell identifier.
+bool is_assignment(std::string_view w) {
+  size_t eq = w.find('=');
+  if (eq == 0 || eq == std::string_view::npos) return false;
+  if (std::isdigit(static_cast<unsigned char>(w[0]))) return false;
+  return std::all_of(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(eq), [](unsigned char c) {
+    return std::isalnum(c) || c == '_';
+  });
+}
+
+bool is_env(std::string_view w) {
+  size_t slash = w.rfind('/');
+  return (slash == std::string_view::npos ? w : w.substr(slash + 1)) == "env";
+}
+
+}  // namespace
+
+CommandEnvironment take_environment(std::vector<std::string> words) {
+  CommandEnvironment c;
+  size_t i = 0;
+  for (;;) {
+    while (i < words.size() && is_assignment(words[i])) c.changes.push_back(words[i++]);
+    if (i >= words.size() || !is_env(words[i])) break;
+    for (++i; i < words.size(); ++i) {
+      const std::string& w = words[i];
+      if (w == "-u" && i + 1 < words.size()) c.changes.push_back(words[++i]);
+      else if (w.starts_with("--unset=")) c.changes.push_back(w.substr(8));
+      else if (w == "--") { ++i; break; }
+      else if (w.starts_with("-")) return {std::move(words), {}};  // -i, -C, -S: env runs
+      else break;
+    }
+  }
+  if (i >= words.size()) return {std::move(words), {}};  // `env A=B`: prints, runs nothing
+  c.argv.assign(std::make_move_iterator(words.begin() + static_cast<std::ptrdiff_t>(i)),
+                std::make_move_iterator(words.end()));
+  return c;
+}
+
+std::vector<std::string> apply_command_environment(std::vector<std::string> words) {
+  CommandEnvironment c = take_environment(std::move(words));
+  for (const auto& change : c.changes) {
+    size_t eq = change.find('=');
+    if (eq == std::string::npos) ::unsetenv(change.c_str());
+    else ::setenv(change.substr(0, eq).c_str(), change.c_str() + eq + 1, 1);
+  }
+  return std::move(c.argv);
 }
 
 Result<std::string> resolve_executable(const std::string& name) {

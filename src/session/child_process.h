@@ -20,6 +20,20 @@ namespace leakwatch::session {
 
 // Splits a -c command line into words (shell-like quoting, no expansion).
 [[nodiscard]] Result<std::vector<std::string>> split_command(const std::string& command);
+// A command's environment words, taken out of it: leading NAME=value words (as a shell reads
+// them) and `env [-u NAME] [NAME=value]... [--]` in front of the program.  So the program
+// itself is the traced target, planned with that environment (an allocator given with
+// LD_PRELOAD is probed), not env.  A command using env's other options (-i, -C, -S, ...), or
+// with no program after the words, is left whole.
+struct CommandEnvironment {
+  std::vector<std::string> argv;     // the program and its arguments
+  std::vector<std::string> changes;  // in order: "NAME=value" sets, "NAME" unsets
+};
+[[nodiscard]] CommandEnvironment take_environment(std::vector<std::string> words);
+// take_environment, its words applied to this process's environment, which the command
+// inherits and its allocator plan reads (LD_PRELOAD, LD_LIBRARY_PATH, PATH).  For the
+// command-line edge: leakwatch itself starts no other program.
+[[nodiscard]] std::vector<std::string> apply_command_environment(std::vector<std::string> words);
 // Finds an executable on PATH (or checks a path with a slash).
 [[nodiscard]] Result<std::string> resolve_executable(const std::string& name);
 

@@ -90,6 +90,24 @@ TEST_F(Allocators, MimallocPreloaded) {
       << run.result.err;
 }
 
+// The allocator preloaded inside the command (`env LD_PRELOAD=...`, or a shell-style
+// assignment) is the program's: the program is traced, planned with that environment, not env.
+TEST_F(Allocators, PreloadGivenInsideTheCommand) {
+  for (const std::string& command : {"env LD_PRELOAD=" + kJemalloc + " " + fixture("ml_alloc"),
+                                     "LD_PRELOAD=" + kTcmalloc + " " + fixture("ml_alloc")}) {
+    SCOPED_TRACE(command);
+    auto run = run_with_env({}, command);
+    ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+    ASSERT_TRUE(run.parsed) << run.result.err;
+    expect_ml_alloc_leaks(run.report);
+    EXPECT_EQ(run.result.err.find("which starts another program"), std::string::npos) << run.result.err;
+    const std::string in_use = command.starts_with("env")
+                                   ? "allocator jemalloc in libjemalloc.so.2 (mallctl): IN USE"
+                                   : "allocator tcmalloc in libtcmalloc_minimal.so.4 (tc_malloc): IN USE";
+    EXPECT_NE(run.result.err.find(in_use), std::string::npos) << run.result.err;
+  }
+}
+
 TEST_F(Allocators, JemallocLinkedWithItsOwnApi) {
   auto run = run_with_env({}, fixture("ml_alloc_jemalloc"));
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
