@@ -471,7 +471,9 @@ void Agent::start_investigation(TargetState& t, ProcessState& p,
   req.inject = to_string(ms.sampling_config.inject);
   req.reason = describe(why, e, ms.trigger_conditions);
   req.workload = p.workload;
-  log::info("agent: investigating pid {} ({}) for up to {} (growth step {}): {}", req.pid,
+  // At the default level, as the finding is: an SRE reading the log sees when probes go
+  // onto a production process and why, not minutes of silence.
+  log::warn("agent: investigating pid {} ({}) for up to {} (growth step {}): {}", req.pid,
             req.comm, format_duration(req.duration_s), format_duration(config_.growth_step_s()),
             req.reason);
 
