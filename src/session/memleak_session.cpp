@@ -24,6 +24,8 @@ namespace {
 constexpr uint64_t kCgroupScanNs = 1000000000;
 // How often the sampling library's figures are read from the injected program.
 constexpr uint64_t kPreloadStatsNs = 1000000000;
+// How often the target's maps are compared with the symbolizer's (read again if changed).
+constexpr uint64_t kMapsFollowNs = 1000000000;
 
 // True once `now` reaches `next`, which then moves one period on.
 bool due(uint64_t now, uint64_t& next, uint64_t period) {
@@ -73,7 +75,7 @@ double MemleakSession::elapsed_s() const {
 int MemleakSession::collect_every_ms() const {
   if (dwarf_) return 10;                 // keep the (small) snapshot ring drained
   if (o_.on_trace_event) return 100;     // -t: print calls as they come
-  return 1000;                           // a cgroup's new processes, the library's figures
+  return 1000;                           // the target's maps, a cgroup's new processes, the library's figures
 }
 
 void MemleakSession::collect() {
@@ -83,6 +85,9 @@ void MemleakSession::collect() {
   // The library's figures, while the program can still be read: a final report after it
   // exited keeps the last ones.
   if (preload_stats_reader_ && due(now, next_preload_stats_ns_, kPreloadStatsNs)) read_preload_stats();
+  // A plugin loaded and unloaded between two reports: its frames keep their names.
+  if (target_pid_ > 0 && due(now, next_maps_follow_ns_, kMapsFollowNs))
+    resolver_.follow(static_cast<uint32_t>(target_pid_));
   if (!o_.cgroup.empty() && due(now, next_cgroup_scan_ns_, kCgroupScanNs)) {
     auto more = plan_cgroup_processes();
     if (!more.empty()) {

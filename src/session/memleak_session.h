@@ -151,6 +151,7 @@ class MemleakSession : public TraceSession {
   uint64_t start_ns_ = 0;
   uint64_t next_cgroup_scan_ns_ = 0;
   uint64_t next_preload_stats_ns_ = 0;
+  uint64_t next_maps_follow_ns_ = 0;
   std::set<int> cgroup_pids_;   // processes of the cgroup already planned
   std::string comm_;            // the target's name, read while it runs
   bool dwarf_ = false;          // DWARF unwinding in effect

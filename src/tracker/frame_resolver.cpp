@@ -1,5 +1,9 @@
 #include "tracker/frame_resolver.h"
 
+#include <functional>
+
+#include "common/procfs.h"
+
 namespace leakwatch::tracker {
 
 symbolize::ProcessSymbolizer* SymbolizingResolver::symbolizer_for(uint32_t tgid) {
@@ -17,6 +21,16 @@ void SymbolizingResolver::snapshot(uint32_t tgid) {
     return;
   }
   (void)it->second->refresh();
+}
+
+void SymbolizingResolver::follow(uint32_t tgid) {
+  auto text = read_proc_file("/proc/" + std::to_string(tgid) + "/maps", maps_buf_);
+  if (!text) return;  // gone: the last snapshot stays
+  const size_t h = std::hash<std::string_view>{}(*text);
+  auto [it, first] = maps_hash_.try_emplace(tgid, h);
+  if (!first && it->second == h) return;
+  it->second = h;
+  snapshot(tgid);
 }
 
 std::vector<report::Frame> SymbolizingResolver::resolve(uint32_t tgid,

@@ -297,5 +297,20 @@ TEST_F(HostileTrace, LeakInADlclosedPluginKeepsItsModule) {
   EXPECT_EQ(s[0]->frames[0].module, "libml_plugin.so") << describe(*rep);
 }
 
+// The same with the default 5 s interval: the plugin is unloaded before the first report,
+// so only the maps read while it ran (the session compares them every second) name it.
+TEST_F(HostileTrace, PluginUnloadedBeforeTheFirstReportKeepsItsName) {
+  const std::string out = temp_path("dlclose-default.json");
+  RunResult r = run_argv({leakwatch(), "memleak", "-c", fixture("ml_dlclose") + " " + fixture("libml_plugin.so") + " 2500",
+                          "--format", "json", "--output", out});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  auto rep = report::read_json(read_file(out).value_or(""));
+  ASSERT_TRUE(rep) << rep.error().message;
+  expect_exact_leak(*rep, "plugin_leak", 4, 555);
+  auto s = stacks_in(*rep, "plugin_leak");
+  ASSERT_FALSE(s.empty()) << describe(*rep);
+  EXPECT_EQ(s[0]->frames[0].module, "libml_plugin.so") << describe(*rep);
+}
+
 }  // namespace
 }  // namespace leakwatch::testing
