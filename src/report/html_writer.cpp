@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "report/culprit.h"
 #include "report/finding.h"
 #include "report/growth_writer.h"
 #include "report/html.h"
@@ -114,14 +115,20 @@ void add_stacks(const Json& report, Json& out, size_t budget, MakeEntry make_ent
       }
       Json entry = make_entry(s);
       Json refs = Json::array();
+      std::vector<Frame> named;  // function and module: what the culprit is chosen by
       if (auto f = s.find("frames"); f != s.end() && f->is_array()) {
         for (const Json& frame : *f) {
           auto [index, cost] = frames.intern(frame);
           refs.push_back(index);
           used += cost;
+          Frame& n = named.emplace_back();
+          n.function = field(frame, "function", "");
+          n.module = field(frame, "module", "");
         }
       }
       entry["f"] = std::move(refs);
+      // The frame the page names the stack after: the finding's rule, not a second one.
+      entry["n"] = culprit_index(named).value_or(0);
       used += entry.dump().size();
       stacks.push_back(std::move(entry));
     }

@@ -266,6 +266,14 @@ TEST_F(HtmlReport, AgentPagesOfAStoredInvestigation) {
   EXPECT_NEAR(page["zoom"]["after"].get<double>(), page["info"]["svgWidth"].get<double>(), 2.0);
   EXPECT_GT(page["zoom"]["faded"].get<int>(), 0);
 
+  // One finding, the investigation's: each step shows its largest stack, not a "no
+  // finding" card of its own beside it.
+  const std::string text = page["info"]["text"];
+  EXPECT_NE(text.find("weighs this step with the other"), std::string::npos) << text;
+  if (!index[0].value("top_function", std::string()).empty()) {
+    EXPECT_EQ(text.find("did not name a leaking function"), std::string::npos) << text;
+  }
+
   agent.signal(SIGTERM);
   int st = agent.wait(std::chrono::seconds(20));
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << agent.err();

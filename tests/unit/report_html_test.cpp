@@ -142,6 +142,10 @@ TEST(ReportHtml, DataIsTheReportCompacted) {
   ASSERT_EQ(leak["f"].size(), 3u);
   EXPECT_EQ(d["frames"][leak["f"][0].get<size_t>()],
             Json::array({"leak_fn(unsigned long)", "leaky_demo", "/src/leaky_demo.cpp", 21}));
+  // The frame each stack is named after, by the finding's rule: the leak's own; the cache's
+  // past std::vector<char>::reserve, in Cache::put.
+  EXPECT_EQ(leak["n"], 0);
+  EXPECT_EQ(d["stacks"][1]["n"], 1);
   // libc's frame is shared by two stacks and listed once.
   EXPECT_EQ(d["stacks"][0]["f"][2], d["stacks"][1]["f"][4]);
   EXPECT_EQ(d["finding"]["function"], "leak_fn(unsigned long)");

@@ -48,6 +48,14 @@ function findingCard(finding, fallback) {
     finding.reason ? el('p', { class: 'finding-reason', text: finding.reason }) : null);
 }
 
+// A report's own finding card; inside an investigation, whose finding (above) combines its
+// steps, a step shows its largest stack instead of a second, contradicting "no finding".
+function stepFinding(finding, largest, opts) {
+  if (!opts.step) return findingCard(finding, largest);
+  return el('p', { class: 'step-top' }, largest,
+    typeof largest === 'string' ? null : ' (the investigation\'s finding, above, weighs this step with the other)');
+}
+
 function lossesAndNotes(report) {
   const lost = Object.entries(report.lost || {}).filter(([, v]) => v > 0);
   const box = el('div', { class: 'notes' });
@@ -83,7 +91,7 @@ function memleakSections(r, opts = {}) {
   const leaks = r.stacks.filter((s) => s.v === 'leak');
   const out = [];
   out.push(section(opts.title || (diff ? 'Difference' : 'Summary'), opts.prefix ? `${opts.prefix}-summary` : 'summary',
-    diff ? null : findingCard(r.finding, largestStack(r, 'outstanding bytes', (s) => fmt.bytes(s.b[0]))),
+    diff ? null : stepFinding(r.finding, largestStack(r, 'outstanding bytes', (s) => fmt.bytes(s.b[0])), opts),
     facts([
       ['target', targetText(r.target)],
       [diff ? 'between the reports' : 'traced for', fmt.seconds(r.duration_s)],
@@ -156,7 +164,7 @@ function growthSections(g, opts = {}) {
     return el('li', { text: `pid ${p.pid} ${p.comm}: anonymous RSS ${a ? `${fmt.bytes(a.first)} → ${fmt.bytes(a.current)} (peak ${fmt.bytes(a.peak)})` : 'no update seen'}` });
   });
   out.push(section(opts.title || 'Summary', opts.prefix ? `${opts.prefix}-summary` : 'summary',
-    findingCard(g.finding, largestStack(g, 'growth', (s) => fmt.bytes(s.gb))),
+    stepFinding(g.finding, largestStack(g, 'growth', (s) => fmt.bytes(s.gb)), opts),
     facts([
       ['target', targetText(g.target)],
       ['traced for', fmt.seconds(g.duration_s)],
@@ -224,12 +232,12 @@ function investigationSections(doc) {
     memoryTimeline(inv.memory || {}, inv.started_unix_ms, inv.finished_unix_ms)));
   const draws = [];
   if (doc.growth) {
-    const g = growthSections(doc.growth, { title: 'Growth step (where resident memory grew)', prefix: 'growth' });
+    const g = growthSections(doc.growth, { title: 'Growth step (where resident memory grew)', prefix: 'growth', step: true });
     out.push(el('h2', { class: 'part', text: 'Growth step' }), ...g.sections);
     draws.push(g.draw);
   }
   if (doc.memleak) {
-    const m = memleakSections(doc.memleak, { title: 'Allocation trace', prefix: 'memleak' });
+    const m = memleakSections(doc.memleak, { title: 'Allocation trace', prefix: 'memleak', step: true });
     out.push(el('h2', { class: 'part', text: 'Allocation trace' }), ...m.sections);
     draws.push(m.draw);
   }

@@ -24,7 +24,8 @@ export function frameSource(frame) {
 
 // Frames of the C++ standard library's containers and allocators, of libc and of the
 // runtime: a stack is named after the first frame past them (the program's code).
-const PLUMBING = /^(std::|__gnu_cxx::|operator new|operator delete|__libc_|_int_|__GI_|__mem|mem(cpy|set|move)\b)/;
+// A demangled name may start with its return type ("void std::vector<…>::_M_realloc_insert").
+const PLUMBING = /^([^(<]*\s)?(std::|__gnu_cxx::|operator new|operator delete|__libc_|_int_|__GI_|__mem|mem(cpy|set|move)\b)/;
 const RUNTIME_MODULES = /^(libc\.so|libstdc\+\+\.so|libgcc_s\.so|ld-linux|libc\.musl)/;
 
 function isPlumbing(frame) {
@@ -32,14 +33,18 @@ function isPlumbing(frame) {
   return PLUMBING.test(frame[0] || '') || (!!frame[0] && RUNTIME_MODULES.test(frame[1] || ''));
 }
 
-// The frame that names a stack: the innermost one of the program (the allocation's caller
-// past the standard library), else the innermost.
+// The frame that names a stack, as a position in stack.f: the one leakwatch chose (`n`, by
+// the finding's rule: past the allocator, the runtimes and the program's allocation
+// wrappers); in data without it, the innermost one of the program (past the standard
+// library), else the innermost.
+function namedPosition(report, stack) {
+  if (Number.isInteger(stack.n) && stack.n >= 0 && stack.n < stack.f.length) return stack.n;
+  const at = stack.f.findIndex((i) => !isPlumbing(report.frames[i]));
+  return at < 0 ? 0 : at;
+}
+
 export function stackFrame(report, stack) {
-  for (const i of stack.f) {
-    const f = report.frames[i];
-    if (!isPlumbing(f)) return f;
-  }
-  return report.frames[stack.f[0]];
+  return report.frames[stack.f[namedPosition(report, stack)]];
 }
 
 export function stackName(report, stack) {
@@ -47,19 +52,39 @@ export function stackName(report, stack) {
   return frameName(stackFrame(report, stack));
 }
 
-// "a ← b ← c": the first few callers, for the table.
+// A function's name for a call path: template arguments elided ("std::map<…>::operator[]"),
+// and a long parameter list too.  Operators with '<' in them are left as they are.
+export function shortName(name) {
+  if (name.includes('operator<') || name.includes('operator>')) return name;
+  let out = '';
+  let depth = 0;
+  for (const c of name) {
+    if (c === '<') {
+      if (depth++ === 0) out += '<…>';
+    } else if (c === '>' && depth > 0) {
+      depth--;
+    } else if (depth === 0) {
+      out += c;
+    }
+  }
+  const paren = out.indexOf('(');
+  if (paren > 0 && out.length > 60) out = `${out.slice(0, paren)}(…)${out.endsWith(' const') ? ' const' : ''}`;
+  return out;
+}
+
+// "← a ← b ← c": the named frame's first few callers, for the table.
 export function callPath(report, stack, depth = 3) {
-  const names = stack.f.slice(1, 1 + depth).map((i) => frameName(report.frames[i]));
-  const more = stack.f.length > 1 + depth ? ' ← …' : '';
+  const from = namedPosition(report, stack) + 1;
+  const names = stack.f.slice(from, from + depth).map((i) => shortName(frameName(report.frames[i])));
+  const more = stack.f.length > from + depth ? ' ← …' : '';
   return names.length ? `← ${names.join(' ← ')}${more}` : '';
 }
 
+// The source line of the named frame (a caller's would be another function's: in a program
+// without debug information, libc's start-up code).
 export function stackSource(report, stack) {
-  for (const i of stack.f) {
-    const s = frameSource(report.frames[i]);
-    if (s) return s;
-  }
-  return '';
+  if (!stack.f.length) return '';
+  return frameSource(report.frames[stack.f[namedPosition(report, stack)]]);
 }
 
 // The icicle's tree: root "all", then each stack's frames from the outermost in, with
