@@ -22,29 +22,15 @@ export function frameSource(frame) {
   return frame[3] ? `${file}:${frame[3]}` : file;
 }
 
-// Frames of the C++ standard library's containers and allocators, of libc and of the
-// runtime: a stack is named after the first frame past them (the program's code).
-// A demangled name may start with its return type ("void std::vector<…>::_M_realloc_insert").
-const PLUMBING = /^([^(<]*\s)?(std::|__gnu_cxx::|operator new|operator delete|__libc_|_int_|__GI_|__mem|mem(cpy|set|move)\b)/;
-const RUNTIME_MODULES = /^(libc\.so|libstdc\+\+\.so|libgcc_s\.so|ld-linux|libc\.musl)/;
-
-function isPlumbing(frame) {
-  if (!frame) return false;
-  return PLUMBING.test(frame[0] || '') || (!!frame[0] && RUNTIME_MODULES.test(frame[1] || ''));
-}
-
 // The frame that names a stack, as a position in stack.f: the one leakwatch chose (`n`, by
 // the finding's rule: past the allocator, the runtimes and the program's allocation
-// wrappers); in data without it, the innermost one of the program (past the standard
-// library), else the innermost.
-function namedPosition(report, stack) {
-  if (Number.isInteger(stack.n) && stack.n >= 0 && stack.n < stack.f.length) return stack.n;
-  const at = stack.f.findIndex((i) => !isPlumbing(report.frames[i]));
-  return at < 0 ? 0 : at;
+// wrappers; the writer sets it on every stack), else the innermost.
+function namedPosition(stack) {
+  return Number.isInteger(stack.n) && stack.n >= 0 && stack.n < stack.f.length ? stack.n : 0;
 }
 
-export function stackFrame(report, stack) {
-  return report.frames[stack.f[namedPosition(report, stack)]];
+function stackFrame(report, stack) {
+  return report.frames[stack.f[namedPosition(stack)]];
 }
 
 export function stackName(report, stack) {
@@ -74,7 +60,7 @@ export function shortName(name) {
 
 // "← a ← b ← c": the named frame's first few callers, for the table.
 export function callPath(report, stack, depth = 3) {
-  const from = namedPosition(report, stack) + 1;
+  const from = namedPosition(stack) + 1;
   const names = stack.f.slice(from, from + depth).map((i) => shortName(frameName(report.frames[i])));
   const more = stack.f.length > from + depth ? ' ← …' : '';
   return names.length ? `← ${names.join(' ← ')}${more}` : '';
@@ -84,7 +70,7 @@ export function callPath(report, stack, depth = 3) {
 // without debug information, libc's start-up code).
 export function stackSource(report, stack) {
   if (!stack.f.length) return '';
-  return frameSource(report.frames[stack.f[namedPosition(report, stack)]]);
+  return frameSource(report.frames[stack.f[namedPosition(stack)]]);
 }
 
 // The icicle's tree: root "all", then each stack's frames from the outermost in, with
