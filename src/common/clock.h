@@ -9,6 +9,12 @@ namespace leakwatch {
 
 // CLOCK_MONOTONIC in nanoseconds.
 uint64_t monotonic_ns();
+// A periodic schedule: true once `now` reaches `next`, which then moves one period on.
+inline bool due(uint64_t now, uint64_t& next, uint64_t period) {
+  if (now < next) return false;
+  next = now + period;
+  return true;
+}
 // Seconds (as doubles) of CLOCK_MONOTONIC, CLOCK_BOOTTIME (counts suspend: what process
 // start times in /proc are relative to), CLOCK_REALTIME, and this thread's CPU time.
 double monotonic_seconds();

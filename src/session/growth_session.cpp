@@ -183,10 +183,7 @@ void GrowthSession::add_unwind_figures(report::GrowthReport& rep) const {
 
 void GrowthSession::collect() {
   drain();
-  if (uint64_t now = monotonic_ns(); now >= next_resolve_ns_) {
-    resolve_new();
-    next_resolve_ns_ = now + kResolveEveryNs;
-  }
+  if (due(monotonic_ns(), next_resolve_ns_, kResolveEveryNs)) resolve_new();
 }
 
 void GrowthSession::target_exiting() {

@@ -27,13 +27,6 @@ constexpr uint64_t kPreloadStatsNs = 1000000000;
 // How often the target's maps are compared with the symbolizer's (read again if changed).
 constexpr uint64_t kMapsFollowNs = 1000000000;
 
-// True once `now` reaches `next`, which then moves one period on.
-bool due(uint64_t now, uint64_t& next, uint64_t period) {
-  if (now < next) return false;
-  next = now + period;
-  return true;
-}
-
 }  // namespace
 
 probe::AllocSampling alloc_sampling(const AllocationFilter& filter, const report::Sampling& sampling) {
